@@ -1,0 +1,209 @@
+"""The ``perfseer`` command: one entry point, one subcommand per job.
+
+Subcommand modules are imported lazily so ``perfseer --help`` and light
+commands start fast even though training pulls in torch.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Callable
+
+from .config import Settings
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _print_json(obj: object) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+# --------------------------------------------------------------------------- dataset
+def _profile_settings(args: argparse.Namespace):
+    from profiler_worker.backend import resolve_device
+    from profiler_worker.settings import ProfileSettings
+
+    affinity = tuple(int(c) for c in args.cpus.split(",")) if getattr(args, "cpus", None) else None
+    settings = ProfileSettings(device=resolve_device(args.device), cpu_affinity=affinity)
+    if getattr(args, "threads", None):
+        settings.threads = args.threads
+    if getattr(args, "time_cap", None):
+        settings.time_cap_s = args.time_cap
+    return settings
+
+
+def cmd_dataset_build(args: argparse.Namespace, settings: Settings) -> int:
+    from profiler_worker.dataset_build import BuildPlan, build_dataset, remeasure_sample
+    from profiler_worker.store import DatasetStore
+
+    store = DatasetStore(args.out or settings.dataset)
+    profile = _profile_settings(args)
+    if args.remeasure:
+        counts = remeasure_sample(store, args.remeasure, profile, seed=args.seed)
+    else:
+        plan = BuildPlan.for_space(args.space, args.n, args.seed, args.max_gflops or None)
+        index, _, total = args.shard.partition("/")
+        counts = build_dataset(store, plan, profile, shard=(int(index), int(total or 1)))
+    _print_json({"store": str(store.path), **counts})
+    return 0
+
+
+def cmd_dataset_stats(args: argparse.Namespace, settings: Settings) -> int:
+    from profiler_worker.store import DatasetStore
+
+    path = Path(args.dataset or settings.dataset)
+    if not path.exists():
+        print(f"error: no dataset at {path}", file=sys.stderr)
+        return 2
+    stats = DatasetStore(path).stats()
+    if args.json:
+        _print_json(stats)
+        return 0
+    print(f"{stats['rows']} measured rows in {stats['path']}")
+    for family, count in stats["families"].items():
+        print(f"  {family:<12} {count:>6}")
+    print("status:", ", ".join(f"{k}={v}" for k, v in stats["status"].items()))
+    print("devices:", ", ".join(f"{k} ({v})" for k, v in stats["devices"].items()))
+    return 0
+
+
+def cmd_dataset_submit(args: argparse.Namespace, settings: Settings) -> int:
+    from profiler_worker.dataset_build import BuildPlan
+    from profiler_worker.job import ProfileJob
+    from profiler_worker.queue import JobQueue
+
+    queue = JobQueue.from_url(args.redis or settings.redis_url)
+    plan = BuildPlan.for_space(args.space, args.n, args.seed, args.max_gflops or None)
+    ids = [queue.submit(ProfileJob.for_config(plan.config_at(i), args.device)) for i in range(args.n)]
+    _print_json({"submitted": len(ids), "stream": queue.jobs_stream})
+    return 0
+
+
+def cmd_dataset_noise(args: argparse.Namespace, settings: Settings) -> int:
+    from profiler_worker.noise import noise_floor_report
+    from profiler_worker.store import DatasetStore
+
+    report = noise_floor_report(DatasetStore(args.dataset or settings.dataset))
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    _print_json(report)
+    return 0
+
+
+# --------------------------------------------------------------------------- worker
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from profiler_worker.worker import run_worker
+
+    return run_worker(redis_url=args.redis or settings.redis_url, device=args.device,
+                      dataset=Path(args.dataset or settings.dataset), settings=_profile_settings(args),
+                      max_jobs=args.max_jobs, idle_exit_s=args.idle_exit, write_results=not args.no_writer)
+
+
+# --------------------------------------------------------------------------- graph
+def cmd_graph(args: argparse.Namespace, settings: Settings) -> int:
+    from seernet.errors import GraphBuildError
+    from seernet.graph import build_graph
+
+    try:
+        graph = build_graph(Path(args.model), batch_size=args.batch_size, training=args.training,
+                            limits=settings.limits)
+    except (GraphBuildError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    summary = graph.summary()
+    if args.json:
+        _print_json(summary)
+        return 0
+    print(f"{args.model}: {summary['nodes']} operators, {summary['edges']} tensors, batch {graph.batch_size}")
+    print(f"  FLOPs {summary['flops']:.4g}  MACs {summary['macs']:.4g}  params {summary['params']:,}")
+    print(f"  memory traffic {summary['memory_bytes'] / 2**20:.1f} MiB  built in {summary['build_ms']:.2f} ms")
+    for op, count in sorted(summary["op_counts"].items(), key=lambda kv: -kv[1])[:12]:
+        print(f"    {op:<24} {count}")
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="perfseer", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("graph", help="build the performance graph of an ONNX model and summarise it")
+    p.add_argument("model")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--training", action="store_true", help="describe a training iteration instead of inference")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_graph)
+
+    dataset = sub.add_parser("dataset", help="build, extend and summarise the measurement dataset")
+    dsub = dataset.add_subparsers(dest="dataset_command", required=True)
+
+    def profile_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (falls back to cpu with a warning)")
+        p.add_argument("--threads", type=int, help="threads the profiled model may use (default 1)")
+        p.add_argument("--cpus", help="comma-separated CPU ids to pin measurements to, e.g. 1")
+        p.add_argument("--time-cap", type=float, help="seconds of timed repeats per metric")
+
+    p = dsub.add_parser("build", help="measure N sampled configs locally (no Redis), resuming where stopped")
+    p.add_argument("--space", default="all", help="cnn, nasbench201, vit, bert, mlp or all")
+    p.add_argument("--n", type=int, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-gflops", type=float, default=2.0, help="redraw configs whose forward pass costs more (0: no cap)")
+    p.add_argument("--shard", default="0/1", help="k/K: measure every K-th config from k (parallel builds)")
+    p.add_argument("--remeasure", type=int, default=0, help="instead, re-measure this many random stored configs")
+    p.add_argument("--out", help="dataset file (default: the configured dataset)")
+    profile_flags(p)
+    p.set_defaults(handler=cmd_dataset_build)
+
+    p = dsub.add_parser("submit", help="put N sampled configs on the Redis job stream for workers")
+    p.add_argument("--space", default="all")
+    p.add_argument("--n", type=int, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-gflops", type=float, default=2.0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--redis")
+    p.set_defaults(handler=cmd_dataset_submit)
+
+    p = dsub.add_parser("stats", help="summarise a dataset")
+    p.add_argument("--dataset")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_dataset_stats)
+
+    p = dsub.add_parser("noise", help="noise floor: compare re-measured configs with their first measurement")
+    p.add_argument("--dataset")
+    p.add_argument("--out")
+    p.set_defaults(handler=cmd_dataset_noise)
+
+    p = sub.add_parser("worker", help="consume profiling jobs from Redis and measure them")
+    p.add_argument("--redis")
+    p.add_argument("--dataset", help="dataset the result writer appends to")
+    p.add_argument("--max-jobs", type=int, default=0, help="stop after this many jobs (0: run until stopped)")
+    p.add_argument("--idle-exit", type=float, default=0.0, help="stop after this many idle seconds (0: never)")
+    p.add_argument("--no-writer", action="store_true", help="only measure; leave appending to another process")
+    profile_flags(p)
+    p.set_defaults(handler=cmd_worker)
+
+    _register_optional(sub)
+    return parser
+
+
+def _register_optional(sub: argparse._SubParsersAction) -> None:
+    """Subcommands whose modules register themselves (train, evaluate, fit, predict, serve, bench)."""
+    from . import commands
+
+    commands.register(sub)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler: Handler = args.handler
+    return handler(args, Settings.from_env())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

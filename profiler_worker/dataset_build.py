@@ -1,0 +1,116 @@
+"""Local dataset builds: sample configs reproducibly, measure each, store, resume where stopped.
+
+Config ``i`` of a build is drawn from its own seeded generator, so a build is
+index-addressable: the plan (index → config) is appended to a JSONL file next
+to the store as it grows, and a restarted build reads it back instead of
+re-sampling (sampling with a FLOPs budget costs ~0.2 s a config).
+"""
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from tqdm import tqdm
+
+from seernet.spaces import SPACES, ModelConfig, get_space
+
+from .job import ProfileJob
+from .measure import measure_job
+from .settings import ProfileSettings
+from .store import DatasetStore
+
+DEFAULT_SHARES = {"cnn": 0.35, "nasbench201": 0.25, "vit": 0.15, "bert": 0.10, "mlp": 0.15}
+
+
+@dataclass
+class BuildPlan:
+    spaces: dict[str, float]
+    n: int
+    seed: int = 0
+    max_gflops: float | None = 2.0
+
+    @classmethod
+    def for_space(cls, space: str, n: int, seed: int = 0, max_gflops: float | None = 2.0) -> "BuildPlan":
+        if space == "all":
+            return cls(dict(DEFAULT_SHARES), n, seed, max_gflops)
+        get_space(space)
+        return cls({space: 1.0}, n, seed, max_gflops)
+
+    def config_at(self, index: int) -> ModelConfig:
+        rng = random.Random(f"build:{self.seed}:{index}")
+        names = sorted(self.spaces)
+        space = get_space(rng.choices(names, weights=[self.spaces[s] for s in names])[0])
+        while True:
+            config = space.sample(rng)
+            if self.max_gflops is None or space.forward_flops(config) <= self.max_gflops * 1e9:
+                return config
+
+
+def iter_plan(plan: BuildPlan, plan_file: Path, shard: tuple[int, int] = (0, 1)) -> Iterator[tuple[int, ModelConfig]]:
+    """Configs 0..n-1 (those with ``index % shards == shard``), read from ``plan_file`` where
+    already sampled, appended to it otherwise."""
+    cached: dict[int, ModelConfig] = {}
+    if plan_file.exists():
+        for line in plan_file.read_text().splitlines():
+            if line.strip():
+                entry = json.loads(line)
+                cached[int(entry["index"])] = ModelConfig.from_dict(entry["config"])
+    plan_file.parent.mkdir(parents=True, exist_ok=True)
+    with plan_file.open("a") as out:
+        for index in range(shard[0], plan.n, shard[1]):
+            if index not in cached:
+                cached[index] = plan.config_at(index)
+                out.write(json.dumps({"index": index, "config": cached[index].to_dict()}) + "\n")
+                out.flush()
+            yield index, cached[index]
+
+
+def build_dataset(store: DatasetStore, plan: BuildPlan, settings: ProfileSettings, table: str = "measurements",
+                  plan_file: Path | None = None, progress: bool = True, shard: tuple[int, int] = (0, 1)) -> dict[str, int]:
+    """Measure every planned config not yet in ``store``; returns counts by status.
+
+    ``shard=(k, K)`` measures every K-th config starting at k, so K processes
+    pinned to K cores can share one build (and one store) without overlap.
+    """
+    plan_file = plan_file or store.path.with_suffix(f".s{plan.seed}.shard{shard[0]}of{shard[1]}.plan.jsonl")
+    done = store.job_ids(table)
+    counts = {"ok": 0, "partial": 0, "failed": 0, "skipped": 0}
+    bar = tqdm(total=len(range(shard[0], plan.n, shard[1])), desc=f"measuring ({table})", unit="cfg", disable=not progress, mininterval=5)
+    for _, config in iter_plan(plan, plan_file, shard):
+        job = ProfileJob.for_config(config, settings.device)
+        if job.job_id in done:
+            counts["skipped"] += 1
+        else:
+            result = measure_job(job, settings)
+            store.add(result, table)
+            done.add(job.job_id)
+            counts[result.status] += 1
+        bar.update(1)
+        bar.set_postfix(counts, refresh=False)
+    bar.close()
+    return counts
+
+
+def remeasure_sample(store: DatasetStore, n: int, settings: ProfileSettings, seed: int = 0,
+                     progress: bool = True) -> dict[str, int]:
+    """Measure ``n`` random already-measured configs again into ``remeasurements`` (noise floor)."""
+    rows = sorted(store.rows(), key=lambda r: r["job_id"])
+    picked = random.Random(seed).sample(rows, min(n, len(rows)))
+    done = store.job_ids("remeasurements")
+    counts = {"ok": 0, "partial": 0, "failed": 0, "skipped": 0}
+    for row in tqdm(picked, desc="re-measuring", unit="cfg", disable=not progress, mininterval=5):
+        if row["job_id"] in done:
+            counts["skipped"] += 1
+            continue
+        job = ProfileJob(config=ModelConfig.from_json(row["config_json"]), device=settings.device, job_id=row["job_id"])
+        result = measure_job(job, settings)
+        store.add(result, "remeasurements")
+        counts[result.status] += 1
+    return counts
+
+
+def known_spaces() -> list[str]:
+    return ["all", *sorted(SPACES)]

@@ -1,0 +1,69 @@
+"""The device descriptor that travels with every measurement."""
+from __future__ import annotations
+
+import os
+import platform
+import socket
+from functools import lru_cache
+
+
+@lru_cache(maxsize=1)
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in ("torch", "onnxruntime", "onnx", "numpy"):
+        try:
+            module = __import__(name)
+            versions[name] = str(getattr(module, "__version__", "?"))
+        except ImportError:
+            continue
+    return versions
+
+
+def gpu_descriptor(index: int) -> dict:
+    """Name, driver and memory of GPU ``index`` through NVML; raises if NVML is unavailable."""
+    import pynvml  # nvidia-ml-py
+
+    pynvml.nvmlInit()
+    handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+    name = pynvml.nvmlDeviceGetName(handle)
+    return {
+        "gpu_name": name.decode() if isinstance(name, bytes) else str(name),
+        "gpu_driver": str(pynvml.nvmlSystemGetDriverVersion()),
+        "gpu_memory_mb": pynvml.nvmlDeviceGetMemoryInfo(handle).total / 2**20,
+    }
+
+
+def describe_device(device: str, threads: int, affinity: tuple[int, ...] | None = None) -> dict:
+    """Everything needed to tell two measurement machines apart."""
+    info = {
+        "device": device,
+        "host": socket.gethostname(),
+        "cpu_model": cpu_model(),
+        "cpu_cores": os.cpu_count() or 1,
+        "threads": threads,
+        "cpu_affinity": list(affinity) if affinity else None,
+        "os": platform.platform(),
+        "libraries": library_versions(),
+    }
+    if device.startswith("cuda"):
+        index = int(device.split(":", 1)[1]) if ":" in device else 0
+        info.update(gpu_descriptor(index))
+    return info
+
+
+def device_key(descriptor: dict) -> str:
+    """A short stable name for the measuring setup: predictors are trained per device key."""
+    if str(descriptor["device"]).startswith("cuda"):
+        return f"gpu:{descriptor.get('gpu_name', 'unknown')}"
+    return f"cpu:{descriptor['cpu_model']}:{descriptor['threads']}t"

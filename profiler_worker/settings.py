@@ -1,0 +1,48 @@
+"""How a measurement is taken: one dataclass, filled from CLI flags or env vars."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+@dataclass
+class ProfileSettings:
+    """Repeat policy, isolation limits and thread pinning for one measurement.
+
+    Timing stops when the running median is stable to ``stable_tolerance``
+    (compared with the median ``min_repeats`` samples earlier), when
+    ``time_cap_s`` of timed work has passed, or at ``max_repeats``.
+    """
+
+    device: str = "cpu"
+    threads: int = field(default_factory=lambda: _env_int("PERFSEER_PROFILE_THREADS", 1))
+    cpu_affinity: tuple[int, ...] | None = None
+    warmup: int = 2
+    min_repeats: int = 5
+    min_repeats_slow: int = 3  # iterations slower than slow_ms need fewer repeats to settle
+    slow_ms: float = 150.0
+    max_repeats: int = 50
+    time_cap_s: float = field(default_factory=lambda: _env_float("PERFSEER_PROFILE_TIME_CAP_S", 1.0))
+    stable_tolerance: float = 0.02
+    timeout_s: float = field(default_factory=lambda: _env_float("PERFSEER_PROFILE_TIMEOUT_S", 120.0))
+    memory_cap_mb: float = field(default_factory=lambda: _env_float("PERFSEER_PROFILE_MEMORY_CAP_MB", 6144.0))
+    modes: tuple[str, ...] = ("infer", "train")
+
+    def describe(self) -> dict:
+        return {
+            "threads": self.threads,
+            "cpu_affinity": list(self.cpu_affinity) if self.cpu_affinity else None,
+            "warmup": self.warmup,
+            "min_repeats": self.min_repeats,
+            "max_repeats": self.max_repeats,
+            "time_cap_s": self.time_cap_s,
+            "stable_tolerance": self.stable_tolerance,
+        }

@@ -1,0 +1,133 @@
+"""The dataset: one SQLite file a data scientist can open with ``sqlite3`` or ``pandas.read_sql``.
+
+One row per measured (model config, device, batch size, input size).  The job
+id is the primary key, so a result delivered twice (a re-claimed job, a replayed
+stream entry) lands exactly once.  Writes are single-statement transactions:
+a crash never leaves half a row.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import closing
+from pathlib import Path
+from typing import Iterator
+
+from .job import METRICS, ProfileResult
+
+TABLES = ("measurements", "remeasurements")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS {table} (
+    job_id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    family TEXT NOT NULL,
+    space TEXT,
+    config_id TEXT NOT NULL,
+    config_json TEXT NOT NULL,
+    batch_size INTEGER NOT NULL,
+    input_size INTEGER,
+    device TEXT NOT NULL,
+    device_key TEXT NOT NULL,
+    {metric_columns},
+    infer_time_cv REAL, train_time_cv REAL,
+    infer_repeats INTEGER, train_repeats INTEGER,
+    threads INTEGER,
+    stats_json TEXT NOT NULL,
+    settings_json TEXT NOT NULL,
+    device_json TEXT NOT NULL,
+    worker TEXT NOT NULL DEFAULT '',
+    measured_at REAL NOT NULL,
+    inserted_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS {table}_family ON {table}(family);
+CREATE INDEX IF NOT EXISTS {table}_config ON {table}(config_id, device_key);
+"""
+
+
+class DatasetStore:
+    """Append-only measurement store (SQLite, WAL mode)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(self._connect()) as conn, conn:
+            for table in TABLES:
+                conn.executescript(_SCHEMA.format(table=table, metric_columns=", ".join(f"{m} REAL" for m in METRICS)))
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def add(self, result: ProfileResult, table: str = "measurements") -> bool:
+        """Insert ``result``; False if its job id is already stored (exactly-once)."""
+        if table not in TABLES:
+            raise ValueError(f"unknown table {table!r}")
+        config = json.loads(result.config_json) if result.config_json else {}
+        infer, train = result.stats.get("infer", {}), result.stats.get("train", {})
+        row = {
+            "job_id": result.job_id, "status": result.status, "reason": result.reason, "family": result.family,
+            "space": config.get("space"), "config_id": result.config_id, "config_json": result.config_json,
+            "batch_size": result.batch_size, "input_size": result.input_size, "device": result.device,
+            "device_key": result.device_key, **{m: result.metrics.get(m) for m in METRICS},
+            "infer_time_cv": infer.get("cv"), "train_time_cv": train.get("cv"),
+            "infer_repeats": infer.get("repeats"), "train_repeats": train.get("repeats"),
+            "threads": result.settings.get("threads"), "stats_json": json.dumps(result.stats),
+            "settings_json": json.dumps(result.settings), "device_json": json.dumps(result.descriptor),
+            "worker": result.worker, "measured_at": result.measured_at, "inserted_at": time.time(),
+        }
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        with closing(self._connect()) as conn, conn:
+            cursor = conn.execute(f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({marks})", list(row.values()))
+            return cursor.rowcount == 1
+
+    def has_job(self, job_id: str, table: str = "measurements") -> bool:
+        with closing(self._connect()) as conn:
+            return conn.execute(f"SELECT 1 FROM {table} WHERE job_id = ?", (job_id,)).fetchone() is not None
+
+    def job_ids(self, table: str = "measurements") -> set[str]:
+        with closing(self._connect()) as conn:
+            return {r[0] for r in conn.execute(f"SELECT job_id FROM {table}")}
+
+    def rows(self, table: str = "measurements", status: str | None = "ok", where: str = "",
+             params: tuple = ()) -> Iterator[dict]:
+        clauses = [c for c in (("status = ?" if status else ""), where) if c]
+        sql = f"SELECT * FROM {table}" + (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY inserted_at"
+        with closing(self._connect()) as conn:
+            for row in conn.execute(sql, ((status,) if status else ()) + params):
+                yield dict(row)
+
+    def count(self, table: str = "measurements", status: str | None = None) -> int:
+        with closing(self._connect()) as conn:
+            if status is None:
+                return conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+            return conn.execute(f"SELECT COUNT(*) FROM {table} WHERE status = ?", (status,)).fetchone()[0]
+
+    def stats(self) -> dict:
+        """Summary for ``perfseer dataset stats``: rows, per-family and per-device counts, failures."""
+        with closing(self._connect()) as conn:
+            per_family = {r[0]: r[1] for r in conn.execute(
+                "SELECT family, COUNT(*) FROM measurements WHERE status = 'ok' GROUP BY family ORDER BY family")}
+            per_device = {r[0]: r[1] for r in conn.execute(
+                "SELECT device_key, COUNT(*) FROM measurements WHERE status = 'ok' GROUP BY device_key")}
+            per_status = {r[0]: r[1] for r in conn.execute("SELECT status, COUNT(*) FROM measurements GROUP BY status")}
+            batch = {str(r[0]): r[1] for r in conn.execute(
+                "SELECT batch_size, COUNT(*) FROM measurements WHERE status = 'ok' GROUP BY batch_size ORDER BY batch_size")}
+            metric_counts = {m: conn.execute(f"SELECT COUNT({m}) FROM measurements WHERE status = 'ok'").fetchone()[0]
+                             for m in METRICS}
+            remeasured = conn.execute("SELECT COUNT(*) FROM remeasurements WHERE status = 'ok'").fetchone()[0]
+        return {
+            "path": str(self.path),
+            "rows": sum(per_family.values()),
+            "families": per_family,
+            "devices": per_device,
+            "status": per_status,
+            "batch_sizes": batch,
+            "metric_counts": metric_counts,
+            "remeasured": remeasured,
+        }

@@ -1,0 +1,1 @@
+"""SeerNet: ONNX model → performance graph → GNN predictions of latency, memory and utilisation."""

@@ -1,0 +1,39 @@
+"""torch → ONNX with a symbolic batch dimension, so one file serves every batch size."""
+from __future__ import annotations
+
+import io
+import warnings
+
+import onnx
+import torch
+from torch import nn
+
+from .spaces import ModelConfig, get_space
+
+OPSET = 17
+
+
+def export_module(module: nn.Module, example_input: torch.Tensor, dynamic_batch: bool = True) -> bytes:
+    """Serialised ONNX of ``module`` in eval mode; dim 0 of input and output is named ``batch``.
+
+    Uses the TorchScript exporter (``dynamo=False``): the default one needs onnxscript.
+    """
+    module = module.eval()
+    buffer = io.BytesIO()
+    axes = {"input": {0: "batch"}, "output": {0: "batch"}} if dynamic_batch else None
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (example_input,), buffer, input_names=["input"], output_names=["output"],
+                          dynamic_axes=axes, opset_version=OPSET, dynamo=False, do_constant_folding=True)
+    return buffer.getvalue()
+
+
+def export_config(config: ModelConfig) -> bytes:
+    """The ONNX of a space config (batch left symbolic)."""
+    space = get_space(config.space)
+    module = space.build_seeded(config)
+    return export_module(module, space.example_input(config.with_batch(max(2, config.batch_size))))
+
+
+def export_config_proto(config: ModelConfig) -> onnx.ModelProto:
+    return onnx.load_from_string(export_config(config))

@@ -1,0 +1,81 @@
+"""What every model space provides, so profilers and dataset builders treat them alike."""
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+
+BATCH_SIZES = (1, 2, 4, 8, 16, 32)
+
+
+class ModelSpace(ABC):
+    """A family of networks that can be sampled reproducibly and built in torch."""
+
+    name: str = ""
+    family: str = ""
+
+    @abstractmethod
+    def sample_arch(self, rng: random.Random) -> dict:
+        """One architecture drawn from the space."""
+
+    @abstractmethod
+    def input_sizes(self) -> tuple[int, ...]:
+        """Input sizes (resolution, sequence length or width) the dataset measures."""
+
+    @abstractmethod
+    def build(self, config: ModelConfig) -> nn.Module:
+        """The torch module; weights are seeded from ``config.seed``."""
+
+    @abstractmethod
+    def example_input(self, config: ModelConfig) -> torch.Tensor:
+        """A random input of the right shape and dtype for ``config``."""
+
+    def num_outputs(self, config: ModelConfig) -> int:
+        return 10
+
+    def sample(self, rng: random.Random, batch_sizes: tuple[int, ...] = BATCH_SIZES) -> ModelConfig:
+        arch = self.sample_arch(rng)
+        return ModelConfig(
+            space=self.name,
+            arch=arch,
+            batch_size=rng.choice(batch_sizes),
+            input_size=rng.choice(self.input_sizes()),
+            seed=rng.randrange(2**31),
+        )
+
+    def sample_n(self, n: int, seed: int = 0, batch_sizes: tuple[int, ...] = BATCH_SIZES,
+                 max_gflops: float | None = None) -> list[ModelConfig]:
+        """``n`` configs, identical for the same ``seed`` on every machine.
+
+        With ``max_gflops``, configs whose forward pass (whole batch) costs more
+        are redrawn: it keeps a CPU dataset build within hours, and is recorded
+        in the dataset's build settings so users know the range it covers.
+        """
+        rng = random.Random(f"{self.name}:{seed}")
+        configs: list[ModelConfig] = []
+        while len(configs) < n:
+            config = self.sample(rng, batch_sizes)
+            if max_gflops is None or self.forward_flops(config) <= max_gflops * 1e9:
+                configs.append(config)
+        return configs
+
+    def forward_flops(self, config: ModelConfig) -> float:
+        """FLOPs of one forward pass over the whole batch, counted on the meta device (no compute)."""
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with torch.device("meta"):
+            module = self.build(config).eval()
+            example = self.example_input(config)
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            module(example)
+        return float(counter.get_total_flops())
+
+    def build_seeded(self, config: ModelConfig) -> nn.Module:
+        torch.manual_seed(config.seed)
+        module = self.build(config)
+        return module.eval()
