@@ -108,7 +108,8 @@ def cmd_graph(args: argparse.Namespace, settings: Settings) -> int:
     from seernet.graph import build_graph
 
     try:
-        graph = build_graph(Path(args.model), batch_size=args.batch_size, training=args.training,
+        dims = dict(_parse_dim(d) for d in args.dim or [])
+        graph = build_graph(Path(args.model), batch_size=args.batch_size, training=args.training, dims=dims,
                             limits=settings.limits)
     except (GraphBuildError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -125,6 +126,15 @@ def cmd_graph(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _parse_dim(text: str) -> tuple[str, int]:
+    from seernet.errors import GraphBuildError
+
+    name, sep, value = text.partition("=")
+    if not sep or not value.strip().isdigit():
+        raise GraphBuildError(f"--dim expects NAME=N, got {text!r}")
+    return name.strip(), int(value)
+
+
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="perfseer", description=__doc__.splitlines()[0])
@@ -135,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--training", action="store_true", help="describe a training iteration instead of inference")
+    p.add_argument("--dim", action="append", metavar="NAME=N", help="value for a symbolic input dimension (repeatable)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_graph)
 

@@ -16,7 +16,8 @@ def _env(name: str, default: str) -> str:
 class Limits:
     """What a single request may contain; each is enforced with its own error."""
 
-    max_model_bytes: int = field(default_factory=lambda: int(_env("max_model_bytes", str(64 * 2**20))))
+    max_model_bytes: int = field(default_factory=lambda: int(_env("max_model_bytes", str(256 * 2**20))))
+    max_request_bytes: int = field(default_factory=lambda: int(_env("max_request_bytes", str(64 * 2**20))))
     max_nodes: int = field(default_factory=lambda: int(_env("max_nodes", "20000")))
     max_batch_size: int = field(default_factory=lambda: int(_env("max_batch_size", "4096")))
     max_batch_items: int = field(default_factory=lambda: int(_env("max_batch_items", "1024")))

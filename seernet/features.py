@@ -1,0 +1,77 @@
+"""Raw graph features → network inputs: log-compress magnitudes, then standardise.
+
+Both training and serving call :func:`scaled_arrays` and a fitted
+:class:`FeatureNormalizer`, so a served prediction sees exactly the inputs the
+network was trained on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .graph import EDGE_FEATURES, FEATURE_SCHEMA_VERSION, GLOBAL_FEATURES, NODE_FEATURES, PerfGraph
+
+
+def scaled_arrays(graph: PerfGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(node, edge, global) features after ``log1p``; every raw feature is non-negative."""
+    return (np.log1p(np.maximum(graph.node_x, 0.0)).astype(np.float32),
+            np.log1p(np.maximum(graph.edge_x, 0.0)).astype(np.float32),
+            np.log1p(np.maximum(graph.global_x, 0.0)).astype(np.float32))
+
+
+@dataclass
+class Standardizer:
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, rows: np.ndarray) -> "Standardizer":
+        rows = rows.reshape(-1, rows.shape[-1]) if rows.size else np.zeros((1, rows.shape[-1]), np.float32)
+        std = rows.std(axis=0)
+        return cls(rows.mean(axis=0).astype(np.float32), np.where(std < 1e-6, 1.0, std).astype(np.float32))
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        return ((rows - self.mean) / self.std).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Standardizer":
+        return cls(np.asarray(data["mean"], np.float32), np.asarray(data["std"], np.float32))
+
+
+@dataclass
+class FeatureNormalizer:
+    """Standardisers for node, edge and global features, fitted on the training split only."""
+
+    node: Standardizer
+    edge: Standardizer
+    globals_: Standardizer
+    schema_version: int = FEATURE_SCHEMA_VERSION
+
+    @classmethod
+    def fit(cls, graphs: list[PerfGraph]) -> "FeatureNormalizer":
+        arrays = [scaled_arrays(g) for g in graphs]
+        return cls(Standardizer.fit(np.concatenate([a[0] for a in arrays])),
+                   Standardizer.fit(np.concatenate([a[1] for a in arrays]) if any(a[1].size for a in arrays)
+                                    else np.zeros((1, len(EDGE_FEATURES)), np.float32)),
+                   Standardizer.fit(np.stack([a[2] for a in arrays])))
+
+    def transform(self, graph: PerfGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        node, edge, glob = scaled_arrays(graph)
+        return self.node(node), self.edge(edge) if edge.size else edge, self.globals_(glob[None, :])
+
+    def to_dict(self) -> dict:
+        return {"schema_version": self.schema_version, "node_features": list(NODE_FEATURES),
+                "edge_features": list(EDGE_FEATURES), "global_features": list(GLOBAL_FEATURES),
+                "node": self.node.to_dict(), "edge": self.edge.to_dict(), "global": self.globals_.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FeatureNormalizer":
+        if int(data["schema_version"]) != FEATURE_SCHEMA_VERSION:
+            raise ValueError(f"predictor was trained on feature schema {data['schema_version']}, "
+                             f"this PerfSeer builds schema {FEATURE_SCHEMA_VERSION}; retrain it")
+        return cls(Standardizer.from_dict(data["node"]), Standardizer.from_dict(data["edge"]),
+                   Standardizer.from_dict(data["global"]), int(data["schema_version"]))

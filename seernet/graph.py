@@ -1,0 +1,187 @@
+"""ONNX model → performance graph: operators as nodes, tensors as edges, whole-model globals.
+
+This is the one feature-extraction path: the dataset, training, evaluation and
+the server all call :func:`build_graph`.  Features are raw here (FLOPs, bytes…);
+``seernet.features`` scales them for the network.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from .costs import NodeCost, node_cost
+from .errors import InvalidBatchSizeError
+from .loader import DEFAULT_MAX_MODEL_BYTES, DEFAULT_MAX_NODES, ModelSource, load_model
+from .op_vocab import category_index, op_index
+from .shapes import TensorInfo, infer_shapes
+
+FEATURE_SCHEMA_VERSION = 1
+
+NODE_FEATURES: tuple[str, ...] = (
+    "flops", "macs", "params", "bytes_read_act", "bytes_read_weight", "bytes_written", "arithmetic_intensity",
+    "flops_share", "memory_share", "kernel_h", "kernel_w", "stride_h", "stride_w", "pad", "dilation", "groups",
+    "in_channels", "out_channels", "in_spatial", "out_spatial", "num_inputs", "num_outputs", "depthwise",
+)
+DTYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.INT64,
+          onnx.TensorProto.INT32, onnx.TensorProto.BOOL)
+EDGE_FEATURES: tuple[str, ...] = ("bytes", "rank", "dim0", "dim1", "dim2", "dim3",
+                                  "dtype_float32", "dtype_float16", "dtype_bfloat16", "dtype_int64", "dtype_int32",
+                                  "dtype_bool", "dtype_other")
+GLOBAL_FEATURES: tuple[str, ...] = (
+    "batch_size", "nodes", "edges", "density", "flops_sum", "flops_mean", "flops_max", "macs_sum",
+    "params_sum", "params_mean", "params_max", "memory_sum", "memory_mean", "memory_max",
+    "arithmetic_intensity", "input_resolution", "input_bytes", "output_bytes", "training",
+)
+
+
+@dataclass
+class PerfGraph:
+    """A model's performance graph, in numpy (the graph library is touched only in ``seernet.pyg``)."""
+
+    node_op: np.ndarray  # [N] int64 index into op_vocab.OP_VOCAB
+    node_category: np.ndarray  # [N] int64 index into op_vocab.CATEGORIES
+    node_x: np.ndarray  # [N, len(NODE_FEATURES)] float64, raw
+    edge_index: np.ndarray  # [2, E] int64, producer → consumer
+    edge_x: np.ndarray  # [E, len(EDGE_FEATURES)] float64, raw
+    global_x: np.ndarray  # [len(GLOBAL_FEATURES)] float64, raw
+    batch_size: int
+    training: bool
+    op_types: list[str] = field(default_factory=list)
+    node_names: list[str] = field(default_factory=list)
+    build_ms: float = 0.0
+
+    @property
+    def num_nodes(self) -> int:
+        return int(self.node_op.shape[0])
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.edge_index.shape[1])
+
+    def global_value(self, name: str) -> float:
+        return float(self.global_x[GLOBAL_FEATURES.index(name)])
+
+    def summary(self) -> dict:
+        return {
+            "nodes": self.num_nodes,
+            "edges": self.num_edges,
+            "flops": self.global_value("flops_sum"),
+            "macs": self.global_value("macs_sum"),
+            "params": int(self.global_value("params_sum")),
+            "memory_bytes": self.global_value("memory_sum"),
+            "batch_size": self.batch_size,
+            "training": self.training,
+            "feature_schema_version": FEATURE_SCHEMA_VERSION,
+            "op_counts": dict(Counter(self.op_types)),
+            "build_ms": self.build_ms,
+        }
+
+
+def _edge_features(info: TensorInfo) -> list[float]:
+    dims = list(info.shape[:4]) + [0] * (4 - min(4, len(info.shape)))
+    dtype = [1.0 if info.elem_type == t else 0.0 for t in DTYPES]
+    dtype.append(0.0 if any(dtype) else 1.0)
+    return [float(info.nbytes), float(len(info.shape)), *map(float, dims), *dtype]
+
+
+def _node_features(cost: NodeCost, node: onnx.NodeProto) -> list[float]:
+    memory = cost.memory_bytes
+    return [
+        cost.flops, cost.macs, cost.params, cost.bytes_read_act, cost.bytes_read_weight, cost.bytes_written,
+        cost.flops / memory if memory else 0.0, 0.0, 0.0,
+        *cost.kernel, *cost.stride, cost.pad, cost.dilation, cost.groups,
+        cost.in_channels, cost.out_channels, cost.in_spatial, cost.out_spatial,
+        len([i for i in node.input if i]), len(node.output), 1.0 if cost.extras.get("depthwise") else 0.0,
+    ]
+
+
+def _input_resolution(model: onnx.ModelProto, shapes: dict[str, TensorInfo], weights: set[str]) -> tuple[float, float]:
+    """(resolution, bytes) of the graph inputs: image side for NCHW, sequence length for N·L, width for N·C."""
+    resolution, nbytes = 0.0, 0.0
+    for value in model.graph.input:
+        if value.name in weights or value.name not in shapes:
+            continue
+        info = shapes[value.name]
+        nbytes += info.nbytes
+        if not resolution and len(info.shape) >= 2:
+            resolution = float(info.shape[-1] if len(info.shape) >= 3 else info.shape[1])
+    return resolution, nbytes
+
+
+def build_graph(source: ModelSource, batch_size: int = 1, training: bool = False, dims: dict[str, int] | None = None,
+                limits: object | None = None, max_batch_size: int | None = None) -> PerfGraph:
+    """The performance graph of ``source`` run at ``batch_size``.
+
+    ``limits`` is a :class:`perfseer.config.Limits` (or anything with
+    ``max_model_bytes``, ``max_nodes``, ``max_batch_size``).
+    Raises a :class:`~seernet.errors.GraphBuildError` subtype for every refusal.
+    """
+    started = time.perf_counter()
+    max_bytes = getattr(limits, "max_model_bytes", DEFAULT_MAX_MODEL_BYTES)
+    max_nodes = getattr(limits, "max_nodes", DEFAULT_MAX_NODES)
+    max_batch = max_batch_size or getattr(limits, "max_batch_size", 4096)
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= max_batch:
+        raise InvalidBatchSizeError(f"batch size must be an integer in 1..{max_batch}, got {batch_size!r}")
+    model = load_model(source, max_bytes, max_nodes)
+    shapes = infer_shapes(model, batch_size, dims)
+    graph = model.graph
+    weights = {t.name for t in graph.initializer}
+    weights.update(n.output[0] for n in graph.node if n.op_type == "Constant" and n.output)
+
+    nodes = [n for n in graph.node if n.op_type != "Constant"]
+    producer: dict[str, int] = {}
+    for i, node in enumerate(nodes):
+        for out in node.output:
+            if out:
+                producer[out] = i
+    counted: set[str] = set()
+    costs = [node_cost(node, shapes, weights, counted) for node in nodes]
+    node_x = np.array([_node_features(c, n) for c, n in zip(costs, nodes)], dtype=np.float64).reshape(
+        len(nodes), len(NODE_FEATURES))
+    src, dst, edge_rows = [], [], []
+    for j, node in enumerate(nodes):
+        for name in node.input:
+            i = producer.get(name)
+            if i is not None:
+                src.append(i)
+                dst.append(j)
+                edge_rows.append(_edge_features(shapes[name]))
+    flops = node_x[:, 0]
+    memory = node_x[:, 3] + node_x[:, 4] + node_x[:, 5]
+    total_flops, total_memory = float(flops.sum()), float(memory.sum())
+    node_x[:, NODE_FEATURES.index("flops_share")] = flops / total_flops if total_flops else 0.0
+    node_x[:, NODE_FEATURES.index("memory_share")] = memory / total_memory if total_memory else 0.0
+
+    n, e = len(nodes), len(src)
+    resolution, input_bytes = _input_resolution(model, shapes, weights)
+    output_bytes = float(sum(shapes[o.name].nbytes for o in graph.output if o.name in shapes))
+    params = node_x[:, 2]
+    global_x = np.array([
+        batch_size, n, e, e / (n * (n - 1)) if n > 1 else 0.0,
+        total_flops, total_flops / max(n, 1), float(flops.max(initial=0.0)), float(node_x[:, 1].sum()),
+        float(params.sum()), float(params.sum()) / max(n, 1), float(params.max(initial=0.0)),
+        total_memory, total_memory / max(n, 1), float(memory.max(initial=0.0)),
+        total_flops / total_memory if total_memory else 0.0, resolution, input_bytes, output_bytes, float(training),
+    ], dtype=np.float64)
+    return PerfGraph(
+        node_op=np.array([op_index(nd.op_type, nd.domain) for nd in nodes], dtype=np.int64),
+        node_category=np.array([category_index(nd.op_type, nd.domain) for nd in nodes], dtype=np.int64),
+        node_x=node_x,
+        edge_index=np.array([src, dst], dtype=np.int64).reshape(2, e),
+        edge_x=np.array(edge_rows, dtype=np.float64).reshape(e, len(EDGE_FEATURES)),
+        global_x=global_x,
+        batch_size=batch_size,
+        training=training,
+        op_types=[nd.op_type for nd in nodes],
+        node_names=[nd.name for nd in nodes],
+        build_ms=(time.perf_counter() - started) * 1000.0,
+    )
+
+
+def build_graph_file(path: str | Path, **kwargs: object) -> PerfGraph:
+    return build_graph(Path(path), **kwargs)

@@ -1,0 +1,126 @@
+"""Turn a path, bytes or ``onnx.ModelProto`` into a validated model, refusing what we must not touch.
+
+The loader never follows external-data references: a request can name any path
+in them, and opening it would let a client read the server's files.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Union
+
+import onnx
+from google.protobuf.message import DecodeError
+
+from .errors import ExternalDataError, ModelTooLargeError, NotOnnxError, TooManyNodesError
+
+ModelSource = Union[str, Path, bytes, bytearray, memoryview, onnx.ModelProto]
+
+DEFAULT_MAX_MODEL_BYTES = 256 * 2**20
+DEFAULT_MAX_NODES = 20000
+
+
+_SUBGRAPH_OPS = {"If", "Loop", "Scan", "SequenceMap"}
+
+
+def _iter_graphs(graph: onnx.GraphProto) -> Iterable[onnx.GraphProto]:
+    yield graph
+    for node in graph.node:
+        if node.op_type not in _SUBGRAPH_OPS and node.domain in ("", "ai.onnx"):
+            continue  # only control-flow operators carry subgraphs in the standard domain
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                yield from _iter_graphs(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    yield from _iter_graphs(sub)
+
+
+_TENSOR_ATTR_OPS = {"ConstantOfShape"}
+
+
+def _iter_tensors(graph: onnx.GraphProto) -> Iterable[onnx.TensorProto]:
+    for g in _iter_graphs(graph):
+        yield from g.initializer
+        for sparse in g.sparse_initializer:
+            yield sparse.values
+        for node in g.node:
+            if node.op_type != "Constant" and node.domain in ("", "ai.onnx") and node.op_type not in _TENSOR_ATTR_OPS:
+                continue
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.TENSOR:
+                    yield attr.t
+                elif attr.type == onnx.AttributeProto.TENSORS:
+                    yield from attr.tensors
+
+
+def check_no_external_data(model: onnx.ModelProto) -> None:
+    for tensor in _iter_tensors(model.graph):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data) > 0:
+            location = next((e.value for e in tensor.external_data if e.key == "location"), "?")
+            raise ExternalDataError(
+                f"tensor {tensor.name!r} refers to external data ({location!r}); external-data models are refused: "
+                "send the model with weights embedded or stripped (perfseer_client strips them)")
+
+
+def count_nodes(model: onnx.ModelProto) -> int:
+    return sum(len(g.node) for g in _iter_graphs(model.graph))
+
+
+def load_model(source: ModelSource, max_bytes: int = DEFAULT_MAX_MODEL_BYTES,
+               max_nodes: int = DEFAULT_MAX_NODES) -> onnx.ModelProto:
+    """A parsed, checked ModelProto; raises a :class:`~seernet.errors.GraphBuildError` subtype otherwise."""
+    if isinstance(source, onnx.ModelProto):
+        model = source
+        size = _payload_bytes(model)
+        if size > max_bytes:
+            raise ModelTooLargeError(f"model is {size:,} bytes, over the {max_bytes:,}-byte limit")
+    else:
+        data = _read_bytes(source, max_bytes)
+        try:
+            model = onnx.ModelProto.FromString(data)
+        except (DecodeError, RuntimeError, ValueError) as exc:
+            raise NotOnnxError(f"not an ONNX model: protobuf parse failed ({exc})") from None
+    if not model.HasField("graph") or len(model.graph.node) == 0:
+        raise NotOnnxError("not an ONNX model: no graph with operators")
+    if model.ir_version <= 0 or len(model.opset_import) == 0:
+        raise NotOnnxError("not an ONNX model: missing IR version or opset imports")
+    nodes = count_nodes(model)
+    if nodes > max_nodes:
+        raise TooManyNodesError(f"model has {nodes:,} operators, over the {max_nodes:,}-operator limit")
+    check_no_external_data(model)
+    return model
+
+
+def _payload_bytes(model: onnx.ModelProto) -> int:
+    """Bytes of tensor data in an in-memory model: its serialised size less a few bytes per field.
+
+    ``ModelProto.ByteSize()`` walks every byte (250 ms for ResNet-50); the
+    weights are what make a model large, and their lengths are known at once.
+    """
+    from .strip import tensor_nbytes
+
+    total = 0
+    for tensor in _iter_tensors(model.graph):
+        # reading ``raw_data`` would copy it: a tensor with any data holds dims × itemsize bytes
+        if tensor.HasField("raw_data") or len(tensor.float_data) or len(tensor.int32_data) or len(tensor.int64_data) \
+                or len(tensor.double_data) or len(tensor.uint64_data):
+            total += tensor_nbytes(tensor)
+    return total
+
+
+def _read_bytes(source: ModelSource, max_bytes: int) -> bytes:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    elif isinstance(source, (str, Path)):
+        path = Path(source)
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise ModelTooLargeError(f"{path} is {size:,} bytes, over the {max_bytes:,}-byte limit")
+        data = path.read_bytes()
+    else:
+        raise TypeError(f"cannot load a model from {type(source).__name__}")
+    if len(data) > max_bytes:
+        raise ModelTooLargeError(f"model is {len(data):,} bytes, over the {max_bytes:,}-byte limit")
+    if not data:
+        raise NotOnnxError("not an ONNX model: empty input")
+    return data

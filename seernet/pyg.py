@@ -1,0 +1,50 @@
+"""The only module that touches PyTorch Geometric: PerfGraph → ``Data``, lists → ``Batch``.
+
+Keeping the graph library behind these two functions is what let us leave DGL
+(no builds for current torch) without touching the rest of the code.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch_geometric.data import Batch, Data
+from torch_geometric.utils import scatter, softmax
+
+from .features import FeatureNormalizer
+from .graph import PerfGraph
+
+
+def to_data(graph: PerfGraph, normalizer: FeatureNormalizer, y: Sequence[float] | None = None) -> Data:
+    node, edge, glob = normalizer.transform(graph)
+    data = Data(
+        x=torch.from_numpy(node),
+        op=torch.from_numpy(graph.node_op),
+        category=torch.from_numpy(graph.node_category),
+        edge_index=torch.from_numpy(graph.edge_index),
+        edge_attr=torch.from_numpy(edge).reshape(-1, normalizer.edge.mean.shape[0]),
+        u=torch.from_numpy(glob),
+    )
+    if y is not None:
+        data.y = torch.tensor([list(y)], dtype=torch.float32)
+    return data
+
+
+def collate(items: Sequence[Data]) -> Batch:
+    return Batch.from_data_list(list(items))
+
+
+def pool_sum(x: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
+    return scatter(x, index, dim=0, dim_size=size, reduce="sum")
+
+
+def pool_mean(x: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
+    return scatter(x, index, dim=0, dim_size=size, reduce="mean")
+
+
+def pool_max(x: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
+    return scatter(x, index, dim=0, dim_size=size, reduce="max")
+
+
+def segment_softmax(scores: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
+    return softmax(scores, index, num_nodes=size)

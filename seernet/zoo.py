@@ -1,0 +1,164 @@
+"""Real architectures, written to match torchvision/timm layer for layer (no weights downloaded).
+
+torchvision's own package cannot be installed beside our torch build, so these
+re-implementations serve to check our counters against torchvision's published
+figures, to benchmark graph building on ResNet-50-sized models, and to test
+predictors on architectures none of our spaces produced.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .spaces.transformer import BertEncoder, ViT
+
+# torchvision's documented figures: (parameters, GMACs at 224x224) — its "GFLOPS" column counts MACs.
+PUBLISHED = {
+    "resnet18": (11_689_512, 1.81),
+    "resnet50": (25_557_032, 4.09),
+    "mobilenet_v2": (3_504_872, 0.30),
+    "vgg11": (132_863_336, 7.61),
+}
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, c_in: int, planes: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = _downsample(c_in, planes, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + self.downsample(x))
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, c_in: int, planes: int, stride: int) -> None:
+        super().__init__()
+        out = planes * 4
+        self.conv1 = nn.Conv2d(c_in, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, out, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = _downsample(c_in, out, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        return self.relu(self.bn3(self.conv3(out)) + self.downsample(x))
+
+
+def _downsample(c_in: int, c_out: int, stride: int) -> nn.Module:
+    if stride == 1 and c_in == c_out:
+        return nn.Identity()
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+
+class ResNet(nn.Module):
+    def __init__(self, block: type, layers: list[int], num_classes: int = 1000) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
+                                  nn.MaxPool2d(3, 2, 1))
+        stages, c = [], 64
+        for i, depth in enumerate(layers):
+            planes = 64 * 2**i
+            blocks = []
+            for j in range(depth):
+                blocks.append(block(c, planes, 2 if (j == 0 and i > 0) else 1))
+                c = planes * block.expansion
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(c, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(self.stages(self.stem(x))), 1))
+
+
+def _conv_bn_relu6(c_in: int, c_out: int, kernel: int, stride: int, groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False),
+                         nn.BatchNorm2d(c_out), nn.ReLU6(inplace=True))
+
+
+class MobileNetV2(nn.Module):
+    SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+
+    def __init__(self, num_classes: int = 1000) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [_conv_bn_relu6(3, 32, 3, 2)]
+        c = 32
+        for t, out, n, s in self.SETTINGS:
+            for i in range(n):
+                layers.append(_InvertedResidual(c, out, s if i == 0 else 1, t))
+                c = out
+        layers.append(_conv_bn_relu6(c, 1280, 1, 1))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.adaptive_avg_pool2d(self.features(x), 1)
+        return self.classifier(torch.flatten(x, 1))
+
+
+class _InvertedResidual(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int, expand: int) -> None:
+        super().__init__()
+        hidden = c_in * expand
+        layers: list[nn.Module] = [] if expand == 1 else [_conv_bn_relu6(c_in, hidden, 1, 1)]
+        layers += [_conv_bn_relu6(hidden, hidden, 3, stride, hidden), nn.Conv2d(hidden, c_out, 1, bias=False),
+                   nn.BatchNorm2d(c_out)]
+        self.conv = nn.Sequential(*layers)
+        self.residual = stride == 1 and c_in == c_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x) if self.residual else self.conv(x)
+
+
+def vgg11(num_classes: int = 1000) -> nn.Module:
+    layers: list[nn.Module] = []
+    c = 3
+    for v in [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]:
+        if v == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+        else:
+            layers += [nn.Conv2d(c, int(v), 3, padding=1), nn.ReLU(inplace=True)]
+            c = int(v)
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(7), nn.Flatten(), nn.Linear(512 * 49, 4096), nn.ReLU(True),
+                         nn.Dropout(), nn.Linear(4096, 4096), nn.ReLU(True), nn.Dropout(), nn.Linear(4096, num_classes))
+
+
+ZOO: dict[str, tuple[Callable[[], nn.Module], Callable[[int], torch.Tensor]]] = {
+    "resnet18": (lambda: ResNet(BasicBlock, [2, 2, 2, 2]), lambda b: torch.randn(b, 3, 224, 224)),
+    "resnet50": (lambda: ResNet(Bottleneck, [3, 4, 6, 3]), lambda b: torch.randn(b, 3, 224, 224)),
+    "resnet152": (lambda: ResNet(Bottleneck, [3, 8, 36, 3]), lambda b: torch.randn(b, 3, 224, 224)),
+    "mobilenet_v2": (MobileNetV2, lambda b: torch.randn(b, 3, 224, 224)),
+    "vgg11": (vgg11, lambda b: torch.randn(b, 3, 224, 224)),
+    "vit_tiny_patch16_224": (lambda: ViT({"width": 192, "depth": 12, "heads": 3, "mlp_ratio": 4.0, "patch_size": 16},
+                                         224, 1000), lambda b: torch.randn(b, 3, 224, 224)),
+    "bert_mini": (lambda: BertEncoder({"width": 256, "depth": 4, "heads": 4, "mlp_ratio": 4.0, "vocab_size": 30522}, 128),
+                  lambda b: torch.zeros(b, 128, dtype=torch.long)),
+}
+
+
+def zoo_onnx(name: str, batch_size: int = 1) -> bytes:
+    """The ONNX export of zoo model ``name`` (random weights, symbolic batch)."""
+    from .export import export_module
+
+    if name not in ZOO:
+        raise ValueError(f"unknown zoo model {name!r}; known: {sorted(ZOO)}")
+    build, example = ZOO[name]
+    torch.manual_seed(0)
+    return export_module(build(), example(max(2, batch_size)))
