@@ -99,7 +99,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     return run_worker(redis_url=args.redis or settings.redis_url, device=args.device,
                       dataset=Path(args.dataset or settings.dataset), settings=_profile_settings(args),
-                      max_jobs=args.max_jobs, idle_exit_s=args.idle_exit, write_results=not args.no_writer)
+                      max_jobs=args.max_jobs, idle_exit_s=args.idle_exit, write_results=args.write_results,
+                      claim_idle_ms=args.claim_idle_ms, max_attempts=args.max_attempts)
 
 
 # --------------------------------------------------------------------------- graph
@@ -193,7 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="dataset the result writer appends to")
     p.add_argument("--max-jobs", type=int, default=0, help="stop after this many jobs (0: run until stopped)")
     p.add_argument("--idle-exit", type=float, default=0.0, help="stop after this many idle seconds (0: never)")
-    p.add_argument("--no-writer", action="store_true", help="only measure; leave appending to another process")
+    p.add_argument("--write-results", action="store_true",
+                   help="also append results to --dataset (run exactly one writer per dataset)")
+    p.add_argument("--claim-idle-ms", type=int, help="take over jobs idle this long (dead workers); default 300000")
+    p.add_argument("--max-attempts", type=int, help="dead-letter a job after this many failures; default 3")
     profile_flags(p)
     p.set_defaults(handler=cmd_worker)
 

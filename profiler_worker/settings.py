@@ -26,10 +26,10 @@ class ProfileSettings:
     threads: int = field(default_factory=lambda: _env_int("PERFSEER_PROFILE_THREADS", 1))
     cpu_affinity: tuple[int, ...] | None = None
     warmup: int = 2
-    min_repeats: int = 5
+    min_repeats: int = field(default_factory=lambda: _env_int("PERFSEER_PROFILE_MIN_REPEATS", 5))
     min_repeats_slow: int = 3  # iterations slower than slow_ms need fewer repeats to settle
     slow_ms: float = 150.0
-    max_repeats: int = 50
+    max_repeats: int = field(default_factory=lambda: _env_int("PERFSEER_PROFILE_MAX_REPEATS", 50))
     time_cap_s: float = field(default_factory=lambda: _env_float("PERFSEER_PROFILE_TIME_CAP_S", 1.0))
     stable_tolerance: float = 0.02
     timeout_s: float = field(default_factory=lambda: _env_float("PERFSEER_PROFILE_TIMEOUT_S", 120.0))

@@ -1,0 +1,56 @@
+"""``perfseer dataset build | stats | submit`` and the resumable plan."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import redis
+
+from profiler_worker.dataset_build import BuildPlan, iter_plan
+from profiler_worker.queue import JobQueue
+from tests.conftest import ROOT
+
+FAST = {"PERFSEER_PROFILE_TIME_CAP_S": "0.05", "PERFSEER_PROFILE_MIN_REPEATS": "2", "PERFSEER_PROFILE_MAX_REPEATS": "3"}
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, **FAST, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "perfseer.cli", *args], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=300)
+
+
+def test_build_resumes_and_stats_reports_families(tmp_path):
+    out = tmp_path / "d.sqlite"
+    first = cli("dataset", "build", "--space", "mlp", "--n", "3", "--out", str(out))
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["ok"] == 3
+    again = cli("dataset", "build", "--space", "mlp", "--n", "4", "--out", str(out))
+    counts = json.loads(again.stdout)
+    assert counts["skipped"] == 3 and counts["ok"] == 1
+    stats = cli("dataset", "stats", "--dataset", str(out), "--json")
+    summary = json.loads(stats.stdout)
+    assert summary["rows"] == 4 and summary["families"] == {"mlp": 4}
+    human = cli("dataset", "stats", "--dataset", str(out))
+    assert "4 measured rows" in human.stdout and "mlp" in human.stdout
+    missing = cli("dataset", "stats", "--dataset", str(tmp_path / "nope.sqlite"))
+    assert missing.returncode == 2 and "no dataset" in missing.stderr
+
+
+def test_plan_is_index_addressable_and_cached(tmp_path):
+    plan = BuildPlan.for_space("all", 6, seed=1, max_gflops=0.5)
+    plan_file = tmp_path / "plan.jsonl"
+    whole = [c.to_json() for _, c in iter_plan(plan, plan_file)]
+    assert len(plan_file.read_text().splitlines()) == 6
+    shards = [c.to_json() for k in (0, 1) for _, c in iter_plan(plan, tmp_path / f"p{k}.jsonl", (k, 2))]
+    assert sorted(shards) == sorted(whole)
+    assert [c.to_json() for _, c in iter_plan(plan, plan_file)] == whole  # read back, not re-sampled
+
+
+def test_submit_puts_jobs_on_the_stream(redis_server):
+    result = cli("dataset", "submit", "--space", "nasbench201", "--n", "3", "--redis", redis_server.url)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["submitted"] == 3
+    queue = JobQueue(redis.Redis.from_url(redis_server.url, decode_responses=True))
+    assert queue.redis.xlen(queue.names.jobs) == 3
