@@ -40,8 +40,7 @@ bench: setup
 	@if [ -f bench/serve.py ]; then $(BIN)/python -m bench.serve; fi
 
 proto: venv
-	$(BIN)/python -m grpc_tools.protoc -I proto --python_out=server/generated --grpc_python_out=server/generated \
-		--pyi_out=server/generated proto/perfseer/v1/perfseer.proto
+	$(BIN)/python client/perfseer_client/codegen.py
 
 # Extend the shipped CPU dataset (resumes where it stopped; pin to CPU 1, one thread).
 dataset: setup

@@ -1,8 +1,95 @@
-"""Subcommands added by later parts of PerfSeer (training, serving, benchmarks)."""
+"""Subcommands for training, prediction, fitting, evaluation and serving (imported lazily)."""
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
+
+from .config import REPO_ROOT, Settings
+
+DEFAULT_METRICS = ("infer_time_ms", "train_time_ms", "infer_mem_mb", "train_mem_mb")
+DEFAULT_PREDICTOR = REPO_ROOT / "predictors" / "cpu"
+
+
+def _train_config(args: argparse.Namespace):
+    from seernet.train import TrainConfig
+
+    return TrainConfig(epochs=args.epochs, ensemble=args.ensemble, seed=args.seed, threads=args.threads,
+                       max_minutes=args.max_minutes, pcgrad=not args.no_pcgrad)
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from seernet.training_run import TrainRequest, run_training
+
+    metrics = tuple(args.metrics)
+    request = TrainRequest(Path(args.dataset or settings.dataset), Path(args.out), metrics,
+                           name=args.name or Path(args.out).name,
+                           hidden=args.hidden, layers=args.layers, train=_train_config(args))
+    scores = run_training(request)
+    print(json.dumps(scores, indent=2))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
+    from .predict_cli import predict_command
+
+    return predict_command(args, settings)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import torch
+
+    from server.app import serve_forever
+
+    torch.set_num_threads(args.torch_threads)
+    settings.apply_overrides(host=args.host, port=args.port, redis_url=args.redis, predictors=args.predictors,
+                             auth_token=args.token, tls_cert=args.tls_cert, tls_key=args.tls_key,
+                             metrics_port=args.metrics_port)
+    if not Path(settings.predictors).exists() and settings.predictors == REPO_ROOT / "predictors":
+        print(f"note: no predictors at {settings.predictors}", file=sys.stderr)
+    return serve_forever(settings)
+
+
+def add_train_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--ensemble", type=int, default=3, help="members; their spread is the uncertainty")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--max-minutes", type=float, default=0.0, help="time budget per member (0: none)")
+    p.add_argument("--no-pcgrad", action="store_true")
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--layers", type=int, default=3)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    return None
+    p = sub.add_parser("train", help="train SeerNet (one metric) or SeerNet-Multi (several) on a dataset")
+    p.add_argument("--dataset")
+    p.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS))
+    p.add_argument("--out", required=True)
+    p.add_argument("--name")
+    add_train_flags(p)
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("serve", help="run the gRPC prediction service")
+    p.add_argument("--host", help="address to bind (default 127.0.0.1: loopback only)")
+    p.add_argument("--port", type=int)
+    p.add_argument("--redis", help="Redis URL for the shared prediction cache and profiling jobs")
+    p.add_argument("--predictors", help="directory of predictor directories (default: ./predictors)")
+    p.add_argument("--token", help="require this bearer token (env PERFSEER_AUTH_TOKEN)")
+    p.add_argument("--tls-cert")
+    p.add_argument("--tls-key")
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    p.add_argument("--torch-threads", type=int, default=1)
+    p.set_defaults(handler=cmd_serve)
+
+    p = sub.add_parser("predict", help="predict metrics for ONNX files, or a CSV of models")
+    p.add_argument("models", nargs="*", help="ONNX files")
+    p.add_argument("--predictor", help=f"predictor directory (default {DEFAULT_PREDICTOR})")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--csv", help="CSV with an 'onnx' or 'arch_str' column (and optional 'batch_size')")
+    p.add_argument("--output", help="where --csv predictions go (CSV)")
+    p.add_argument("--server", help="HOST:PORT of a PerfSeer service: predict there instead of in-process")
+    p.add_argument("--metrics", nargs="*", help="metrics to report (default: all the predictor has)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_predict)

@@ -18,6 +18,21 @@ def _export_in_child(config_json: str) -> dict:
     return {"onnx": export_config(ModelConfig.from_json(config_json))}
 
 
+def _keep_stripped(onnx_bytes: bytes, job: ProfileJob, settings: ProfileSettings) -> None:
+    """Save the weight-stripped export so training builds graphs without exporting again."""
+    if not settings.onnx_cache_dir or job.config is None:
+        return
+    from seernet.graph_cache import onnx_cache_path
+    from seernet.strip import strip_bytes
+
+    path = onnx_cache_path(settings.onnx_cache_dir, job.config)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(strip_bytes(onnx_bytes))
+        tmp.replace(path)
+
+
 def measure_job(job: ProfileJob, settings: ProfileSettings, worker: str = "") -> ProfileResult:
     """Never raises for a bad model: every failure becomes a recorded status and reason."""
     descriptor = describe_device(settings.device, settings.threads, settings.cpu_affinity)
@@ -31,6 +46,7 @@ def measure_job(job: ProfileJob, settings: ProfileSettings, worker: str = "") ->
         exported = run_isolated(_export_in_child, (job.config.to_json(),), **limits)
         if exported.ok:
             onnx_bytes = exported.result["onnx"]
+            _keep_stripped(onnx_bytes, job, settings)
         else:
             failures.append(f"export {exported.status}: {exported.reason}")
     if onnx_bytes is not None and "infer" in settings.modes:

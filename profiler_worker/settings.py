@@ -35,6 +35,7 @@ class ProfileSettings:
     timeout_s: float = field(default_factory=lambda: _env_float("PERFSEER_PROFILE_TIMEOUT_S", 120.0))
     memory_cap_mb: float = field(default_factory=lambda: _env_float("PERFSEER_PROFILE_MEMORY_CAP_MB", 6144.0))
     modes: tuple[str, ...] = ("infer", "train")
+    onnx_cache_dir: str | None = field(default_factory=lambda: os.environ.get("PERFSEER_ONNX_CACHE") or None)
 
     def describe(self) -> dict:
         return {

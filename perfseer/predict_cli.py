@@ -1,0 +1,137 @@
+"""``perfseer predict``: ONNX files or a CSV of models → predicted metrics, in-process or via the service."""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+
+from .config import REPO_ROOT, Settings
+
+
+def _default_predictor() -> Path:
+    return REPO_ROOT / "predictors" / "cpu"
+
+
+def _source_for_row(row: dict, base: Path):
+    """A CSV row's model: an ONNX path (relative to the CSV) or a NAS-Bench-201 arch string."""
+    from seernet.spaces import ModelConfig
+
+    if row.get("onnx"):
+        path = Path(row["onnx"])
+        return path if path.is_absolute() else base / path
+    if row.get("arch_str"):
+        from seernet.graph_cache import stripped_onnx
+        from seernet.spaces.nasbench201 import parse_arch_str
+
+        parse_arch_str(row["arch_str"])
+        input_size = int(row.get("input_size") or 32)
+        return stripped_onnx(ModelConfig("nasbench201", {"arch_str": row["arch_str"]}, 1, input_size))
+    raise ValueError("each row needs an 'onnx' path or an 'arch_str'")
+
+
+def predict_csv(predictor, csv_in: Path, csv_out: Path, metrics: list[str]) -> int:
+    """One prediction per row, written beside the row's key columns; failures get an ``error`` column."""
+    from seernet.graph import build_graph
+
+    with csv_in.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    keys = [k for k in ("onnx", "arch_str", "batch_size", "input_size") if rows and k in rows[0]]
+    out_rows, failures = [], 0
+    for row in rows:
+        out = {k: row.get(k, "") for k in keys}
+        try:
+            graph = build_graph(_source_for_row(row, csv_in.parent), batch_size=int(row.get("batch_size") or 1))
+            prediction = predictor.predict_graphs([graph])[0]
+            out.update({m: f"{prediction.values[m]:.6g}" for m in metrics})
+            out["error"] = ""
+        except Exception as exc:  # a bad row is reported, not fatal
+            failures += 1
+            out.update({m: "" for m in metrics})
+            out["error"] = f"{type(exc).__name__}: {exc}"
+        out_rows.append(out)
+    with csv_out.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[*keys, *metrics, "error"])
+        writer.writeheader()
+        writer.writerows(out_rows)
+    return failures
+
+
+def predict_command(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.models and not args.csv:
+        print("error: give ONNX files or --csv", file=sys.stderr)
+        return 2
+    if args.server:
+        return _via_server(args)
+    from seernet.predictor import Predictor, PredictorLoadError
+
+    try:
+        predictor = Predictor.load(args.predictor or _default_predictor())
+    except PredictorLoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    metrics = list(args.metrics or predictor.metrics)
+    unknown = [m for m in metrics if m not in predictor.metrics]
+    if unknown:
+        print(f"error: predictor {predictor.name} does not predict {unknown}; it predicts {list(predictor.metrics)}",
+              file=sys.stderr)
+        return 2
+    if args.csv:
+        if not args.output:
+            print("error: --csv needs --output", file=sys.stderr)
+            return 2
+        failures = predict_csv(predictor, Path(args.csv), Path(args.output), metrics)
+        print(f"wrote {args.output}" + (f" ({failures} row(s) failed; see the error column)" if failures else ""))
+        return 0
+    return _print_results(_in_process(predictor, args.models, args.batch_size, metrics), args.json)
+
+
+def _in_process(predictor, models: list[str], batch_size: int, metrics: list[str]) -> list[dict]:
+    from seernet.errors import GraphBuildError
+
+    results = []
+    for model in models:
+        try:
+            prediction = predictor.predict(Path(model), batch_size=batch_size)
+            results.append({"file": model, "batch_size": batch_size, "predictor": predictor.name,
+                            "predictor_version": predictor.version,
+                            **{m: prediction.values[m] for m in metrics},
+                            "uncertainty": {m: _finite(prediction.uncertainty[m]) for m in metrics}})
+        except (GraphBuildError, OSError) as exc:
+            results.append({"file": model, "error": str(exc)})
+    return results
+
+
+def _via_server(args: argparse.Namespace) -> int:
+    from perfseer_client import PerfSeerClient, PerfSeerError
+
+    results = []
+    with PerfSeerClient(args.server) as client:
+        for model in args.models:
+            try:
+                r = client.predict(model, batch_size=args.batch_size, metrics=args.metrics or None)
+                results.append({"file": model, "batch_size": args.batch_size, "predictor": r.predictor,
+                                "predictor_version": r.predictor_version, "cache_hit": r.cache_hit, **r.metrics,
+                                "uncertainty": {m: _finite(v) for m, v in r.uncertainty.items()}})
+            except (PerfSeerError, OSError) as exc:
+                results.append({"file": model, "error": str(exc)})
+    return _print_results(results, args.json)
+
+
+def _finite(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else value
+
+
+def _print_results(results: list[dict], as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(results, indent=2))
+    else:
+        for r in results:
+            if "error" in r:
+                print(f"{r['file']}: error: {r['error']}")
+                continue
+            values = "  ".join(f"{k}={v:.4g}" for k, v in r.items() if isinstance(v, float))
+            print(f"{r['file']} (batch {r['batch_size']}): {values}")
+    return 1 if any("error" in r for r in results) else 0

@@ -1,0 +1,73 @@
+"""Measured rows → training samples (graph + targets), and the splits evaluation uses."""
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from .graph import PerfGraph
+from .graph_cache import graph_for
+from .spaces import ModelConfig
+
+METRICS = ("infer_time_ms", "train_time_ms", "infer_mem_mb", "train_mem_mb", "infer_sm_util", "train_sm_util")
+
+
+@dataclass
+class Sample:
+    """One measured model: its graph, its targets (NaN where not measured), and where it came from."""
+
+    key: str
+    family: str
+    graph: PerfGraph
+    targets: dict[str, float]
+    config: ModelConfig | None = None
+
+    def target_vector(self, metrics: Sequence[str]) -> list[float]:
+        return [float(self.targets.get(m, float("nan")) or float("nan")) for m in metrics]
+
+
+def samples_from_store(path: str | Path, metrics: Sequence[str] = METRICS, device_key: str | None = None,
+                       progress: bool = True) -> list[Sample]:
+    """Every ``ok`` row of the dataset at ``path`` as a sample; graphs come from the cache."""
+    from profiler_worker.store import DatasetStore
+
+    rows = [r for r in DatasetStore(path).rows() if device_key is None or r["device_key"] == device_key]
+    samples = []
+    for row in tqdm(rows, desc="graphs", unit="model", disable=not progress, mininterval=2):
+        config = ModelConfig.from_json(row["config_json"])
+        targets = {m: row[m] for m in metrics if row.get(m) is not None and row[m] > 0}
+        samples.append(Sample(row["job_id"], row["family"], graph_for(config), targets, config))
+    return samples
+
+
+def dataset_hash(samples: Iterable[Sample], metrics: Sequence[str]) -> str:
+    digest = hashlib.sha256()
+    for s in sorted(samples, key=lambda s: s.key):
+        digest.update(s.key.encode())
+        digest.update(np.asarray(s.target_vector(metrics), dtype=np.float64).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def random_split(samples: Sequence[Sample], seed: int = 0, ratios: tuple[int, int, int] = (2, 1, 1)
+                 ) -> tuple[list[Sample], list[Sample], list[Sample]]:
+    """PerfSeer's protocol: a random 2:1:1 train/validation/test split."""
+    order = list(samples)
+    random.Random(seed).shuffle(order)
+    total = sum(ratios)
+    n_train = len(order) * ratios[0] // total
+    n_val = len(order) * ratios[1] // total
+    return order[:n_train], order[n_train:n_train + n_val], order[n_train + n_val:]
+
+
+def leave_family_out(samples: Sequence[Sample], family: str, seed: int = 0, val_fraction: float = 0.15
+                     ) -> tuple[list[Sample], list[Sample], list[Sample]]:
+    """Train/validate on every other family, test on ``family``."""
+    rest = [s for s in samples if s.family != family]
+    random.Random(seed).shuffle(rest)
+    n_val = int(len(rest) * val_fraction)
+    return rest[n_val:], rest[:n_val], [s for s in samples if s.family == family]

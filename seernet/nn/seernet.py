@@ -1,0 +1,81 @@
+"""SeerNet: performance graph → predicted (normalised, log-scale) metrics."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from ..graph import EDGE_FEATURES, GLOBAL_FEATURES, NODE_FEATURES
+from ..op_vocab import CATEGORIES, OP_VOCAB
+from .gn_block import GraphNetworkBlock, mlp
+from .gnpb import GlobalNode
+from .synmm import MeanAggregation, SynMM
+
+
+@dataclass
+class SeerNetConfig:
+    """Architecture of one network.  ``metrics`` > 1 makes it SeerNet-Multi (a head per metric)."""
+
+    metrics: tuple[str, ...] = ("infer_time_ms",)
+    hidden: int = 64
+    layers: int = 3
+    op_embedding: int = 16
+    category_embedding: int = 8
+    synmm_readout: bool = True
+    synmm_aggregation: bool = True
+    gnpb: bool = True
+    dropout: float = 0.0
+    node_features: int = len(NODE_FEATURES)
+    edge_features: int = len(EDGE_FEATURES)
+    global_features: int = len(GLOBAL_FEATURES)
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["metrics"] = list(self.metrics)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SeerNetConfig":
+        data = dict(data)
+        data["metrics"] = tuple(data["metrics"])
+        return cls(**data)
+
+
+class SeerNet(nn.Module):
+    """Encoders → stacked graph-network blocks (with GNPB) → SynMM read-out → one head per metric."""
+
+    def __init__(self, config: SeerNetConfig) -> None:
+        super().__init__()
+        self.config = config
+        h = config.hidden
+        self.op_embedding = nn.Embedding(len(OP_VOCAB), config.op_embedding)
+        self.category_embedding = nn.Embedding(len(CATEGORIES), config.category_embedding)
+        self.node_encoder = mlp(config.node_features + config.op_embedding + config.category_embedding, h)
+        self.edge_encoder = mlp(config.edge_features, h)
+        self.global_encoder = mlp(config.global_features, h)
+        self.global_node = GlobalNode(h) if config.gnpb else None
+        self.blocks = nn.ModuleList(GraphNetworkBlock(h, config.synmm_aggregation, config.gnpb, config.dropout)
+                                    for _ in range(config.layers))
+        self.readout = SynMM(h) if config.synmm_readout else MeanAggregation(h)
+        readout_in = 3 * h if config.gnpb else 2 * h
+        self.trunk = mlp(readout_in, h, 2 * h)
+        self.heads = nn.ModuleDict({m: nn.Linear(h, 1) for m in config.metrics})
+
+    def forward(self, data) -> torch.Tensor:
+        """``[num_graphs, len(metrics)]`` predictions in normalised log space."""
+        batch = data.batch if getattr(data, "batch", None) is not None else torch.zeros(
+            data.x.size(0), dtype=torch.long, device=data.x.device)
+        size = int(data.u.size(0))
+        x = self.node_encoder(torch.cat([data.x, self.op_embedding(data.op), self.category_embedding(data.category)], -1))
+        e = self.edge_encoder(data.edge_attr)
+        u = self.global_encoder(data.u)
+        g = self.global_node.initial(x, batch, size) if self.global_node is not None else None
+        for block in self.blocks:
+            x, e = block(x, data.edge_index, e, u, g, batch)
+            if self.global_node is not None:
+                g = self.global_node(g, x, batch, size)
+        pooled = [self.readout(x, batch, size), u] + ([g] if g is not None else [])
+        z = self.trunk(torch.cat(pooled, dim=-1))
+        return torch.cat([self.heads[m](z) for m in self.config.metrics], dim=-1)

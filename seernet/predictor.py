@@ -1,0 +1,132 @@
+"""Trained predictors on disk, and the one object that turns models into predictions.
+
+A predictor directory holds ``manifest.json`` (metrics, architecture, feature
+schema, normalisers, dataset hash, validation scores, version) and one
+``member-K.safetensors`` per ensemble member.  safetensors holds tensors only,
+so loading a checkpoint can never execute code.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from .features import FeatureNormalizer
+from .graph import FEATURE_SCHEMA_VERSION, PerfGraph, build_graph
+from .loader import ModelSource
+from .nn import SeerNet, SeerNetConfig
+from .normalize import TargetNormalizer
+from .pyg import collate, to_data
+from .train import TrainedEnsemble
+
+MANIFEST = "manifest.json"
+
+
+class PredictorLoadError(RuntimeError):
+    """A predictor directory is missing, incomplete, corrupt, or for another feature schema."""
+
+
+def save_predictor(ensemble: TrainedEnsemble, directory: str | Path, name: str, device_key: str,
+                   extra: dict | None = None) -> Path:
+    """Write ``ensemble`` to ``directory``; the version is a hash of its weights and manifest."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    for k, member in enumerate(ensemble.members):
+        path = directory / f"member-{k}.safetensors"
+        save_file({n: t.contiguous() for n, t in member.state_dict().items()}, str(path))
+        digest.update(path.read_bytes())
+    manifest = {
+        "name": name,
+        "device_key": device_key,
+        "metrics": list(ensemble.net_config.metrics),
+        "seernet": ensemble.net_config.to_dict(),
+        "feature_schema_version": FEATURE_SCHEMA_VERSION,
+        "features": ensemble.features.to_dict(),
+        "targets": ensemble.targets.to_dict(),
+        "members": len(ensemble.members),
+        "training": [{k: v for k, v in r.items() if k != "history"} for r in ensemble.reports],
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **(extra or {}),
+    }
+    digest.update(json.dumps(manifest, sort_keys=True).encode())
+    manifest["version"] = digest.hexdigest()[:12]
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return directory
+
+
+@dataclass
+class Prediction:
+    values: dict[str, float]
+    uncertainty: dict[str, float]  # std of log(value) across the ensemble ≈ relative uncertainty
+
+
+class Predictor:
+    """A loaded predictor: ONNX or graphs in, metric values (and uncertainties) out."""
+
+    def __init__(self, manifest: dict, members: list[SeerNet], directory: Path | None = None) -> None:
+        self.manifest = manifest
+        self.members = members
+        self.directory = directory
+        self.features = FeatureNormalizer.from_dict(manifest["features"])
+        self.targets = TargetNormalizer.from_dict(manifest["targets"])
+        self.metrics: tuple[str, ...] = tuple(manifest["metrics"])
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest["name"])
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest["version"])
+
+    @property
+    def device_key(self) -> str:
+        return str(self.manifest.get("device_key", ""))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "Predictor":
+        directory = Path(directory)
+        try:
+            manifest = json.loads((directory / MANIFEST).read_text())
+            config = SeerNetConfig.from_dict(manifest["seernet"])
+            members = []
+            for k in range(int(manifest["members"])):
+                model = SeerNet(config)
+                model.load_state_dict(load_file(str(directory / f"member-{k}.safetensors")))
+                members.append(model.eval())
+            return cls(manifest, members, directory)
+        except PredictorLoadError:
+            raise
+        except (OSError, KeyError, ValueError, RuntimeError, TypeError, json.JSONDecodeError) as exc:
+            raise PredictorLoadError(f"cannot load predictor from {directory}: {type(exc).__name__}: {exc}") from None
+
+    @classmethod
+    def from_ensemble(cls, ensemble: TrainedEnsemble, name: str = "in-memory", device_key: str = "") -> "Predictor":
+        manifest = {"name": name, "version": "unsaved", "device_key": device_key,
+                    "metrics": list(ensemble.net_config.metrics), "features": ensemble.features.to_dict(),
+                    "targets": ensemble.targets.to_dict()}
+        return cls(manifest, ensemble.members)
+
+    @torch.no_grad()
+    def predict_graphs(self, graphs: Sequence[PerfGraph]) -> list[Prediction]:
+        """One forward pass per member over all ``graphs`` at once (micro-batching happens here)."""
+        if not graphs:
+            return []
+        batch = collate([to_data(g, self.features) for g in graphs])
+        encoded = np.stack([m(batch).numpy() for m in self.members])
+        values = self.targets.decode(encoded.mean(axis=0))
+        spread = (self.targets.decode_log_std(encoded.std(axis=0)) if len(self.members) > 1
+                  else np.full_like(values, np.nan))
+        return [Prediction({m: float(values[i, k]) for k, m in enumerate(self.metrics)},
+                           {m: float(spread[i, k]) for k, m in enumerate(self.metrics)}) for i in range(len(graphs))]
+
+    def predict(self, source: ModelSource, batch_size: int = 1, **graph_kwargs: object) -> Prediction:
+        return self.predict_graphs([build_graph(source, batch_size=batch_size, **graph_kwargs)])[0]

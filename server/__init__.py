@@ -1,0 +1,1 @@
+"""PerfSeer's gRPC prediction service."""
