@@ -51,6 +51,41 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return serve_forever(settings)
 
 
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from seernet.data import samples_from_store
+    from seernet.evaluate import EvalConfig, run_evaluation
+    from seernet.report import write_report
+
+    out = Path(args.out)
+    if not args.report_only:
+        metrics = tuple(args.metrics)
+        samples = samples_from_store(Path(args.dataset or settings.dataset), metrics)
+        cfg = EvalConfig(metrics=metrics, out=out, methods=tuple(args.methods), train=_train_config(args),
+                         hidden=args.hidden, layers=args.layers, seed=args.seed)
+        for path in run_evaluation(samples, args.splits, cfg):
+            print(f"wrote {path}")
+    noise = Path(args.noise_floor)
+    report = write_report(out, command=args.command_line or "perfseer " + " ".join(sys.argv[1:]),
+                          noise_floor=json.loads(noise.read_text()) if noise.exists() else None)
+    print(f"wrote {report}")
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace, settings: Settings) -> int:
+    from seernet.fit import FitRequest, run_fit
+
+    request = FitRequest(Path(args.measurements), args.target, Path(args.out), args.space,
+                         Path(args.pretrained) if args.pretrained else None, _train_config(args))
+    try:
+        ensemble = run_fit(request)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"out": args.out, "target": args.target,
+                      "validation_mape": [r["best_val_mape"] for r in ensemble.reports]}, indent=2))
+    return 0
+
+
 def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--ensemble", type=int, default=3, help="members; their spread is the uncertainty")
@@ -70,6 +105,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name")
     add_train_flags(p)
     p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("fit", help="train a predictor for a new device from your own measurements (CSV)")
+    p.add_argument("--measurements", required=True, help="CSV: 'onnx' or 'arch_str', optional 'batch_size', target")
+    p.add_argument("--target", required=True, help="the column to predict, e.g. latency_ms")
+    p.add_argument("--out", required=True)
+    p.add_argument("--space", help="nasbench201 when rows are arch strings")
+    p.add_argument("--pretrained", help="start from this predictor (transfer learning)")
+    add_train_flags(p)
+    p.set_defaults(handler=cmd_fit, epochs=150, ensemble=2)
+
+    p = sub.add_parser("evaluate", help="SeerNet vs baselines on random and leave-one-family-out splits")
+    p.add_argument("--dataset")
+    p.add_argument("--out", default=str(REPO_ROOT / "bench" / "results" / "evaluation"))
+    p.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS))
+    p.add_argument("--splits", nargs="+", default=["random", "lofo"], help="random, lofo, lofo:<family>")
+    p.add_argument("--methods", nargs="+", default=["seernet", "seernet_multi", "loglinear", "nnmeter_kernel_gbt",
+                                                     "brpnas_gcn", "dippm_sage"])
+    p.add_argument("--report-only", action="store_true", help="rebuild README.md and plots from existing JSON")
+    p.add_argument("--noise-floor", default=str(REPO_ROOT / "data" / "noise_floor.json"))
+    p.add_argument("--command-line", help="the command to record in the report")
+    add_train_flags(p)
+    p.set_defaults(handler=cmd_evaluate, ensemble=1)
 
     p = sub.add_parser("serve", help="run the gRPC prediction service")
     p.add_argument("--host", help="address to bind (default 127.0.0.1: loopback only)")

@@ -17,10 +17,10 @@ import onnx
 from .costs import NodeCost, node_cost
 from .errors import InvalidBatchSizeError
 from .loader import DEFAULT_MAX_MODEL_BYTES, DEFAULT_MAX_NODES, ModelSource, load_model
-from .op_vocab import category_index, op_index
+from .op_vocab import CATEGORIES, category_index, op_index
 from .shapes import TensorInfo, infer_shapes
 
-FEATURE_SCHEMA_VERSION = 1
+FEATURE_SCHEMA_VERSION = 2
 
 NODE_FEATURES: tuple[str, ...] = (
     "flops", "macs", "params", "bytes_read_act", "bytes_read_weight", "bytes_written", "arithmetic_intensity",
@@ -36,6 +36,8 @@ GLOBAL_FEATURES: tuple[str, ...] = (
     "batch_size", "nodes", "edges", "density", "flops_sum", "flops_mean", "flops_max", "macs_sum",
     "params_sum", "params_mean", "params_max", "memory_sum", "memory_mean", "memory_max",
     "arithmetic_intensity", "input_resolution", "input_bytes", "output_bytes", "training",
+    # per operator category: where the work and the traffic are (what a kernel-sum model sees)
+    *(f"{c}_{k}" for c in CATEGORIES for k in ("flops", "bytes", "count")),
 )
 
 
@@ -157,6 +159,11 @@ def build_graph(source: ModelSource, batch_size: int = 1, training: bool = False
     node_x[:, NODE_FEATURES.index("flops_share")] = flops / total_flops if total_flops else 0.0
     node_x[:, NODE_FEATURES.index("memory_share")] = memory / total_memory if total_memory else 0.0
 
+    categories = np.array([category_index(nd.op_type, nd.domain) for nd in nodes], dtype=np.int64)
+    per_category = []
+    for c in range(len(CATEGORIES)):
+        mask = categories == c
+        per_category += [float(flops[mask].sum()), float(memory[mask].sum()), float(mask.sum())]
     n, e = len(nodes), len(src)
     resolution, input_bytes = _input_resolution(model, shapes, weights)
     output_bytes = float(sum(shapes[o.name].nbytes for o in graph.output if o.name in shapes))
@@ -167,10 +174,11 @@ def build_graph(source: ModelSource, batch_size: int = 1, training: bool = False
         float(params.sum()), float(params.sum()) / max(n, 1), float(params.max(initial=0.0)),
         total_memory, total_memory / max(n, 1), float(memory.max(initial=0.0)),
         total_flops / total_memory if total_memory else 0.0, resolution, input_bytes, output_bytes, float(training),
+        *per_category,
     ], dtype=np.float64)
     return PerfGraph(
         node_op=np.array([op_index(nd.op_type, nd.domain) for nd in nodes], dtype=np.int64),
-        node_category=np.array([category_index(nd.op_type, nd.domain) for nd in nodes], dtype=np.int64),
+        node_category=categories,
         node_x=node_x,
         edge_index=np.array([src, dst], dtype=np.int64).reshape(2, e),
         edge_x=np.array(edge_rows, dtype=np.float64).reshape(e, len(EDGE_FEATURES)),

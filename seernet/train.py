@@ -10,7 +10,7 @@ import math
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -69,25 +69,33 @@ def _masked_losses(pred: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
-def predict_encoded(model: SeerNet, data: list, batch_size: int = 256) -> np.ndarray:
+def predict_encoded(model: torch.nn.Module, data: list, outputs: int = 1, batch_size: int = 256) -> np.ndarray:
     model.eval()
-    outputs = [model(batch).numpy() for batch in DataLoader(data, batch_size=batch_size)]
-    return np.concatenate(outputs) if outputs else np.zeros((0, len(model.config.metrics)))
+    chunks = [model(batch).numpy() for batch in DataLoader(data, batch_size=batch_size)]
+    return np.concatenate(chunks) if chunks else np.zeros((0, outputs))
 
 
 def _validation_mape(model: SeerNet, data: list, encoded_targets: np.ndarray, targets: TargetNormalizer) -> float:
-    pred = targets.decode(predict_encoded(model, data))
+    pred = targets.decode(predict_encoded(model, data, len(targets.metrics)))
     truth = targets.decode(encoded_targets)
     mapes = [score(pred[:, k], truth[:, k]).get("mape", math.inf) for k in range(pred.shape[1])]
     return float(np.mean(mapes))
 
 
+ModelFactory = Callable[[SeerNetConfig], torch.nn.Module]
+
+
 def train_one(net_config: SeerNetConfig, train_data: list, val_data: list, targets: TargetNormalizer,
-              config: TrainConfig, seed: int, init_state: dict | None = None) -> tuple[SeerNet, dict]:
-    """One network, trained until validation MAPE stops improving.  Returns the best weights and a history."""
+              config: TrainConfig, seed: int, init_state: dict | None = None,
+              factory: ModelFactory = SeerNet) -> tuple[torch.nn.Module, dict]:
+    """One network, trained until validation MAPE stops improving.  Returns the best weights and a history.
+
+    ``factory`` builds the network from ``net_config`` (SeerNet by default; the GNN
+    baselines use the same loop, so every method trains under the same rules).
+    """
     seed_everything(seed)
     torch.set_num_threads(config.threads)
-    model = SeerNet(net_config)
+    model = factory(net_config)
     if init_state is not None:
         model.load_state_dict(init_state)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -139,7 +147,7 @@ class TrainedEnsemble:
     """Members of one predictor, with the normalisers they were trained with."""
 
     net_config: SeerNetConfig
-    members: list[SeerNet]
+    members: list[torch.nn.Module]
     features: FeatureNormalizer
     targets: TargetNormalizer
     reports: list[dict]
@@ -147,7 +155,7 @@ class TrainedEnsemble:
     def predict(self, samples_or_data: Sequence) -> tuple[np.ndarray, np.ndarray]:
         """(values, log-space std) per sample and metric; std is 0 for a single member."""
         data = [to_data(s.graph, self.features) if isinstance(s, Sample) else s for s in samples_or_data]
-        encoded = np.stack([predict_encoded(m, data) for m in self.members])
+        encoded = np.stack([predict_encoded(m, data, len(self.targets.metrics)) for m in self.members])
         values = self.targets.decode(encoded.mean(axis=0))
         spread = self.targets.decode_log_std(encoded.std(axis=0)) if len(self.members) > 1 else np.zeros_like(values)
         return values, spread
@@ -155,7 +163,7 @@ class TrainedEnsemble:
 
 def fit_ensemble(train: Sequence[Sample], val: Sequence[Sample], net_config: SeerNetConfig, config: TrainConfig,
                  features: FeatureNormalizer | None = None, targets: TargetNormalizer | None = None,
-                 init_states: Sequence[dict] | None = None) -> TrainedEnsemble:
+                 init_states: Sequence[dict] | None = None, factory: ModelFactory = SeerNet) -> TrainedEnsemble:
     """Fit normalisers on ``train`` (unless given: transfer keeps the pretrained ones) and train the members."""
     metrics = tuple(net_config.metrics)
     features = features or FeatureNormalizer.fit([s.graph for s in train])
@@ -165,7 +173,8 @@ def fit_ensemble(train: Sequence[Sample], val: Sequence[Sample], net_config: See
     members, reports = [], []
     for k in range(config.ensemble):
         init = init_states[k % len(init_states)] if init_states else None
-        model, report = train_one(net_config, train_data, val_data, targets, config, config.seed + 1000 * k, init)
+        model, report = train_one(net_config, train_data, val_data, targets, config, config.seed + 1000 * k, init,
+                                  factory)
         members.append(model)
         reports.append(report)
     return TrainedEnsemble(net_config, members, features, targets, reports)

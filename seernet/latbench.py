@@ -1,0 +1,32 @@
+"""BRP-NAS's LatBench (desktop CPU, 15,284 NAS-Bench-201 cells): external data for evaluation only.
+
+Never used to train the shipped predictors; ``perfseer evaluate --latbench``
+and ``bench/latbench.py`` fit on a few hundred cells and test on the rest.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config_paths import SHARED_DATA
+from .spaces import ModelConfig
+
+LATBENCH_CSV = SHARED_DATA / "latbench" / "desktop-cpu-i7-7820x-fp32.csv"
+
+
+@dataclass(frozen=True)
+class LatBenchRow:
+    arch_str: str
+    latency_ms: float
+
+    def config(self, batch_size: int = 1, input_size: int = 32) -> ModelConfig:
+        return ModelConfig("nasbench201", {"arch_str": self.arch_str}, batch_size, input_size)
+
+
+def load_latbench(path: str | Path = LATBENCH_CSV) -> list[LatBenchRow]:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"LatBench CSV not found at {path} (expected ../shared/data/latbench/)")
+    with path.open(newline="") as f:
+        return [LatBenchRow(r["arch_str"], float(r["latency_ms"])) for r in csv.DictReader(f)]
