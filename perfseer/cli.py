@@ -100,7 +100,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return run_worker(redis_url=args.redis or settings.redis_url, device=args.device,
                       dataset=Path(args.dataset or settings.dataset), settings=_profile_settings(args),
                       max_jobs=args.max_jobs, idle_exit_s=args.idle_exit, write_results=args.write_results,
-                      claim_idle_ms=args.claim_idle_ms, max_attempts=args.max_attempts)
+                      claim_idle_ms=args.claim_idle_ms, max_attempts=args.max_attempts,
+                      retrain_after=args.retrain_after if args.retrain_after is not None else settings.retrain_after,
+                      predictors=Path(args.predictors or settings.predictors))
 
 
 # --------------------------------------------------------------------------- graph
@@ -198,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also append results to --dataset (run exactly one writer per dataset)")
     p.add_argument("--claim-idle-ms", type=int, help="take over jobs idle this long (dead workers); default 300000")
     p.add_argument("--max-attempts", type=int, help="dead-letter a job after this many failures; default 3")
+    p.add_argument("--retrain-after", type=int, help="writer: retrain after this many new rows (0: never; default "
+                                                     "PERFSEER_RETRAIN_AFTER or 500)")
+    p.add_argument("--predictors", help="writer: predictors directory the retrain promotes into")
     profile_flags(p)
     p.set_defaults(handler=cmd_worker)
 

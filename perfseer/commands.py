@@ -45,7 +45,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     torch.set_num_threads(args.torch_threads)
     settings.apply_overrides(host=args.host, port=args.port, redis_url=args.redis, predictors=args.predictors,
                              auth_token=args.token, tls_cert=args.tls_cert, tls_key=args.tls_key,
-                             metrics_port=args.metrics_port)
+                             metrics_port=args.metrics_port, profile_uncertain_above=args.profile_uncertain_above)
     if not Path(settings.predictors).exists() and settings.predictors == REPO_ROOT / "predictors":
         print(f"note: no predictors at {settings.predictors}", file=sys.stderr)
     return serve_forever(settings)
@@ -86,6 +86,43 @@ def cmd_fit(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
+    """Train a candidate for predictor NAME on the dataset and promote it if it is not worse."""
+    from seernet.data import samples_from_store
+    from seernet.predictor import Predictor, save_predictor
+    from seernet.nn import SeerNetConfig
+    from seernet.train import fit_ensemble
+    from seernet.data import random_split
+    from server.promotion import retrain_and_maybe_promote, rollback
+
+    root = Path(args.predictors or settings.predictors)
+    if args.rollback:
+        rollback(root, args.name, args.rollback)
+        print(f"{args.name}: now serving {args.rollback}")
+        return 0
+    live = root / args.name
+    metrics = tuple(Predictor.load(live).metrics) if (live / "manifest.json").exists() else DEFAULT_METRICS
+    samples = samples_from_store(Path(args.dataset or settings.dataset), metrics, progress=False)
+    samples = [s for s in samples if all(m in s.targets for m in metrics)]
+
+    def train(rows, out: Path) -> None:
+        train_rows, val_rows, _ = random_split(rows, args.seed, (3, 1, 0))
+        ensemble = fit_ensemble(train_rows, val_rows, SeerNetConfig(metrics=metrics, hidden=args.hidden,
+                                                                    layers=args.layers), _train_config(args))
+        save_predictor(ensemble, out, args.name, _device_key(args.dataset or settings.dataset),
+                       extra={"rows": {"train": len(train_rows), "validation": len(val_rows)}})
+
+    decision = retrain_and_maybe_promote(root, args.name, samples, train)
+    print(json.dumps(decision.to_dict(), indent=2))
+    return 0
+
+
+def _device_key(dataset) -> str:
+    from profiler_worker.store import DatasetStore
+
+    return next((r["device_key"] for r in DatasetStore(dataset).rows()), "")
+
+
 def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--ensemble", type=int, default=3, help="members; their spread is the uncertainty")
@@ -115,6 +152,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_train_flags(p)
     p.set_defaults(handler=cmd_fit, epochs=150, ensemble=2)
 
+    p = sub.add_parser("retrain", help="retrain a served predictor; promote it only if not worse (or --rollback)")
+    p.add_argument("--dataset")
+    p.add_argument("--predictors")
+    p.add_argument("--name", default="cpu")
+    p.add_argument("--rollback", metavar="VERSION", help="serve this version from history instead")
+    add_train_flags(p)
+    p.set_defaults(handler=cmd_retrain, ensemble=2)
+
     p = sub.add_parser("evaluate", help="SeerNet vs baselines on random and leave-one-family-out splits")
     p.add_argument("--dataset")
     p.add_argument("--out", default=str(REPO_ROOT / "bench" / "results" / "evaluation"))
@@ -138,6 +183,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tls-key")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
     p.add_argument("--torch-threads", type=int, default=1)
+    p.add_argument("--profile-uncertain-above", type=float,
+                   help="queue a profiling job when a prediction's log-space uncertainty exceeds this (needs --redis)")
     p.set_defaults(handler=cmd_serve)
 
     p = sub.add_parser("predict", help="predict metrics for ONNX files, or a CSV of models")

@@ -112,15 +112,22 @@ class ResultWriter:
 
 def run_worker(redis_url: str, device: str, dataset: Path, settings: ProfileSettings, max_jobs: int = 0,
                idle_exit_s: float = 0.0, write_results: bool = False, claim_idle_ms: int | None = None,
-               max_attempts: int | None = None) -> int:
-    """``perfseer worker``: measure jobs; with ``write_results`` also run the dataset writer."""
+               max_attempts: int | None = None, retrain_after: int = 0, predictors: Path | None = None,
+               predictor_name: str = "cpu") -> int:
+    """``perfseer worker``: measure jobs; with ``write_results`` also run the dataset writer, and with
+    ``retrain_after`` > 0 launch a retrain of ``predictors/predictor_name`` after that many new rows."""
     settings.device = resolve_device(device)
     kwargs = {k: v for k, v in (("claim_idle_ms", claim_idle_ms), ("max_attempts", max_attempts)) if v}
     queue = JobQueue.from_url(redis_url, **kwargs)
     worker = Worker(queue, settings)
     writer_thread = None
     if write_results:
-        writer = ResultWriter(queue, DatasetStore(dataset))
+        on_rows = None
+        if retrain_after > 0 and predictors is not None:
+            from server.promotion import RetrainTrigger, launch_retrain_process
+
+            on_rows = RetrainTrigger(retrain_after, lambda: launch_retrain_process(dataset, predictors, predictor_name))
+        writer = ResultWriter(queue, DatasetStore(dataset), on_rows=on_rows)
 
         def write_forever() -> None:
             while not worker.stopping:

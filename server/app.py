@@ -80,7 +80,8 @@ def build_server(settings: Settings, watch_interval_s: float = 2.0, max_workers:
         except redis.RedisError as exc:
             log.warning("Redis at %s is not reachable (%s): jobs are unavailable until restart", settings.redis_url, exc)
     service = PredictionService(registry, make_cache(settings.redis_url, settings.cache_ttl_s, settings.cache_size),
-                                ModelStore(redis_client=redis_client), settings.limits, MicroBatcher(), job_queue)
+                                ModelStore(redis_client=redis_client), settings.limits, MicroBatcher(), job_queue,
+                                profile_uncertain_above=settings.profile_uncertain_above)
     options = [("grpc.max_receive_message_length", settings.limits.max_request_bytes),
                ("grpc.max_send_message_length", settings.limits.max_request_bytes)]
     interceptors = [TokenAuthInterceptor(settings.auth_token)] if settings.auth_token else []

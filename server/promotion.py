@@ -1,0 +1,158 @@
+"""Retrain → evaluate on a fixed holdout → promote only if not worse; roll back on demand.
+
+Layout under the predictors root:
+  ``<name>/``                      the serving version (the server hot-swaps when it changes)
+  ``.staging/<name>-<ts>/``        a candidate being trained
+  ``.history/<name>/<version>/``   every version that was replaced (``rollback`` restores one)
+  ``.reports/<name>-<ts>.json``    what each retrain decided and why
+
+Promotion is two renames on one filesystem, so the server never sees half a predictor.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from seernet.data import Sample
+from seernet.predictor import Predictor, PredictorLoadError
+from seernet.scores import score
+
+log = logging.getLogger(__name__)
+HOLDOUT_BUCKETS = 10
+
+
+def in_holdout(key: str) -> bool:
+    """The fixed holdout: one row in ten, chosen by hash, so it never moves as the dataset grows."""
+    return int(hashlib.sha256(key.encode()).hexdigest(), 16) % HOLDOUT_BUCKETS == 0
+
+
+def holdout_mape(predictor: Predictor, holdout: Sequence[Sample]) -> float:
+    """Mean MAPE over the predictor's metrics on ``holdout``; inf if it predicts garbage."""
+    predictions = predictor.predict_graphs([s.graph for s in holdout])
+    mapes = []
+    for metric in predictor.metrics:
+        p = np.array([pr.values[metric] for pr in predictions])
+        t = np.array([s.targets.get(metric, np.nan) for s in holdout])
+        if not np.all(np.isfinite(p)):
+            return math.inf
+        result = score(p, t)
+        if "mape" in result:
+            mapes.append(result["mape"])
+    return float(np.mean(mapes)) if mapes else math.inf
+
+
+@dataclass
+class Decision:
+    promoted: bool
+    reason: str
+    candidate_mape: float | None = None
+    current_mape: float | None = None
+    version: str | None = None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def promote(root: Path, name: str, candidate_dir: Path) -> None:
+    live = root / name
+    if live.exists():
+        old_version = json.loads((live / "manifest.json").read_text()).get("version", f"unknown-{time.time():.0f}")
+        history = root / ".history" / name / old_version
+        history.parent.mkdir(parents=True, exist_ok=True)
+        if history.exists():
+            shutil.rmtree(history)
+        live.rename(history)
+    candidate_dir.rename(live)
+
+
+def rollback(root: Path, name: str, version: str) -> None:
+    """Serve ``version`` again (from ``.history``); the replaced one goes to history in turn."""
+    source = root / ".history" / name / version
+    if not source.is_dir():
+        available = sorted(p.name for p in (root / ".history" / name).glob("*")) if (root / ".history" / name).exists() else []
+        raise FileNotFoundError(f"no version {version!r} of {name!r} in history; available: {available}")
+    staging = root / ".staging" / f"{name}-rollback-{time.time():.0f}"
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source, staging)
+    promote(root, name, staging)
+
+
+def retrain_and_maybe_promote(root: Path, name: str, samples: Sequence[Sample],
+                              train: Callable[[list[Sample], Path], None]) -> Decision:
+    """Train a candidate on the non-holdout rows with ``train(samples, out_dir)``, compare, decide, report."""
+    holdout = [s for s in samples if in_holdout(s.key)]
+    training = [s for s in samples if not in_holdout(s.key)]
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    candidate_dir = root / ".staging" / f"{name}-{stamp}"
+    candidate_dir.parent.mkdir(parents=True, exist_ok=True)
+    decision: Decision
+    try:
+        if not holdout:
+            raise ValueError("the fixed holdout is empty: not enough rows to judge a candidate")
+        train(training, candidate_dir)
+        candidate = Predictor.load(candidate_dir)
+        candidate_mape = holdout_mape(candidate, holdout)
+        current_mape = None
+        if (root / name / "manifest.json").exists():
+            try:
+                current_mape = holdout_mape(Predictor.load(root / name), holdout)
+            except PredictorLoadError as exc:
+                log.warning("serving predictor unreadable (%s): any finite candidate wins", exc)
+        if not math.isfinite(candidate_mape):
+            decision = Decision(False, "candidate predicts non-finite values", candidate_mape, current_mape)
+        elif current_mape is not None and candidate_mape > current_mape:
+            decision = Decision(False, f"candidate is worse on the holdout ({candidate_mape:.2f} % > "
+                                       f"{current_mape:.2f} %)", candidate_mape, current_mape)
+        else:
+            promote(root, name, candidate_dir)
+            decision = Decision(True, "not worse on the holdout", candidate_mape, current_mape, candidate.version)
+    except Exception as exc:  # a failed retrain must leave the serving version alone
+        log.exception("retrain of %s failed", name)
+        decision = Decision(False, f"retrain failed: {type(exc).__name__}: {exc}")
+    if candidate_dir.exists():
+        shutil.rmtree(candidate_dir, ignore_errors=True)
+    reports = root / ".reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    (reports / f"{name}-{stamp}.json").write_text(json.dumps({"name": name, "rows": len(samples),
+                                                               "holdout": len(holdout), **decision.to_dict()}, indent=2))
+    log.info("retrain of %s: %s", name, decision.reason)
+    return decision
+
+
+class RetrainTrigger:
+    """Counts rows the writer adds; past ``threshold`` it launches one retrain at a time."""
+
+    def __init__(self, threshold: int, launch: Callable[[], object]) -> None:
+        self.threshold = threshold
+        self.launch = launch
+        self.pending = 0
+        self._lock = threading.Lock()
+        self._running: object | None = None
+
+    def __call__(self, rows: int) -> bool:
+        with self._lock:
+            self.pending += rows
+            busy = self._running is not None and getattr(self._running, "poll", lambda: 0)() is None
+            if self.pending < self.threshold or busy:
+                return False
+            self.pending = 0
+            self._running = self.launch()
+            return True
+
+
+def launch_retrain_process(dataset: Path, predictors: Path, name: str, extra_args: Sequence[str] = ()) -> subprocess.Popen:
+    """A separate process, so training never slows the writer or the server."""
+    return subprocess.Popen([sys.executable, "-m", "perfseer.cli", "retrain", "--dataset", str(dataset),
+                             "--predictors", str(predictors), "--name", name, *extra_args])

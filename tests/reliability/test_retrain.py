@@ -1,0 +1,113 @@
+"""The closed loop: a worse or corrupt candidate is not promoted; a better one is, and the server swaps to it."""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import grpc
+
+from perfseer_client import PerfSeerClient
+from seernet.nn import SeerNetConfig
+from seernet.predictor import Predictor, save_predictor
+from seernet.train import TrainConfig, fit_ensemble
+from server.app import build_server
+from server.promotion import RetrainTrigger, in_holdout, retrain_and_maybe_promote, rollback
+from tests.server.conftest import make_settings
+from tests.server.fixtures import METRICS, tiny_samples
+
+NET = SeerNetConfig(metrics=METRICS, hidden=16, layers=1)
+
+
+def trainer(epochs: int):
+    def train(samples, out: Path) -> None:
+        ensemble = fit_ensemble(samples[:-3], samples[-3:], NET, TrainConfig(epochs=epochs, progress=False, batch_size=8,
+                                                                             lr=5e-3, patience=100))
+        save_predictor(ensemble, out, "cpu", "cpu:test-cpu:1t")
+    return train
+
+
+def corrupt_trainer(samples, out: Path) -> None:
+    trainer(1)(samples, out)
+    (out / "member-0.safetensors").write_bytes(b"not a tensor file")
+
+
+def test_holdout_is_fixed_by_hash():
+    keys = [f"job-{k}" for k in range(2000)]
+    assert 150 < sum(map(in_holdout, keys)) < 250
+    assert [in_holdout(k) for k in keys] == [in_holdout(k) for k in keys]
+
+
+def test_worse_and_corrupt_candidates_are_not_promoted_and_the_old_version_keeps_serving(tmp_path):
+    samples = tiny_samples(6)
+    root = tmp_path / "predictors"
+    trainer(60)(samples, root / "cpu")
+    serving = Predictor.load(root / "cpu").version
+    running = build_server(make_settings(root), watch_interval_s=0.1)
+    try:
+        client = PerfSeerClient(f"127.0.0.1:{running.port}")
+        model = samples[0].config
+        before = client.predict({"space": model.space, "arch": dict(model.arch), "input_size": model.input_size})
+        worse = retrain_and_maybe_promote(root, "cpu", samples, trainer(0))
+        assert not worse.promoted and "worse" in worse.reason
+        corrupt = retrain_and_maybe_promote(root, "cpu", samples, corrupt_trainer)
+        assert not corrupt.promoted and "failed" in corrupt.reason
+        crashed = retrain_and_maybe_promote(root, "cpu", samples, lambda s, out: 1 / 0)
+        assert not crashed.promoted and "ZeroDivisionError" in crashed.reason
+        time.sleep(0.5)
+        after = client.predict({"space": model.space, "arch": dict(model.arch), "input_size": model.input_size})
+        assert after.predictor_version == before.predictor_version == serving
+        assert len(list((root / ".reports").glob("cpu-*.json"))) >= 1
+        assert not any((root / ".staging").iterdir())
+    finally:
+        running.stop(0.5)
+
+
+def test_better_candidate_is_promoted_swapped_live_and_can_be_rolled_back(tmp_path):
+    samples = tiny_samples(6)
+    root = tmp_path / "predictors"
+    trainer(0)(samples, root / "cpu")  # an untrained serving version
+    first = Predictor.load(root / "cpu").version
+    running = build_server(make_settings(root), watch_interval_s=0.1)
+    try:
+        client = PerfSeerClient(f"127.0.0.1:{running.port}")
+        request = {"space": samples[0].config.space, "arch": dict(samples[0].config.arch), "input_size": 32}
+        assert client.predict(request).predictor_version == first
+        decision = retrain_and_maybe_promote(root, "cpu", samples, trainer(60))
+        assert decision.promoted and decision.candidate_mape < decision.current_mape
+        deadline = time.time() + 10
+        while time.time() < deadline and client.predict(request).predictor_version == first:
+            time.sleep(0.1)
+        assert client.predict(request).predictor_version == decision.version
+        assert (root / ".history" / "cpu" / first / "manifest.json").exists()
+        rollback(root, "cpu", first)
+        deadline = time.time() + 10
+        while time.time() < deadline and client.predict(request).predictor_version != first:
+            time.sleep(0.1)
+        assert client.predict(request).predictor_version == first
+        assert (root / ".history" / "cpu" / decision.version).exists()
+    finally:
+        running.stop(0.5)
+
+
+def test_trigger_launches_one_retrain_after_enough_rows():
+    launched = []
+
+    class FakeProcess:
+        def __init__(self) -> None:
+            self.done = False
+
+        def poll(self):
+            return 0 if self.done else None
+
+    def launch():
+        launched.append(FakeProcess())
+        return launched[-1]
+
+    trigger = RetrainTrigger(5, launch)
+    assert not trigger(3) and not launched
+    assert trigger(3) and len(launched) == 1
+    assert not trigger(10)  # one retrain at a time
+    launched[0].done = True
+    assert trigger(1) and len(launched) == 2
