@@ -9,9 +9,9 @@ HOST ?= 127.0.0.1
 PORT ?= 50051
 PYTEST_ARGS ?=
 
-.PHONY: setup venv redis test serve bench proto lint clean dataset noise
+.PHONY: setup venv system test serve bench proto lint clean dataset noise
 
-setup: venv redis
+setup: venv system
 
 venv: $(STAMP)
 
@@ -22,11 +22,15 @@ $(STAMP): requirements.txt pyproject.toml client/pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e . -e ./client
 	@touch $(STAMP)
 
-# Tests use a real Redis: install Debian's redis-server when it is missing.
-redis:
-	@command -v redis-server >/dev/null 2>&1 || { \
-		echo "installing redis-server (apt-get)"; \
-		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+# Debian packages the tests use: a real redis-server, and docker-compose to validate docker/compose.yaml.
+SYSTEM_PACKAGES := redis-server:redis-server docker-compose:docker-compose
+system:
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
+		command -v "$${pair#*:}" >/dev/null 2>&1 || missing="$$missing $${pair%%:*}"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing (apt-get)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 	@command -v redis-server >/dev/null 2>&1
 
 test: setup

@@ -46,7 +46,8 @@ def cmd_dataset_build(args: argparse.Namespace, settings: Settings) -> int:
     else:
         plan = BuildPlan.for_space(args.space, args.n, args.seed, args.max_gflops or None)
         index, _, total = args.shard.partition("/")
-        counts = build_dataset(store, plan, profile, shard=(int(index), int(total or 1)))
+        prefetch = tuple(int(c) for c in args.prefetch_cpus.split(",")) if args.prefetch_cpus else None
+        counts = build_dataset(store, plan, profile, shard=(int(index), int(total or 1)), prefetch_affinity=prefetch)
     _print_json({"store": str(store.path), **counts})
     return 0
 
@@ -166,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-gflops", type=float, default=2.0, help="redraw configs whose forward pass costs more (0: no cap)")
+    p.add_argument("--prefetch-cpus", help="CPU ids for sampling/export ahead of measurement, e.g. 0 (default: --cpus)")
     p.add_argument("--shard", default="0/1", help="k/K: measure every K-th config from k (parallel builds)")
     p.add_argument("--remeasure", type=int, default=0, help="instead, re-measure this many random stored configs")
     p.add_argument("--out", help="dataset file (default: the configured dataset)")

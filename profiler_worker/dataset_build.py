@@ -8,7 +8,9 @@ re-sampling (sampling with a FLOPs budget costs ~0.2 s a config).
 from __future__ import annotations
 
 import json
+import queue
 import random
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -18,7 +20,7 @@ from tqdm import tqdm
 from seernet.spaces import SPACES, ModelConfig, get_space
 
 from .job import ProfileJob
-from .measure import measure_job
+from .measure import export_isolated, measure_job
 from .settings import ProfileSettings
 from .store import DatasetStore
 
@@ -68,29 +70,63 @@ def iter_plan(plan: BuildPlan, plan_file: Path, shard: tuple[int, int] = (0, 1))
             yield index, cached[index]
 
 
+def _prefetch(plan: BuildPlan, plan_file: Path, shard: tuple[int, int], done: set[str], settings: ProfileSettings,
+              prefetch_affinity: tuple[int, ...] | None, out: queue.Queue, stop: threading.Event) -> None:
+    """Producer: sample the plan and export each new config, so the measuring core only measures."""
+    try:
+        for _, config in iter_plan(plan, plan_file, shard):
+            if stop.is_set():
+                break
+            job = ProfileJob.for_config(config, settings.device)
+            exported = None
+            if job.job_id not in done:
+                outcome = export_isolated(config.to_json(), settings, prefetch_affinity)
+                exported = outcome.result["onnx"] if outcome.ok else None
+            out.put((job, exported))
+    finally:
+        out.put(None)
+
+
 def build_dataset(store: DatasetStore, plan: BuildPlan, settings: ProfileSettings, table: str = "measurements",
-                  plan_file: Path | None = None, progress: bool = True, shard: tuple[int, int] = (0, 1)) -> dict[str, int]:
+                  plan_file: Path | None = None, progress: bool = True, shard: tuple[int, int] = (0, 1),
+                  prefetch_affinity: tuple[int, ...] | None = None) -> dict[str, int]:
     """Measure every planned config not yet in ``store``; returns counts by status.
 
     ``shard=(k, K)`` measures every K-th config starting at k, so K processes
     pinned to K cores can share one build (and one store) without overlap.
+    Sampling and export run ahead in a producer thread (their children on
+    ``prefetch_affinity``), overlapping with measurement.
     """
     plan_file = plan_file or store.path.with_suffix(f".s{plan.seed}.shard{shard[0]}of{shard[1]}.plan.jsonl")
     done = store.job_ids(table)
     counts = {"ok": 0, "partial": 0, "failed": 0, "skipped": 0}
-    bar = tqdm(total=len(range(shard[0], plan.n, shard[1])), desc=f"measuring ({table})", unit="cfg", disable=not progress, mininterval=5)
-    for _, config in iter_plan(plan, plan_file, shard):
-        job = ProfileJob.for_config(config, settings.device)
-        if job.job_id in done:
-            counts["skipped"] += 1
-        else:
-            result = measure_job(job, settings)
-            store.add(result, table)
-            done.add(job.job_id)
-            counts[result.status] += 1
-        bar.update(1)
-        bar.set_postfix(counts, refresh=False)
-    bar.close()
+    bar = tqdm(total=len(range(shard[0], plan.n, shard[1])), desc=f"measuring ({table})", unit="cfg",
+               disable=not progress, mininterval=5)
+    ready: queue.Queue = queue.Queue(maxsize=4)
+    stop = threading.Event()
+    producer = threading.Thread(target=_prefetch, args=(plan, plan_file, shard, set(done), settings, prefetch_affinity,
+                                                        ready, stop), daemon=True)
+    producer.start()
+    try:
+        while (item := ready.get()) is not None:
+            job, exported = item
+            if job.job_id in done:
+                counts["skipped"] += 1
+            else:
+                result = measure_job(job, settings, exported=exported)
+                store.add(result, table)
+                done.add(job.job_id)
+                counts[result.status] += 1
+            bar.update(1)
+            bar.set_postfix(counts, refresh=False)
+    finally:
+        stop.set()
+        while producer.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                ready.get_nowait()
+            except queue.Empty:
+                producer.join(timeout=0.1)
+        bar.close()
     return counts
 
 

@@ -33,22 +33,33 @@ def _keep_stripped(onnx_bytes: bytes, job: ProfileJob, settings: ProfileSettings
         tmp.replace(path)
 
 
-def measure_job(job: ProfileJob, settings: ProfileSettings, worker: str = "") -> ProfileResult:
-    """Never raises for a bad model: every failure becomes a recorded status and reason."""
+def export_isolated(config_json: str, settings: ProfileSettings, affinity: tuple[int, ...] | None = None):
+    """Export a config to ONNX in a child process (on ``affinity``, so it need not share the measuring core)."""
+    return run_isolated(_export_in_child, (config_json,), timeout_s=settings.timeout_s,
+                        memory_cap_mb=settings.memory_cap_mb, affinity=affinity or settings.cpu_affinity)
+
+
+def measure_job(job: ProfileJob, settings: ProfileSettings, worker: str = "",
+                exported: bytes | None = None) -> ProfileResult:
+    """Never raises for a bad model: every failure becomes a recorded status and reason.
+
+    ``exported``: the config's ONNX, already exported elsewhere (the dataset build prefetches it).
+    """
     descriptor = describe_device(settings.device, settings.threads, settings.cpu_affinity)
     metrics: dict[str, float | None] = {m: None for m in METRICS}
     stats: dict = {}
     failures: list[str] = []
     limits = {"timeout_s": settings.timeout_s, "memory_cap_mb": settings.memory_cap_mb, "affinity": settings.cpu_affinity}
 
-    onnx_bytes = job.onnx_bytes
+    onnx_bytes = job.onnx_bytes if job.onnx_bytes is not None else exported
     if onnx_bytes is None and "infer" in settings.modes:
-        exported = run_isolated(_export_in_child, (job.config.to_json(),), **limits)
-        if exported.ok:
-            onnx_bytes = exported.result["onnx"]
-            _keep_stripped(onnx_bytes, job, settings)
+        outcome = export_isolated(job.config.to_json(), settings)
+        if outcome.ok:
+            onnx_bytes = outcome.result["onnx"]
         else:
-            failures.append(f"export {exported.status}: {exported.reason}")
+            failures.append(f"export {outcome.status}: {outcome.reason}")
+    if onnx_bytes is not None and job.config is not None:
+        _keep_stripped(onnx_bytes, job, settings)
     if onnx_bytes is not None and "infer" in settings.modes:
         outcome = run_isolated(measure_inference, (onnx_bytes, job.batch_size, settings), **limits)
         if outcome.ok:
