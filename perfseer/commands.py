@@ -61,7 +61,10 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         metrics = tuple(args.metrics)
         samples = samples_from_store(Path(args.dataset or settings.dataset), metrics)
         cfg = EvalConfig(metrics=metrics, out=out, methods=tuple(args.methods), train=_train_config(args),
-                         hidden=args.hidden, layers=args.layers, seed=args.seed)
+                         hidden=args.hidden, layers=args.layers, seed=args.seed,
+                         save_multi_to=Path(args.save_predictor) if args.save_predictor else None,
+                         multi_ensemble=args.multi_ensemble,
+                         device_key=_device_key(args.dataset or settings.dataset))
         for path in run_evaluation(samples, args.splits, cfg):
             print(f"wrote {path}")
     noise = Path(args.noise_floor)
@@ -168,6 +171,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--methods", nargs="+", default=["seernet", "seernet_multi", "loglinear", "nnmeter_kernel_gbt",
                                                      "brpnas_gcn", "dippm_sage"])
     p.add_argument("--report-only", action="store_true", help="rebuild README.md and plots from existing JSON")
+    p.add_argument("--save-predictor", help="save the random split's SeerNet-Multi here (the shipped predictor)")
+    p.add_argument("--multi-ensemble", type=int, default=2, help="members of that saved SeerNet-Multi")
     p.add_argument("--noise-floor", default=str(REPO_ROOT / "data" / "noise_floor.json"))
     p.add_argument("--command-line", help="the command to record in the report")
     add_train_flags(p)

@@ -53,6 +53,18 @@ def dataset_hash(samples: Iterable[Sample], metrics: Sequence[str]) -> str:
     return digest.hexdigest()[:16]
 
 
+HOLDOUT_BUCKETS = 10
+
+
+def in_holdout(key: str) -> bool:
+    """The fixed promotion holdout: one row in ten, chosen by hash, so it never moves as the dataset grows.
+
+    Shipped and retrained predictors never train on it, so a candidate and the serving
+    version are compared on rows neither has seen.
+    """
+    return int(hashlib.sha256(key.encode()).hexdigest(), 16) % HOLDOUT_BUCKETS == 0
+
+
 def random_split(samples: Sequence[Sample], seed: int = 0, ratios: tuple[int, int, int] = (2, 1, 1)
                  ) -> tuple[list[Sample], list[Sample], list[Sample]]:
     """PerfSeer's protocol: a random 2:1:1 train/validation/test split."""

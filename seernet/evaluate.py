@@ -34,15 +34,18 @@ class EvalConfig:
     hidden: int = 64
     layers: int = 3
     seed: int = 0
+    save_multi_to: Path | None = None  # save the random split's SeerNet-Multi as a predictor (the shipped one)
+    multi_ensemble: int = 1
+    device_key: str = ""
 
 
 def _truth(samples: Sequence[Sample], metric: str) -> np.ndarray:
     return np.array([s.targets.get(metric, np.nan) for s in samples], dtype=float)
 
 
-def run_method(method: str, train: list[Sample], val: list[Sample], test: list[Sample], cfg: EvalConfig
-               ) -> tuple[dict[str, np.ndarray], float]:
-    """Predictions on ``test`` per metric, and the seconds it took to fit."""
+def run_method(method: str, train: list[Sample], val: list[Sample], test: list[Sample], cfg: EvalConfig,
+               keep: dict | None = None) -> tuple[dict[str, np.ndarray], float]:
+    """Predictions on ``test`` per metric, and the seconds it took to fit (``keep`` receives the ensemble)."""
     started = time.monotonic()
     predictions: dict[str, np.ndarray] = {}
     if method == "seernet":
@@ -54,9 +57,15 @@ def run_method(method: str, train: list[Sample], val: list[Sample], test: list[S
         net = SeerNetConfig(metrics=cfg.metrics, hidden=cfg.hidden, layers=cfg.layers)
         kwargs = {"factory": GNN_BASELINES[method]} if method in GNN_BASELINES else {}
         train_cfg = cfg.train if method == "seernet_multi" else _without_pcgrad(cfg.train)
-        values, _ = fit_ensemble(_having_all(train, cfg.metrics), _having_all(val, cfg.metrics), net, train_cfg,
-                                 **kwargs).predict(test)
+        if method == "seernet_multi" and keep is not None:
+            from dataclasses import replace
+
+            train_cfg = replace(train_cfg, ensemble=cfg.multi_ensemble)
+        ensemble = fit_ensemble(_having_all(train, cfg.metrics), _having_all(val, cfg.metrics), net, train_cfg, **kwargs)
+        values, _ = ensemble.predict(test)
         predictions = {m: values[:, k] for k, m in enumerate(cfg.metrics)}
+        if keep is not None:
+            keep["ensemble"] = ensemble
     else:
         baseline = {b.name: b for b in TREE_BASELINES}[method]
         for metric in cfg.metrics:
@@ -83,10 +92,19 @@ def evaluate_split(name: str, train: list[Sample], val: list[Sample], test: list
               "methods": {}, "predictions": {}}
     for method in cfg.methods:
         log.info("[%s] %s", name, method)
-        predictions, seconds = run_method(method, train, val, test, cfg)
-        result["methods"][method] = {"fit_seconds": seconds,
-                                     "scores": {m: score(p, _truth(test, m)) for m, p in predictions.items()}}
+        keep: dict | None = {} if (method == "seernet_multi" and name == "random" and cfg.save_multi_to) else None
+        predictions, seconds = run_method(method, train, val, test, cfg, keep)
+        scores = {m: score(p, _truth(test, m)) for m, p in predictions.items()}
+        result["methods"][method] = {"fit_seconds": seconds, "scores": scores}
         result["predictions"][method] = {m: p.tolist() for m, p in predictions.items()}
+        if keep:
+            from .data import dataset_hash
+            from .predictor import save_predictor
+
+            save_predictor(keep["ensemble"], cfg.save_multi_to, cfg.save_multi_to.name, cfg.device_key, extra={
+                "scores": {"test": scores}, "split": {"kind": "random 2:1:1", "seed": cfg.seed},
+                "rows": result["rows"], "dataset_hash": dataset_hash(train + val + test, cfg.metrics),
+                "families": sorted({s.family for s in train})})
     result["truth"] = {m: _truth(test, m).tolist() for m in cfg.metrics}
     result["test_families"] = [s.family for s in test]
     return result

@@ -24,6 +24,16 @@ class LatBenchRow:
         return ModelConfig("nasbench201", {"arch_str": self.arch_str}, batch_size, input_size)
 
 
+def split_order(rows: list[LatBenchRow], n_train: int, seed: int = 0) -> tuple[list[LatBenchRow], list[LatBenchRow]]:
+    """``n_train`` random training cells and *all* other cells, the latter in a seeded random order
+    (so a prefix of the test order is itself a uniform random sample)."""
+    import random
+
+    order = list(rows)
+    random.Random(f"latbench:{seed}").shuffle(order)
+    return order[:n_train], order[n_train:]
+
+
 def load_latbench(path: str | Path = LATBENCH_CSV) -> list[LatBenchRow]:
     path = Path(path)
     if not path.exists():

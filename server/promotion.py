@@ -10,7 +10,6 @@ Promotion is two renames on one filesystem, so the server never sees half a pred
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -25,19 +24,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from seernet.data import Sample
+from seernet.data import Sample, in_holdout
 from seernet.predictor import Predictor, PredictorLoadError
 from seernet.scores import score
 
 log = logging.getLogger(__name__)
-HOLDOUT_BUCKETS = 10
-
-
-def in_holdout(key: str) -> bool:
-    """The fixed holdout: one row in ten, chosen by hash, so it never moves as the dataset grows."""
-    return int(hashlib.sha256(key.encode()).hexdigest(), 16) % HOLDOUT_BUCKETS == 0
-
-
 def holdout_mape(predictor: Predictor, holdout: Sequence[Sample]) -> float:
     """Mean MAPE over the predictor's metrics on ``holdout``; inf if it predicts garbage."""
     predictions = predictor.predict_graphs([s.graph for s in holdout])

@@ -72,3 +72,6 @@ def redis_server():
 @pytest.fixture(autouse=True)
 def _quiet_threads(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
+
+
+pytest_plugins = ["tests.server_fixtures"]  # trained predictor, predictors dir, running server

@@ -15,7 +15,7 @@ from perfseer_client.v1 import perfseer_pb2_grpc as pb_grpc
 from seernet.graph_cache import stripped_onnx
 from seernet.spaces import SPACES
 from server.app import build_server
-from tests.server.conftest import make_settings
+from tests.server_fixtures import make_settings
 
 ALLOWED = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED}
 

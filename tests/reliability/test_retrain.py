@@ -1,12 +1,9 @@
 """The closed loop: a worse or corrupt candidate is not promoted; a better one is, and the server swaps to it."""
 from __future__ import annotations
 
-import json
-import shutil
 import time
 from pathlib import Path
 
-import grpc
 
 from perfseer_client import PerfSeerClient
 from seernet.nn import SeerNetConfig
@@ -14,7 +11,7 @@ from seernet.predictor import Predictor, save_predictor
 from seernet.train import TrainConfig, fit_ensemble
 from server.app import build_server
 from server.promotion import RetrainTrigger, in_holdout, retrain_and_maybe_promote, rollback
-from tests.server.conftest import make_settings
+from tests.server_fixtures import make_settings
 from tests.server.fixtures import METRICS, tiny_samples
 
 NET = SeerNetConfig(metrics=METRICS, hidden=16, layers=1)

@@ -13,7 +13,7 @@ from perfseer_client.v1 import perfseer_pb2_grpc as pb_grpc
 from seernet.predictor import Predictor, PredictorLoadError
 from server.app import build_server
 from tests.onnx_builders import single_op, weight
-from tests.server.conftest import make_settings
+from tests.server_fixtures import make_settings
 
 
 def external_model(location: str) -> bytes:

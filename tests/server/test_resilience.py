@@ -9,7 +9,7 @@ from perfseer_client import PerfSeerClient, PerfSeerError, PerfSeerProfiler, mod
 from seernet.graph_cache import stripped_onnx
 from seernet.spaces import SPACES
 from server.app import build_server
-from tests.server.conftest import make_settings
+from tests.server_fixtures import make_settings
 
 
 @pytest.fixture(scope="module")

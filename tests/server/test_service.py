@@ -17,7 +17,7 @@ from perfseer_client.v1 import perfseer_pb2_grpc as pb_grpc
 from seernet.graph_cache import stripped_onnx
 from seernet.spaces import SPACES
 from server.app import build_server
-from tests.server.conftest import make_settings
+from tests.server_fixtures import make_settings
 
 ARCH = "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|nor_conv_1x1~1|skip_connect~2|"
 
