@@ -113,7 +113,7 @@ class Predictor:
                     "targets": ensemble.targets.to_dict()}
         return cls(manifest, ensemble.members)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def predict_graphs(self, graphs: Sequence[PerfGraph]) -> list[Prediction]:
         """One forward pass per member over all ``graphs`` at once (micro-batching happens here)."""
         if not graphs:

@@ -37,6 +37,18 @@ class PredictQuery:
 
 
 @dataclass
+class _Prepared:
+    query: PredictQuery
+    predictor: object
+    sha: str
+    source: object
+    key: str
+    cached: dict | None
+    started: float
+    graph: object = None
+
+
+@dataclass
 class PredictAnswer:
     request_id: str
     values: dict[str, float]
@@ -99,7 +111,8 @@ class PredictionService:
         return self.models.graph(sha, query.batch_size, query.dims, False, build)
 
     # ------------------------------------------------------------------ predict
-    def predict(self, query: PredictQuery) -> PredictAnswer:
+    def _prepare(self, query: PredictQuery) -> _Prepared:
+        """Validate, resolve the predictor, identify the model, look up the cache, build the graph on a miss."""
         started = time.perf_counter()
         self.stats["requests"] += 1
         if not isinstance(query.batch_size, int) or not 1 <= query.batch_size <= self.limits.max_batch_size:
@@ -119,19 +132,54 @@ class PredictionService:
               f"{json.dumps(query.dims, sort_keys=True)}"
         cached = self.cache.get(key)
         CACHE.labels("hit" if cached is not None else "miss").inc()
-        if cached is not None:
-            self.stats["cache_hits"] += 1
-            values, uncertainty, hit = cached["values"], cached["uncertainty"], True
+        prepared = _Prepared(query, predictor, sha, source, key, cached, started)
+        if cached is None:
+            prepared.graph = self._graph(sha, source, query)
         else:
-            graph = self._graph(sha, source, query)
-            prediction = self.batcher.predict(predictor, graph)
-            values, uncertainty, hit = prediction.values, prediction.uncertainty, False
-            self.cache.put(key, {"values": values, "uncertainty": uncertainty})
-            self._maybe_request_profiling(query, source, uncertainty)
+            self.stats["cache_hits"] += 1
+        return prepared
+
+    def _finish(self, prepared: _Prepared, values: dict, uncertainty: dict, hit: bool) -> PredictAnswer:
+        query, predictor = prepared.query, prepared.predictor
         wanted = query.metrics or predictor.metrics
         return PredictAnswer(query.request_id, {m: values[m] for m in wanted},
                              {m: uncertainty.get(m, math.nan) for m in wanted}, predictor.name, predictor.version,
-                             hit, sha, (time.perf_counter() - started) * 1000.0)
+                             hit, prepared.sha, (time.perf_counter() - prepared.started) * 1000.0)
+
+    def predict(self, query: PredictQuery) -> PredictAnswer:
+        answer = self.predict_many([query])[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def predict_many(self, queries: list[PredictQuery]) -> list[PredictAnswer | Exception]:
+        """Answers in order; a bad item is its exception in place, never a failed batch.
+
+        Every cache miss is submitted to the micro-batcher before any is awaited,
+        so a batch of N uncached models costs a few GNN forward passes, not N.
+        """
+        results: list[PredictAnswer | Exception | None] = [None] * len(queries)
+        pending: list[tuple[int, _Prepared, object]] = []
+        for i, query in enumerate(queries):
+            try:
+                prepared = self._prepare(query)
+            except Exception as exc:  # reported per item
+                results[i] = exc
+                continue
+            if prepared.cached is not None:
+                results[i] = self._finish(prepared, prepared.cached["values"], prepared.cached["uncertainty"], True)
+            else:
+                pending.append((i, prepared, self.batcher.submit(prepared.predictor, prepared.graph)))
+        for i, prepared, future in pending:
+            try:
+                prediction = future.result(timeout=60)
+            except Exception as exc:
+                results[i] = exc
+                continue
+            self.cache.put(prepared.key, {"values": prediction.values, "uncertainty": prediction.uncertainty})
+            self._maybe_request_profiling(prepared.query, prepared.source, prediction.uncertainty)
+            results[i] = self._finish(prepared, prediction.values, prediction.uncertainty, False)
+        return results  # type: ignore[return-value]
 
     def _maybe_request_profiling(self, query: PredictQuery, source: bytes | ModelConfig,
                                  uncertainty: dict[str, float]) -> None:

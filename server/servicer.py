@@ -41,13 +41,24 @@ class PerfSeerServicer(pb_grpc.PerfSeerServicer):
         return _call(context, "PredictPerformance",
                      lambda: convert.answer_to_proto(self.service.predict(convert.query_from_proto(request))))
 
-    def _item(self, request: pb.PredictRequest) -> pb.PredictBatchItem:
-        try:
-            answer = self.service.predict(convert.query_from_proto(request))
-            return pb.PredictBatchItem(request_id=request.request_id, code=0, response=convert.answer_to_proto(answer))
-        except Exception as exc:
-            error = from_exception(exc)
-            return pb.PredictBatchItem(request_id=request.request_id, code=error.code.value[0], message=error.message)
+    @staticmethod
+    def _item(request_id: str, answer: object) -> pb.PredictBatchItem:
+        if isinstance(answer, Exception):
+            error = from_exception(answer)
+            return pb.PredictBatchItem(request_id=request_id, code=error.code.value[0], message=error.message)
+        return pb.PredictBatchItem(request_id=request_id, code=0, response=convert.answer_to_proto(answer))
+
+    def _items(self, requests: list[pb.PredictRequest]) -> list[pb.PredictBatchItem]:
+        queries: list = []
+        for request in requests:
+            try:
+                queries.append(convert.query_from_proto(request))
+            except Exception as exc:  # a malformed item is that item's error
+                queries.append(exc)
+        valid = [q for q in queries if not isinstance(q, Exception)]
+        answers = iter(self.service.predict_many(valid))
+        return [self._item(r.request_id, q if isinstance(q, Exception) else next(answers))
+                for r, q in zip(requests, queries)]
 
     def PredictPerformanceBatch(self, request: pb.PredictBatchRequest, context: grpc.ServicerContext
                                 ) -> pb.PredictBatchResponse:
@@ -55,14 +66,14 @@ class PerfSeerServicer(pb_grpc.PerfSeerServicer):
             limit = self.service.limits.max_batch_items
             if len(request.requests) > limit:
                 raise exhausted(f"{len(request.requests)} items in one batch, over the limit of {limit}")
-            return pb.PredictBatchResponse(items=[self._item(r) for r in request.requests])
+            return pb.PredictBatchResponse(items=self._items(list(request.requests)))
 
         return _call(context, "PredictPerformanceBatch", run)
 
     def PredictPerformanceStream(self, request_iterator: Iterator[pb.PredictRequest], context: grpc.ServicerContext
                                  ) -> Iterator[pb.PredictBatchItem]:
         for request in request_iterator:
-            yield self._item(request)
+            yield self._items([request])[0]
 
     def ListPredictors(self, request: pb.ListPredictorsRequest, context: grpc.ServicerContext
                        ) -> pb.ListPredictorsResponse:
