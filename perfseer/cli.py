@@ -43,6 +43,9 @@ def cmd_dataset_build(args: argparse.Namespace, settings: Settings) -> int:
     profile = _profile_settings(args)
     if args.remeasure:
         counts = remeasure_sample(store, args.remeasure, profile, seed=args.seed)
+    elif not args.n:
+        print("error: --n is required (or --remeasure N)", file=sys.stderr)
+        return 2
     else:
         plan = BuildPlan.for_space(args.space, args.n, args.seed, args.max_gflops or None)
         index, _, total = args.shard.partition("/")
@@ -164,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = dsub.add_parser("build", help="measure N sampled configs locally (no Redis), resuming where stopped")
     p.add_argument("--space", default="all", help="cnn, nasbench201, vit, bert, mlp or all")
-    p.add_argument("--n", type=int, required=True)
+    p.add_argument("--n", type=int, help="configs to plan (required unless --remeasure)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-gflops", type=float, default=2.0, help="redraw configs whose forward pass costs more (0: no cap)")
     p.add_argument("--prefetch-cpus", help="CPU ids for sampling/export ahead of measurement, e.g. 0 (default: --cpus)")

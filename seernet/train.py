@@ -20,6 +20,7 @@ from tqdm import tqdm
 from .data import Sample
 from .features import FeatureNormalizer
 from .nn import PCGrad, SeerNet, SeerNetConfig
+from .nn.pcgrad import shared_representation_step
 from .normalize import TargetNormalizer
 from .pyg import to_data
 from .scores import score
@@ -38,6 +39,7 @@ class TrainConfig:
     seed: int = 0
     ensemble: int = 1
     pcgrad: bool = True
+    pcgrad_mode: str = "shared"  # "shared": at the shared representation (fast); "params": over all parameters
     threads: int = 1
     progress: bool = True
     max_minutes: float = 0.0  # 0: no time limit
@@ -101,7 +103,9 @@ def train_one(net_config: SeerNetConfig, train_data: list, val_data: list, targe
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=config.plateau_patience)
     multi = len(net_config.metrics) > 1 and config.pcgrad
-    pcgrad = PCGrad(optimizer, seed) if multi else None
+    pcgrad = PCGrad(optimizer, seed) if multi and config.pcgrad_mode == "params" else None
+    shared = multi and config.pcgrad_mode == "shared" and hasattr(model, "embed")
+    rng = random.Random(seed)
     val_truth = np.concatenate([d.y.numpy() for d in val_data]) if val_data else np.zeros((0, len(net_config.metrics)))
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(train_data, batch_size=config.batch_size, shuffle=True, generator=generator)
@@ -113,6 +117,11 @@ def train_one(net_config: SeerNetConfig, train_data: list, val_data: list, targe
         model.train()
         total = 0.0
         for batch in loader:
+            if shared:
+                losses = shared_representation_step(optimizer, model.embed(batch), model.predict_heads,
+                                                    lambda pred: _masked_losses(pred, batch.y), rng)
+                total += float(sum(float(l.detach()) for l in losses)) * batch.num_graphs
+                continue
             losses = _masked_losses(model(batch), batch.y)
             if pcgrad is not None:
                 pcgrad.step(losses)

@@ -57,3 +57,24 @@ class PCGrad:
         self.zero_grad()
         self.backward(losses)
         self.optimizer.step()
+
+
+def shared_representation_step(optimizer: torch.optim.Optimizer, z: torch.Tensor, heads, loss_fn,
+                               rng: random.Random) -> list[torch.Tensor]:
+    """PCGrad at the shared representation ``z``: one backward pass through the trunk, not one per task.
+
+    Each task's gradient with respect to ``z`` (cheap: it only crosses that task's head) is
+    projected off the others it conflicts with; the sum is back-propagated through the trunk.
+    Head parameters, which no other task shares, get their own task's gradient.
+    ``heads(z) -> predictions``; ``loss_fn(predictions) -> per-task losses``.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    z_detached = z.detach().requires_grad_(True)
+    losses = loss_fn(heads(z_detached))
+    per_task = [torch.autograd.grad(loss, z_detached, retain_graph=True, allow_unused=True)[0] for loss in losses]
+    per_task = [g if g is not None else torch.zeros_like(z_detached) for g in per_task]
+    torch.stack(losses).sum().backward()  # head parameters
+    merged = torch.stack(project_conflicting([g.reshape(-1) for g in per_task], rng)).sum(dim=0)
+    z.backward(merged.view_as(z))
+    optimizer.step()
+    return losses

@@ -65,6 +65,13 @@ class SeerNet(nn.Module):
 
     def forward(self, data) -> torch.Tensor:
         """``[num_graphs, len(metrics)]`` predictions in normalised log space."""
+        return self.predict_heads(self.embed(data))
+
+    def predict_heads(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.heads[m](z) for m in self.config.metrics], dim=-1)
+
+    def embed(self, data) -> torch.Tensor:
+        """The shared representation every metric head reads (where multi-task PCGrad projects)."""
         batch = data.batch if getattr(data, "batch", None) is not None else torch.zeros(
             data.x.size(0), dtype=torch.long, device=data.x.device)
         size = int(data.u.size(0))
@@ -77,5 +84,4 @@ class SeerNet(nn.Module):
             if self.global_node is not None:
                 g = self.global_node(g, x, batch, size)
         pooled = [self.readout(x, batch, size), u] + ([g] if g is not None else [])
-        z = self.trunk(torch.cat(pooled, dim=-1))
-        return torch.cat([self.heads[m](z) for m in self.config.metrics], dim=-1)
+        return self.trunk(torch.cat(pooled, dim=-1))

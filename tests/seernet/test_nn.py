@@ -126,3 +126,22 @@ def test_corrupt_or_pickled_checkpoints_are_refused(tmp_path):
         Predictor.load(directory)
     with pytest.raises(PredictorLoadError):
         Predictor.load(tmp_path / "missing")
+
+
+def test_shared_representation_pcgrad_backpropagates_the_projected_sum():
+    import random
+
+    from seernet.nn.pcgrad import shared_representation_step
+
+    w = torch.nn.Parameter(torch.eye(2))  # trunk: z = w @ x
+    head_scale = torch.nn.Parameter(torch.ones(2))  # task k reads z[:, k] scaled
+    x = torch.tensor([[1.0, 0.0]])
+    optimizer = torch.optim.SGD([w, head_scale], lr=0.0)
+    directions = (torch.tensor([1.0, 0.0]), torch.tensor([-1.0, 1.0]))
+
+    def loss_fn(z):  # task gradients w.r.t. z are exactly the two (conflicting) directions
+        return [(z * d).sum() for d in directions]
+
+    shared_representation_step(optimizer, x @ w.T, lambda z: z, loss_fn, random.Random(0))
+    merged = torch.tensor([0.5, 0.5]) + torch.tensor([0.0, 1.0])  # PCGrad of [1,0] and [-1,1], summed
+    assert torch.allclose(w.grad, merged[:, None] * x)  # dL/dw = G xᵀ
