@@ -40,15 +40,16 @@ serve: setup
 	$(BIN)/perfseer serve --host $(HOST) --port $(PORT)
 
 bench: setup
-	$(BIN)/python -m bench.graph_build
-	@if [ -f bench/serve.py ]; then $(BIN)/python -m bench.serve; fi
+	$(BIN)/perfseer bench graph
+	$(BIN)/perfseer bench serve
+	$(BIN)/perfseer bench latbench --max-test 3000   # all 14,384 test cells: perfseer bench latbench
 
 proto: venv
 	$(BIN)/python client/perfseer_client/codegen.py
 
 # Extend the shipped CPU dataset (resumes where it stopped; pin to CPU 1, one thread).
 dataset: setup
-	$(BIN)/perfseer dataset build --n 6000 --seed 0 --cpus 1 --time-cap 0.5
+	PERFSEER_ONNX_CACHE=.cache/onnx $(BIN)/perfseer dataset build --n 6000 --seed 0 --cpus 1 --prefetch-cpus 0 --time-cap 0.5
 
 noise: setup
 	$(BIN)/perfseer dataset build --remeasure 100 --cpus 1 --time-cap 0.5

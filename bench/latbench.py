@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         test_rows = test_rows[:first_missing]  # a prefix of the random order: still a uniform sample
     if args.max_test:
         test_rows = test_rows[:args.max_test]
+    if not test_rows:
+        print("no test cells: without --cached-only every cell is exported (about 0.15 s each)", file=sys.stderr)
+        return 2
     print(f"train 900 cells, test {len(test_rows)} of 14,384 other cells", flush=True)
     test = samples(test_rows)
     pretrained = Path(args.pretrained)

@@ -126,6 +126,23 @@ def _device_key(dataset) -> str:
     return next((r["device_key"] for r in DatasetStore(dataset).rows()), "")
 
 
+BENCHMARKS = {"graph": "bench.graph_build", "serve": "bench.serve", "latbench": "bench.latbench"}
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    """Run a benchmark from ``bench/`` (figures are printed and written to bench/results/)."""
+    import importlib
+
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    names = list(BENCHMARKS) if args.name == "all" else [args.name]
+    code = 0
+    for name in names:
+        module = importlib.import_module(BENCHMARKS[name])
+        code = module.main(args.args) or code
+    return code
+
+
 def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--ensemble", type=int, default=3, help="members; their spread is the uncertainty")
@@ -177,6 +194,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--command-line", help="the command to record in the report")
     add_train_flags(p)
     p.set_defaults(handler=cmd_evaluate, ensemble=1)
+
+    p = sub.add_parser("bench", help="run a benchmark: graph, serve, latbench or all")
+    p.add_argument("name", choices=[*BENCHMARKS, "all"])
+    p.add_argument("args", nargs=argparse.REMAINDER, help="passed to the benchmark (e.g. --repeats 10)")
+    p.set_defaults(handler=cmd_bench)
 
     p = sub.add_parser("serve", help="run the gRPC prediction service")
     p.add_argument("--host", help="address to bind (default 127.0.0.1: loopback only)")
