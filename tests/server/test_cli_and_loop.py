@@ -1,0 +1,46 @@
+"""``perfseer predict --server`` goes through the service; uncertain predictions become profiling jobs."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import redis
+
+from profiler_worker.queue import JobQueue
+from seernet.graph_cache import stripped_onnx
+from seernet.spaces import SPACES
+from server.app import build_server
+from server.core import PredictQuery
+from tests.conftest import ROOT
+from tests.server_fixtures import make_settings
+
+
+def test_predict_cli_through_the_server(server, tmp_path):
+    path = tmp_path / "m.onnx"
+    path.write_bytes(stripped_onnx(SPACES["mlp"].sample_n(1, seed=8)[0]))
+    command = [sys.executable, "-m", "perfseer.cli", "predict", str(path), "--server", f"127.0.0.1:{server.port}",
+               "--batch-size", "3", "--json"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    first = json.loads(subprocess.run(command, capture_output=True, text=True, env=env, timeout=120).stdout)
+    second = json.loads(subprocess.run(command, capture_output=True, text=True, env=env, timeout=120).stdout)
+    assert first[0]["predictor"] == "cpu" and first[0]["infer_time_ms"] > 0 and not first[0]["cache_hit"]
+    assert second[0]["cache_hit"] and second[0]["infer_time_ms"] == first[0]["infer_time_ms"]
+    assert server.service.stats["requests"] >= 2
+
+
+def test_uncertain_predictions_are_turned_into_profiling_jobs(predictors_dir, redis_server):
+    settings = make_settings(predictors_dir, redis_server.url)
+    settings.profile_uncertain_above = 1e-9  # every prediction of a 2-member ensemble is "uncertain"
+    running = build_server(settings, watch_interval_s=1.0)
+    try:
+        config = SPACES["nasbench201"].sample_n(1, seed=4)[0]
+        running.service.predict(PredictQuery(config=config, batch_size=2))
+        queue = JobQueue(redis.Redis.from_url(redis_server.url, decode_responses=True))
+        assert queue.redis.xlen(queue.names.jobs) == 1
+        assert running.service.stats["profiling_requested"] == 1
+        entry = queue.redis.xrange(queue.names.jobs)[0][1]
+        assert json.loads(entry["config"])["arch"] == dict(config.arch) and entry["batch_size"] == "2"
+    finally:
+        running.stop(0.5)
