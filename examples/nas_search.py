@@ -57,7 +57,7 @@ def main() -> None:
     except ImportError:
         trange = range
 
-    with PerfSeerClient(args.server) as client:
+    with PerfSeerClient(args.server, timeout_s=600) as client:  # new architectures are exported once, server-side
         def latencies(population: list[list[str]]) -> list[float]:
             models = [{"space": "nasbench201", "arch": {"arch_str": arch_str(o)}, "input_size": 32} for o in population]
             results = client.predict_many(models, batch_size=args.batch_size, metrics=["infer_time_ms"])
