@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
-from collections import OrderedDict
 from typing import Protocol
 
 import redis
+
+from .lru import LRU
 
 log = logging.getLogger(__name__)
 
@@ -26,30 +26,13 @@ class PredictionCache(Protocol):
     def put(self, key: str, value: dict) -> None: ...
 
 
-class LocalLRUCache:
+class LocalLRUCache(LRU[dict]):
+    """The embedded default when no Redis is configured: per process, lost on restart."""
+
     kind = "memory"
 
     def __init__(self, capacity: int = 100_000) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[str, dict] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> dict | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: str, value: dict) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._items)
+        super().__init__(capacity)
 
 
 class RedisCache:

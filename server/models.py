@@ -8,37 +8,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
-from collections import OrderedDict
-from typing import Callable, Generic, TypeVar
+from typing import Callable
 
 import redis
 
 from seernet.graph import PerfGraph
 
+from .lru import LRU
+
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-
-class LRU(Generic[T]):
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[str, T] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> T | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: str, value: T) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
 
 
 def sha256_hex(data: bytes) -> str:
