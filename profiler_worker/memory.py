@@ -63,15 +63,19 @@ class NvmlSampler:
         self.util: list[float] = []
         self.used_mb: list[float] = []
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self.baseline_used_mb = self._used_mb()
+
+    def _used_mb(self) -> float:
+        return self._nvml.nvmlDeviceGetMemoryInfo(self._handle).used / 2**20
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self.util.append(float(self._nvml.nvmlDeviceGetUtilizationRates(self._handle).gpu))
-            self.used_mb.append(self._nvml.nvmlDeviceGetMemoryInfo(self._handle).used / 2**20)
+            self.used_mb.append(self._used_mb())
             time.sleep(self._interval)
 
     def __enter__(self) -> "NvmlSampler":
-        self.baseline_used_mb = self._nvml.nvmlDeviceGetMemoryInfo(self._handle).used / 2**20
+        """Starts sampling; the memory baseline was taken at construction (before the model was loaded)."""
         self._thread.start()
         return self
 

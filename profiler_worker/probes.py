@@ -61,6 +61,12 @@ def measure_inference(onnx_bytes: bytes, batch_size: int, settings: ProfileSetti
         providers = [("CUDAExecutionProvider", {"device_id": _gpu_index(settings.device)}), "CPUExecutionProvider"]
     gc.collect()
     if on_gpu:
+        import torch
+
+        # The CUDA primary context (shared by torch and onnxruntime) exists before the baseline,
+        # so the memory figure is the model's (weights, arena, workspace), not the context's.
+        torch.zeros(1, device=f"cuda:{_gpu_index(settings.device)}")
+        torch.cuda.synchronize()
         sampler = NvmlSampler(_gpu_index(settings.device))
         session = ort.InferenceSession(onnx_bytes, options, providers=providers)
         if "CUDAExecutionProvider" not in session.get_providers():
