@@ -91,11 +91,10 @@ def cmd_fit(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
     """Train a candidate for predictor NAME on the dataset and promote it if it is not worse."""
-    from seernet.data import samples_from_store
-    from seernet.predictor import Predictor, save_predictor
+    from seernet.data import random_split, samples_from_store, with_targets
     from seernet.nn import SeerNetConfig
+    from seernet.predictor import Predictor, save_predictor
     from seernet.train import fit_ensemble
-    from seernet.data import random_split
     from server.promotion import retrain_and_maybe_promote, rollback
 
     root = Path(args.predictors or settings.predictors)
@@ -105,8 +104,7 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     live = root / args.name
     metrics = tuple(Predictor.load(live).metrics) if (live / "manifest.json").exists() else DEFAULT_METRICS
-    samples = samples_from_store(Path(args.dataset or settings.dataset), metrics, progress=False)
-    samples = [s for s in samples if all(m in s.targets for m in metrics)]
+    samples = with_targets(samples_from_store(Path(args.dataset or settings.dataset), metrics, progress=False), metrics)
 
     def train(rows, out: Path) -> None:
         train_rows, val_rows, _ = random_split(rows, args.seed, (3, 1, 0))
@@ -123,7 +121,7 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
 def _device_key(dataset) -> str:
     from profiler_worker.store import DatasetStore
 
-    return next((r["device_key"] for r in DatasetStore(dataset).rows()), "")
+    return next(iter(DatasetStore(dataset).device_keys()), "")
 
 
 BENCHMARKS = {"graph": "bench.graph_build", "serve": "bench.serve", "latbench": "bench.latbench"}

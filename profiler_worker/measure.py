@@ -22,15 +22,10 @@ def _keep_stripped(onnx_bytes: bytes, job: ProfileJob, settings: ProfileSettings
     """Save the weight-stripped export so training builds graphs without exporting again."""
     if not settings.onnx_cache_dir or job.config is None:
         return
-    from seernet.graph_cache import onnx_cache_path
-    from seernet.strip import strip_bytes
+    from seernet.graph_cache import onnx_cache_path, store_stripped
 
-    path = onnx_cache_path(settings.onnx_cache_dir, job.config)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(strip_bytes(onnx_bytes))
-        tmp.replace(path)
+    if not onnx_cache_path(settings.onnx_cache_dir, job.config).exists():
+        store_stripped(job.config, onnx_bytes, settings.onnx_cache_dir)
 
 
 def export_isolated(config_json: str, settings: ProfileSettings, affinity: tuple[int, ...] | None = None):

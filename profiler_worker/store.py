@@ -102,6 +102,12 @@ class DatasetStore:
             for row in conn.execute(sql, ((status,) if status else ()) + params):
                 yield dict(row)
 
+    def device_keys(self, table: str = "measurements") -> list[str]:
+        """The measuring setups present (status ok), sorted."""
+        with closing(self._connect()) as conn:
+            return [r[0] for r in conn.execute(
+                f"SELECT DISTINCT device_key FROM {table} WHERE status = 'ok' ORDER BY device_key")]
+
     def count(self, table: str = "measurements", status: str | None = None) -> int:
         with closing(self._connect()) as conn:
             if status is None:

@@ -120,7 +120,7 @@ def run_worker(redis_url: str, device: str, dataset: Path, settings: ProfileSett
     kwargs = {k: v for k, v in (("claim_idle_ms", claim_idle_ms), ("max_attempts", max_attempts)) if v}
     queue = JobQueue.from_url(redis_url, **kwargs)
     worker = Worker(queue, settings)
-    writer_thread = None
+    writer_thread, writer = None, None
     if write_results:
         on_rows = None
         if retrain_after > 0 and predictors is not None:
@@ -147,8 +147,8 @@ def run_worker(redis_url: str, device: str, dataset: Path, settings: ProfileSett
     signal.signal(signal.SIGINT, stop)
     done = worker.run(max_jobs, idle_exit_s)
     worker.stopping = True
-    if writer_thread is not None:
+    if writer_thread is not None and writer is not None:
         writer_thread.join(timeout=5)
-        ResultWriter(queue, DatasetStore(dataset)).drain_once(block_ms=10)
+        writer.drain_once(block_ms=10)
     log.info("worker %s stopped after %d job(s)", worker.consumer, done)
     return 0

@@ -45,6 +45,11 @@ def samples_from_store(path: str | Path, metrics: Sequence[str] = METRICS, devic
     return samples
 
 
+def with_targets(samples: Iterable[Sample], metrics: Sequence[str]) -> list[Sample]:
+    """The samples measured for every one of ``metrics``."""
+    return [s for s in samples if all(m in s.targets for m in metrics)]
+
+
 def dataset_hash(samples: Iterable[Sample], metrics: Sequence[str]) -> str:
     digest = hashlib.sha256()
     for s in sorted(samples, key=lambda s: s.key):

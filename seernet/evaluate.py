@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from .baselines import GNN_BASELINES, TREE_BASELINES
-from .data import Sample, leave_family_out, random_split
+from .data import Sample, leave_family_out, random_split, with_targets
 from .nn import SeerNetConfig
 from .scores import score
 from .train import TrainConfig, fit_ensemble
@@ -51,7 +51,7 @@ def run_method(method: str, train: list[Sample], val: list[Sample], test: list[S
     if method == "seernet":
         for metric in cfg.metrics:
             net = SeerNetConfig(metrics=(metric,), hidden=cfg.hidden, layers=cfg.layers)
-            values, _ = fit_ensemble(_having(train, metric), _having(val, metric), net, cfg.train).predict(test)
+            values, _ = fit_ensemble(with_targets(train, (metric,)), with_targets(val, (metric,)), net, cfg.train).predict(test)
             predictions[metric] = values[:, 0]
     elif method in ("seernet_multi", *GNN_BASELINES):
         net = SeerNetConfig(metrics=cfg.metrics, hidden=cfg.hidden, layers=cfg.layers)
@@ -61,7 +61,7 @@ def run_method(method: str, train: list[Sample], val: list[Sample], test: list[S
             from dataclasses import replace
 
             train_cfg = replace(train_cfg, ensemble=cfg.multi_ensemble)
-        ensemble = fit_ensemble(_having_all(train, cfg.metrics), _having_all(val, cfg.metrics), net, train_cfg, **kwargs)
+        ensemble = fit_ensemble(with_targets(train, cfg.metrics), with_targets(val, cfg.metrics), net, train_cfg, **kwargs)
         values, _ = ensemble.predict(test)
         predictions = {m: values[:, k] for k, m in enumerate(cfg.metrics)}
         if keep is not None:
@@ -71,14 +71,6 @@ def run_method(method: str, train: list[Sample], val: list[Sample], test: list[S
         for metric in cfg.metrics:
             predictions[metric] = baseline().fit(train + val, metric).predict(test)
     return predictions, time.monotonic() - started
-
-
-def _having(samples: Sequence[Sample], metric: str) -> list[Sample]:
-    return [s for s in samples if metric in s.targets]
-
-
-def _having_all(samples: Sequence[Sample], metrics: Sequence[str]) -> list[Sample]:
-    return [s for s in samples if all(m in s.targets for m in metrics)]
 
 
 def _without_pcgrad(config: TrainConfig) -> TrainConfig:

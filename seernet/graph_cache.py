@@ -20,20 +20,27 @@ def onnx_cache_path(root: str | Path, config: ModelConfig) -> Path:
     return Path(root) / config.arch_id[:2] / f"{config.arch_id}.onnx"
 
 
+def store_stripped(config: ModelConfig, onnx_bytes: bytes, root: str | Path = DEFAULT_CACHE / "onnx") -> bytes:
+    """Strip ``onnx_bytes`` and cache them as the export of ``config`` (atomically; concurrent writers are safe)."""
+    from .strip import strip_bytes
+
+    data = strip_bytes(onnx_bytes)
+    path = onnx_cache_path(root, config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return data
+
+
 def stripped_onnx(config: ModelConfig, root: Path = DEFAULT_CACHE / "onnx") -> bytes:
     """The stripped export of ``config`` (batch symbolic), from the cache or exported now."""
     path = onnx_cache_path(root, config)
     if path.exists():
         return path.read_bytes()
     from .export import export_config
-    from .strip import strip_bytes
 
-    data = strip_bytes(export_config(config))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-    return data
+    return store_stripped(config, export_config(config), root)
 
 
 _ARRAYS = ("node_op", "node_category", "node_x", "edge_index", "edge_x", "global_x")

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .data import Sample, dataset_hash, in_holdout, random_split, samples_from_store
+from .data import Sample, dataset_hash, in_holdout, random_split, samples_from_store, with_targets
 from .nn import SeerNetConfig
 from .predictor import save_predictor
 from .scores import score
@@ -42,14 +42,14 @@ def run_training(request: TrainRequest) -> dict:
     from profiler_worker.store import DatasetStore
 
     samples = samples_from_store(request.dataset, request.metrics)
-    samples = [s for s in samples if all(m in s.targets for m in request.metrics) and not in_holdout(s.key)]
+    samples = [s for s in with_targets(samples, request.metrics) if not in_holdout(s.key)]
     if len(samples) < 8:
         raise ValueError(f"{len(samples)} usable rows in {request.dataset} for {request.metrics}: need at least 8")
     train, val, test = random_split(samples, request.split_seed)
     net = SeerNetConfig(metrics=request.metrics, hidden=request.hidden, layers=request.layers)
     ensemble = fit_ensemble(train, val, net, request.train or TrainConfig())
     scores = {"validation": [r["best_val_mape"] for r in ensemble.reports], "test": test_scores(ensemble, test)}
-    device_keys = sorted({r["device_key"] for r in DatasetStore(request.dataset).rows()})
+    device_keys = DatasetStore(request.dataset).device_keys()
     device_key = device_keys[0] if device_keys else ""
     save_predictor(ensemble, request.out, request.name, device_key, extra={
         "dataset": str(request.dataset), "dataset_hash": dataset_hash(samples, request.metrics),
