@@ -43,6 +43,7 @@ bench: setup
 	$(BIN)/perfseer bench graph
 	$(BIN)/perfseer bench serve
 	$(BIN)/perfseer bench latbench --max-test 3000   # all 14,384 test cells: perfseer bench latbench
+	$(BIN)/perfseer bench zoo
 
 proto: venv
 	$(BIN)/python client/perfseer_client/codegen.py

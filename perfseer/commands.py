@@ -25,7 +25,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     metrics = tuple(args.metrics)
     request = TrainRequest(Path(args.dataset or settings.dataset), Path(args.out), metrics,
                            name=args.name or Path(args.out).name,
-                           hidden=args.hidden, layers=args.layers, train=_train_config(args))
+                           hidden=args.hidden, layers=args.layers, additive=not args.no_additive,
+                           train=_train_config(args))
     scores = run_training(request)
     print(json.dumps(scores, indent=2))
     return 0
@@ -53,15 +54,20 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from seernet.data import samples_from_store
-    from seernet.evaluate import EvalConfig, run_evaluation
+    from seernet.evaluate import EvalConfig, check_methods, run_evaluation
     from seernet.report import write_report
 
     out = Path(args.out)
     if not args.report_only:
+        try:
+            check_methods(args.methods)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         metrics = tuple(args.metrics)
         samples = samples_from_store(Path(args.dataset or settings.dataset), metrics)
         cfg = EvalConfig(metrics=metrics, out=out, methods=tuple(args.methods), train=_train_config(args),
-                         hidden=args.hidden, layers=args.layers, seed=args.seed,
+                         hidden=args.hidden, layers=args.layers, additive=not args.no_additive, seed=args.seed,
                          save_multi_to=Path(args.save_predictor) if args.save_predictor else None,
                          multi_ensemble=args.multi_ensemble,
                          device_key=_device_key(args.dataset or settings.dataset))
@@ -108,8 +114,9 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
 
     def train(rows, out: Path) -> None:
         train_rows, val_rows, _ = random_split(rows, args.seed, (3, 1, 0))
-        ensemble = fit_ensemble(train_rows, val_rows, SeerNetConfig(metrics=metrics, hidden=args.hidden,
-                                                                    layers=args.layers), _train_config(args))
+        net = SeerNetConfig(metrics=metrics, hidden=args.hidden, layers=args.layers,
+                            additive_readout=not args.no_additive)
+        ensemble = fit_ensemble(train_rows, val_rows, net, _train_config(args))
         save_predictor(ensemble, out, args.name, _device_key(args.dataset or settings.dataset),
                        extra={"rows": {"train": len(train_rows), "validation": len(val_rows)}})
 
@@ -124,7 +131,7 @@ def _device_key(dataset) -> str:
     return next(iter(DatasetStore(dataset).device_keys()), "")
 
 
-BENCHMARKS = {"graph": "bench.graph_build", "serve": "bench.serve", "latbench": "bench.latbench"}
+BENCHMARKS = {"graph": "bench.graph_build", "serve": "bench.serve", "latbench": "bench.latbench", "zoo": "bench.zoo"}
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -150,6 +157,8 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-pcgrad", action="store_true")
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--layers", type=int, default=3)
+    p.add_argument("--no-additive", action="store_true",
+                   help="without the additive (per-operator sum) read-out: pooled heads only (ablation)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -193,7 +202,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_train_flags(p)
     p.set_defaults(handler=cmd_evaluate, ensemble=1)
 
-    p = sub.add_parser("bench", help="run a benchmark: graph, serve, latbench or all")
+    p = sub.add_parser("bench", help="run a benchmark: graph, serve, latbench, zoo or all")
     p.add_argument("name", choices=[*BENCHMARKS, "all"])
     p.add_argument("args", nargs=argparse.REMAINDER, help="passed to the benchmark (e.g. --repeats 10)")
     p.set_defaults(handler=cmd_bench)

@@ -9,20 +9,21 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from .baselines import GNN_BASELINES, TREE_BASELINES
-from .data import Sample, leave_family_out, random_split, with_targets
+from .data import Sample, in_holdout, leave_family_out, random_split, with_targets
 from .nn import SeerNetConfig
 from .scores import score
 from .train import TrainConfig, fit_ensemble
 
 log = logging.getLogger(__name__)
 METHODS = ("seernet", "seernet_multi", "loglinear", "nnmeter_kernel_gbt", "brpnas_gcn", "dippm_sage")
+ABLATIONS = ("seernet_multi_pooled",)  # SeerNet-Multi without the additive read-out (pooled heads only)
 
 
 @dataclass
@@ -33,6 +34,7 @@ class EvalConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     hidden: int = 64
     layers: int = 3
+    additive: bool = True  # SeerNet's additive read-out (False: the pooled-heads ablation)
     seed: int = 0
     save_multi_to: Path | None = None  # save the random split's SeerNet-Multi as a predictor (the shipped one)
     multi_ensemble: int = 1
@@ -50,16 +52,16 @@ def run_method(method: str, train: list[Sample], val: list[Sample], test: list[S
     predictions: dict[str, np.ndarray] = {}
     if method == "seernet":
         for metric in cfg.metrics:
-            net = SeerNetConfig(metrics=(metric,), hidden=cfg.hidden, layers=cfg.layers)
+            net = _net_config(cfg, (metric,))
             values, _ = fit_ensemble(with_targets(train, (metric,)), with_targets(val, (metric,)), net, cfg.train).predict(test)
             predictions[metric] = values[:, 0]
-    elif method in ("seernet_multi", *GNN_BASELINES):
-        net = SeerNetConfig(metrics=cfg.metrics, hidden=cfg.hidden, layers=cfg.layers)
+    elif method in ("seernet_multi", "seernet_multi_pooled", *GNN_BASELINES):
+        net = _net_config(cfg, cfg.metrics)
+        if method == "seernet_multi_pooled":
+            net = replace(net, additive_readout=False)
         kwargs = {"factory": GNN_BASELINES[method]} if method in GNN_BASELINES else {}
-        train_cfg = cfg.train if method == "seernet_multi" else _without_pcgrad(cfg.train)
+        train_cfg = _without_pcgrad(cfg.train) if method in GNN_BASELINES else cfg.train
         if method == "seernet_multi" and keep is not None:
-            from dataclasses import replace
-
             train_cfg = replace(train_cfg, ensemble=cfg.multi_ensemble)
         ensemble = fit_ensemble(with_targets(train, cfg.metrics), with_targets(val, cfg.metrics), net, train_cfg, **kwargs)
         values, _ = ensemble.predict(test)
@@ -73,9 +75,11 @@ def run_method(method: str, train: list[Sample], val: list[Sample], test: list[S
     return predictions, time.monotonic() - started
 
 
-def _without_pcgrad(config: TrainConfig) -> TrainConfig:
-    from dataclasses import replace
+def _net_config(cfg: EvalConfig, metrics: tuple[str, ...]) -> SeerNetConfig:
+    return SeerNetConfig(metrics=metrics, hidden=cfg.hidden, layers=cfg.layers, additive_readout=cfg.additive)
 
+
+def _without_pcgrad(config: TrainConfig) -> TrainConfig:
     return replace(config, pcgrad=False)
 
 
@@ -102,14 +106,23 @@ def evaluate_split(name: str, train: list[Sample], val: list[Sample], test: list
     return result
 
 
+def check_methods(methods: Sequence[str]) -> None:
+    unknown = sorted(set(methods) - set(METHODS) - set(ABLATIONS))
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; known: {', '.join([*METHODS, *ABLATIONS])}")
+
+
 def run_evaluation(samples: list[Sample], splits: Sequence[str], cfg: EvalConfig) -> list[Path]:
-    """``splits``: ``random`` (2:1:1) and/or ``lofo`` (each family held out in turn) or ``lofo:<family>``."""
+    """``splits``: ``random`` (2:1:1 of the rows outside the promotion holdout) and/or ``lofo`` (each family held out in turn) or ``lofo:<family>``."""
+    check_methods(cfg.methods)
     cfg.out.mkdir(parents=True, exist_ok=True)
     written = []
     families = sorted({s.family for s in samples})
     for split in splits:
         if split == "random":
-            parts = {"random": random_split(samples, cfg.seed)}
+            # the promotion holdout stays out, so the predictor saved from this split can later be
+            # compared with retrained candidates on rows neither has seen
+            parts = {"random": random_split([s for s in samples if not in_holdout(s.key)], cfg.seed)}
         elif split == "lofo":
             parts = {f"lofo-{f}": leave_family_out(samples, f, cfg.seed) for f in families}
         elif split.startswith("lofo:"):

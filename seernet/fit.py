@@ -18,6 +18,7 @@ from .data import Sample
 from .graph import build_graph
 from .graph_cache import graph_for
 from .nn import SeerNetConfig
+from .nn.additive import AdditiveReadout
 from .predictor import Predictor, save_predictor
 from .spaces import ModelConfig
 from .spaces.nasbench201 import parse_arch_str
@@ -71,7 +72,8 @@ def samples_from_csv(path: Path, target: str, space: str | None = None) -> list[
 
 
 def _transfer_state(pretrained: Predictor, net: SeerNetConfig) -> dict:
-    """The pretrained weights renamed for a one-head network: trunk as is, first head → the new head."""
+    """The pretrained weights renamed for a one-head network: trunk as is, the first metric's head
+    (and its row of the additive read-out's output layer) → the new metric's."""
     source = pretrained.members[0].state_dict()
     first = pretrained.metrics[0]
     state = {}
@@ -80,6 +82,8 @@ def _transfer_state(pretrained: Predictor, net: SeerNetConfig) -> dict:
             if name.startswith(f"heads.{first}."):
                 state[name.replace(f"heads.{first}.", f"heads.{net.metrics[0]}.")] = tensor.clone()
             continue
+        if name.startswith("additive."):
+            tensor = AdditiveReadout.metric_slice(name.removeprefix("additive."), tensor, len(pretrained.metrics), 0)
         state[name] = tensor.clone()
     return state
 

@@ -11,7 +11,7 @@ import torch
 from torch_geometric.data import Batch, Data
 from torch_geometric.utils import scatter, softmax
 
-from .features import FeatureNormalizer
+from .features import FeatureNormalizer, work_arrays
 from .graph import PerfGraph
 
 
@@ -24,6 +24,7 @@ def to_data(graph: PerfGraph, normalizer: FeatureNormalizer, y: Sequence[float] 
         edge_index=torch.from_numpy(graph.edge_index),
         edge_attr=torch.from_numpy(edge).reshape(-1, normalizer.edge.mean.shape[0]),
         u=torch.from_numpy(glob),
+        work=torch.from_numpy(work_arrays(graph)),
     )
     if y is not None:
         data.y = torch.tensor([list(y)], dtype=torch.float32)
@@ -48,3 +49,10 @@ def pool_max(x: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
 
 def segment_softmax(scores: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
     return softmax(scores, index, num_nodes=size)
+
+
+def pool_logsumexp(x: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
+    """``log Σ exp(x)`` per group, stable (the group max is subtracted first); ``-inf`` for empty groups."""
+    peak = scatter(x.detach(), index, dim=0, dim_size=size, reduce="max")
+    total = scatter(torch.exp(x - peak[index]), index, dim=0, dim_size=size, reduce="sum")
+    return torch.log(total) + peak

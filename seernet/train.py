@@ -9,7 +9,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -18,7 +18,7 @@ from torch_geometric.loader import DataLoader
 from tqdm import tqdm
 
 from .data import Sample
-from .features import FeatureNormalizer
+from .features import FeatureNormalizer, work_log_scale
 from .nn import PCGrad, SeerNet, SeerNetConfig
 from .nn.pcgrad import shared_representation_step
 from .normalize import TargetNormalizer
@@ -118,7 +118,8 @@ def train_one(net_config: SeerNetConfig, train_data: list, val_data: list, targe
         total = 0.0
         for batch in loader:
             if shared:
-                losses = shared_representation_step(optimizer, model.embed(batch), model.predict_heads,
+                losses = shared_representation_step(optimizer, model.embed(batch),
+                                                    lambda z: model.predict_heads(z, batch),
                                                     lambda pred: _masked_losses(pred, batch.y), rng)
                 total += float(sum(float(l.detach()) for l in losses)) * batch.num_graphs
                 continue
@@ -177,6 +178,10 @@ def fit_ensemble(train: Sequence[Sample], val: Sequence[Sample], net_config: See
     metrics = tuple(net_config.metrics)
     features = features or FeatureNormalizer.fit([s.graph for s in train])
     targets = targets or TargetNormalizer.fit(metrics, np.array([s.target_vector(metrics) for s in train]))
+    if getattr(net_config, "additive_readout", False):
+        net_config = replace(net_config, target_log_mean=tuple(float(v) for v in targets.mean),
+                             target_log_std=tuple(float(v) for v in targets.std),
+                             work_log_scale=work_log_scale([s.graph for s in train]))
     train_data = to_dataset(train, metrics, features, targets)
     val_data = to_dataset(val, metrics, features, targets)
     members, reports = [], []

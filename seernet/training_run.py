@@ -25,6 +25,7 @@ class TrainRequest:
     name: str = "cpu-seernet-multi"
     hidden: int = 64
     layers: int = 3
+    additive: bool = True
     train: TrainConfig | None = None
     split_seed: int = 0
 
@@ -46,7 +47,8 @@ def run_training(request: TrainRequest) -> dict:
     if len(samples) < 8:
         raise ValueError(f"{len(samples)} usable rows in {request.dataset} for {request.metrics}: need at least 8")
     train, val, test = random_split(samples, request.split_seed)
-    net = SeerNetConfig(metrics=request.metrics, hidden=request.hidden, layers=request.layers)
+    net = SeerNetConfig(metrics=request.metrics, hidden=request.hidden, layers=request.layers,
+                        additive_readout=request.additive)
     ensemble = fit_ensemble(train, val, net, request.train or TrainConfig())
     scores = {"validation": [r["best_val_mape"] for r in ensemble.reports], "test": test_scores(ensemble, test)}
     device_keys = DatasetStore(request.dataset).device_keys()

@@ -59,22 +59,29 @@ class PCGrad:
         self.optimizer.step()
 
 
-def shared_representation_step(optimizer: torch.optim.Optimizer, z: torch.Tensor, heads, loss_fn,
-                               rng: random.Random) -> list[torch.Tensor]:
+def shared_representation_step(optimizer: torch.optim.Optimizer, z: torch.Tensor | tuple[torch.Tensor, ...], heads,
+                               loss_fn, rng: random.Random) -> list[torch.Tensor]:
     """PCGrad at the shared representation ``z``: one backward pass through the trunk, not one per task.
 
     Each task's gradient with respect to ``z`` (cheap: it only crosses that task's head) is
     projected off the others it conflicts with; the sum is back-propagated through the trunk.
     Head parameters, which no other task shares, get their own task's gradient.
+    ``z`` may be a tuple of tensors (graph vector, node states, …): their gradients are
+    concatenated into one vector per task before projecting.
     ``heads(z) -> predictions``; ``loss_fn(predictions) -> per-task losses``.
     """
     optimizer.zero_grad(set_to_none=True)
-    z_detached = z.detach().requires_grad_(True)
-    losses = loss_fn(heads(z_detached))
-    per_task = [torch.autograd.grad(loss, z_detached, retain_graph=True, allow_unused=True)[0] for loss in losses]
-    per_task = [g if g is not None else torch.zeros_like(z_detached) for g in per_task]
+    parts = z if isinstance(z, tuple) else (z,)
+    detached = tuple(t.detach().requires_grad_(True) for t in parts)
+    losses = loss_fn(heads(detached if isinstance(z, tuple) else detached[0]))
+    per_task = []
+    for loss in losses:
+        grads = torch.autograd.grad(loss, detached, retain_graph=True, allow_unused=True)
+        per_task.append(torch.cat([(g if g is not None else torch.zeros_like(t)).reshape(-1)
+                                   for g, t in zip(grads, detached)]))
     torch.stack(losses).sum().backward()  # head parameters
-    merged = torch.stack(project_conflicting([g.reshape(-1) for g in per_task], rng)).sum(dim=0)
-    z.backward(merged.view_as(z))
+    merged = torch.stack(project_conflicting(per_task, rng)).sum(dim=0)
+    offsets = torch.tensor([0] + [t.numel() for t in parts]).cumsum(0).tolist()
+    torch.autograd.backward(parts, [merged[offsets[k]:offsets[k + 1]].view_as(t) for k, t in enumerate(parts)])
     optimizer.step()
     return losses

@@ -9,6 +9,7 @@ from torch import nn
 from ..graph import EDGE_FEATURES, GLOBAL_FEATURES, NODE_FEATURES
 from ..op_vocab import CATEGORIES, OP_VOCAB
 from .gn_block import GraphNetworkBlock, mlp
+from .additive import AdditiveReadout
 from .gnpb import GlobalNode
 from .synmm import MeanAggregation, SynMM
 
@@ -26,6 +27,10 @@ class SeerNetConfig:
     synmm_aggregation: bool = True
     gnpb: bool = True
     dropout: float = 0.0
+    additive_readout: bool = True
+    target_log_mean: tuple[float, ...] = ()  # the target normaliser's log-space statistics (additive read-out)
+    target_log_std: tuple[float, ...] = ()
+    work_log_scale: tuple[float, ...] = ()  # median log FLOPs, log bytes, log operators of the training graphs
     node_features: int = len(NODE_FEATURES)
     edge_features: int = len(EDGE_FEATURES)
     global_features: int = len(GLOBAL_FEATURES)
@@ -34,12 +39,17 @@ class SeerNetConfig:
     def to_dict(self) -> dict:
         data = asdict(self)
         data["metrics"] = list(self.metrics)
+        for key in ("target_log_mean", "target_log_std", "work_log_scale"):
+            data[key] = list(data[key])
         return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "SeerNetConfig":
         data = dict(data)
         data["metrics"] = tuple(data["metrics"])
+        data.setdefault("additive_readout", False)  # manifests written before the additive read-out existed
+        for key in ("target_log_mean", "target_log_std", "work_log_scale"):
+            data[key] = tuple(data.get(key, ()))
         return cls(**data)
 
 
@@ -62,18 +72,29 @@ class SeerNet(nn.Module):
         readout_in = 3 * h if config.gnpb else 2 * h
         self.trunk = mlp(readout_in, h, 2 * h)
         self.heads = nn.ModuleDict({m: nn.Linear(h, 1) for m in config.metrics})
+        k = len(config.metrics)  # statistics are filled in by fit_ensemble; neutral ones for a bare network
+        self.additive = (AdditiveReadout(h, config.metrics, config.target_log_mean or (0.0,) * k,
+                                         config.target_log_std or (1.0,) * k, config.work_log_scale or (0.0,) * 3)
+                         if config.additive_readout else None)
 
     def forward(self, data) -> torch.Tensor:
         """``[num_graphs, len(metrics)]`` predictions in normalised log space."""
-        return self.predict_heads(self.embed(data))
+        return self.predict_heads(self.embed(data), data)
 
-    def predict_heads(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.heads[m](z) for m in self.config.metrics], dim=-1)
+    def predict_heads(self, shared: tuple[torch.Tensor, ...], data) -> torch.Tensor:
+        """Every metric from the shared representation: the pooled heads, plus the additive
+        read-out's per-operator sum where enabled (the heads then learn a correction to it)."""
+        z = shared[0]
+        out = torch.cat([self.heads[m](z) for m in self.config.metrics], dim=-1)
+        if self.additive is not None:
+            _, x, g = shared
+            out = out + self.additive(x, g, _batch_index(data), z.size(0), data.work)
+        return out
 
-    def embed(self, data) -> torch.Tensor:
-        """The shared representation every metric head reads (where multi-task PCGrad projects)."""
-        batch = data.batch if getattr(data, "batch", None) is not None else torch.zeros(
-            data.x.size(0), dtype=torch.long, device=data.x.device)
+    def embed(self, data) -> tuple[torch.Tensor, ...]:
+        """The shared representation every metric head reads (where multi-task PCGrad projects):
+        ``(graph vector,)``, and with the additive read-out ``(graph vector, node states, global node)``."""
+        batch = _batch_index(data)
         size = int(data.u.size(0))
         x = self.node_encoder(torch.cat([data.x, self.op_embedding(data.op), self.category_embedding(data.category)], -1))
         e = self.edge_encoder(data.edge_attr)
@@ -84,4 +105,14 @@ class SeerNet(nn.Module):
             if self.global_node is not None:
                 g = self.global_node(g, x, batch, size)
         pooled = [self.readout(x, batch, size), u] + ([g] if g is not None else [])
-        return self.trunk(torch.cat(pooled, dim=-1))
+        z = self.trunk(torch.cat(pooled, dim=-1))
+        if self.additive is None:
+            return (z,)
+        return z, x, (g if g is not None else torch.zeros_like(u))
+
+
+def _batch_index(data) -> torch.Tensor:
+    """Graph index of every node (all zeros for a single graph)."""
+    if getattr(data, "batch", None) is not None:
+        return data.batch
+    return torch.zeros(data.x.size(0), dtype=torch.long, device=data.x.device)
