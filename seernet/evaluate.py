@@ -113,7 +113,8 @@ def check_methods(methods: Sequence[str]) -> None:
 
 
 def run_evaluation(samples: list[Sample], splits: Sequence[str], cfg: EvalConfig) -> list[Path]:
-    """``splits``: ``random`` (2:1:1 of the rows outside the promotion holdout) and/or ``lofo`` (each family held out in turn) or ``lofo:<family>``."""
+    """``splits``: ``random`` (2:1:1 of the rows outside the promotion holdout) and/or ``lofo``
+    (each family held out in turn) or ``lofo:<family>``."""
     check_methods(cfg.methods)
     cfg.out.mkdir(parents=True, exist_ok=True)
     written = []
