@@ -43,7 +43,7 @@ def write_report(directory: Path, command: str = "", noise_floor: dict | None = 
                 lines.append(f"| {method} | " + " | ".join(_fmt(s.get(c), c) for c in COLUMNS) +
                              f" | {r['fit_seconds']:.0f} |")
             lines.append("")
-    summary = _summary_table(results)
+    summary = _summary_table(results) + _noise_table(results, noise_floor)
     lines[4:4] = summary
     (directory / "README.md").write_text("\n".join(lines) + "\n")
     _plot_scatter(results, directory, plt)
@@ -63,6 +63,25 @@ def _summary_table(results: list[dict]) -> list[str]:
             mapes = [s["mape"] for s in scores.values() if "mape" in s]
             cells.append(f"{np.mean(mapes):.2f}" if mapes else "–")
         lines.append(f"| {result['split']} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _noise_table(results: list[dict], noise_floor: dict | None, method: str = "seernet_multi") -> list[str]:
+    """The random split beside the labels' own noise: median and mean relative error vs the median
+    relative difference between two measurements of the same config."""
+    random_split = next((r for r in results if r["split"] == "random"), None)
+    if not noise_floor or random_split is None or method not in random_split["predictions"]:
+        return []
+    lines = [f"## Random split vs the noise floor ({method})", "",
+             "| metric | noise floor, median % | median APE % | MAPE % | MAPE / noise floor |", "|---|---|---|---|---|"]
+    for metric, predicted in random_split["predictions"][method].items():
+        floor = noise_floor.get("metrics", {}).get(metric, {}).get("median_pct")
+        p, t = np.array(predicted, dtype=float), np.array(random_split["truth"][metric], dtype=float)
+        keep = np.isfinite(p) & np.isfinite(t) & (t > 0)
+        if floor is None or not keep.any():
+            continue
+        ape = 100 * np.abs(p[keep] - t[keep]) / t[keep]
+        lines.append(f"| {metric} | {floor:.2f} | {np.median(ape):.2f} | {ape.mean():.2f} | {ape.mean() / floor:.1f}× |")
     return lines + [""]
 
 
