@@ -170,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, help="configs to plan (required unless --remeasure)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-gflops", type=float, default=2.0, help="redraw configs whose forward pass costs more (0: no cap)")
-    p.add_argument("--prefetch-cpus", help="CPU ids for sampling/export ahead of measurement, e.g. 0 (default: --cpus)")
+    p.add_argument("--prefetch-cpus", help="CPU ids for sampling/export ahead of measurement, e.g. 0 (default: --cpus; on a measuring core, export waits while a measurement runs)")
     p.add_argument("--shard", default="0/1", help="k/K: measure every K-th config from k (parallel builds)")
     p.add_argument("--remeasure", type=int, default=0, help="instead, re-measure this many random stored configs")
     p.add_argument("--out", help="dataset file (default: the configured dataset)")

@@ -7,6 +7,7 @@ re-sampling (sampling with a FLOPs budget costs ~0.2 s a config).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import random
@@ -71,8 +72,10 @@ def iter_plan(plan: BuildPlan, plan_file: Path, shard: tuple[int, int] = (0, 1))
 
 
 def _prefetch(plan: BuildPlan, plan_file: Path, shard: tuple[int, int], done: set[str], settings: ProfileSettings,
-              prefetch_affinity: tuple[int, ...] | None, out: queue.Queue, stop: threading.Event) -> None:
-    """Producer: sample the plan and export each new config, so the measuring core only measures."""
+              prefetch_affinity: tuple[int, ...] | None, out: queue.Queue, stop: threading.Event,
+              core: contextlib.AbstractContextManager) -> None:
+    """Producer: sample the plan and export each new config, so the measuring core only measures.
+    ``core`` is held while exporting: a lock shared with measurement when both use the same cores."""
     try:
         for _, config in iter_plan(plan, plan_file, shard):
             if stop.is_set():
@@ -80,11 +83,17 @@ def _prefetch(plan: BuildPlan, plan_file: Path, shard: tuple[int, int], done: se
             job = ProfileJob.for_config(config, settings.device)
             exported = None
             if job.job_id not in done:
-                outcome = export_isolated(config.to_json(), settings, prefetch_affinity)
+                with core:
+                    outcome = export_isolated(config.to_json(), settings, prefetch_affinity)
                 exported = outcome.result["onnx"] if outcome.ok else None
             out.put((job, exported))
     finally:
         out.put(None)
+
+
+def shares_cores(measure: tuple[int, ...] | None, prefetch: tuple[int, ...] | None) -> bool:
+    """Whether export could run on a core a measurement runs on (``None``: any core)."""
+    return measure is None or prefetch is None or bool(set(measure) & set(prefetch))
 
 
 def build_dataset(store: DatasetStore, plan: BuildPlan, settings: ProfileSettings, table: str = "measurements",
@@ -95,7 +104,9 @@ def build_dataset(store: DatasetStore, plan: BuildPlan, settings: ProfileSetting
     ``shard=(k, K)`` measures every K-th config starting at k, so K processes
     pinned to K cores can share one build (and one store) without overlap.
     Sampling and export run ahead in a producer thread (their children on
-    ``prefetch_affinity``), overlapping with measurement.
+    ``prefetch_affinity``), overlapping with measurement only when that is a
+    different set of cores: an export running on the measuring core doubles the
+    measured times (a session-2 build did exactly that; its rows are quarantined).
     """
     plan_file = plan_file or store.path.with_suffix(f".s{plan.seed}.shard{shard[0]}of{shard[1]}.plan.jsonl")
     done = store.job_ids(table)
@@ -104,8 +115,9 @@ def build_dataset(store: DatasetStore, plan: BuildPlan, settings: ProfileSetting
                disable=not progress, mininterval=5)
     ready: queue.Queue = queue.Queue(maxsize=4)
     stop = threading.Event()
+    core = threading.Lock() if shares_cores(settings.cpu_affinity, prefetch_affinity) else contextlib.nullcontext()
     producer = threading.Thread(target=_prefetch, args=(plan, plan_file, shard, set(done), settings, prefetch_affinity,
-                                                        ready, stop), daemon=True)
+                                                        ready, stop, core), daemon=True)
     producer.start()
     try:
         while (item := ready.get()) is not None:
@@ -113,7 +125,8 @@ def build_dataset(store: DatasetStore, plan: BuildPlan, settings: ProfileSetting
             if job.job_id in done:
                 counts["skipped"] += 1
             else:
-                result = measure_job(job, settings, exported=exported)
+                with core:
+                    result = measure_job(job, settings, exported=exported)
                 store.add(result, table)
                 done.add(job.job_id)
                 counts[result.status] += 1

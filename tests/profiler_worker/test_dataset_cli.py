@@ -54,3 +54,34 @@ def test_submit_puts_jobs_on_the_stream(redis_server):
     assert json.loads(result.stdout)["submitted"] == 3
     queue = JobQueue(redis.Redis.from_url(redis_server.url, decode_responses=True))
     assert queue.redis.xlen(queue.names.jobs) == 3
+
+
+def test_export_never_runs_beside_a_measurement_on_the_same_core(tmp_path, monkeypatch):
+    """An export on the measuring core doubles measured times: on shared cores they must alternate."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from profiler_worker import dataset_build
+    from profiler_worker.settings import ProfileSettings
+
+    busy, overlaps, lock = [0], [0], threading.Lock()
+
+    def occupy(result):
+        with lock:
+            busy[0] += 1
+            overlaps[0] += busy[0] > 1
+        time.sleep(0.02)
+        with lock:
+            busy[0] -= 1
+        return result
+
+    monkeypatch.setattr(dataset_build, "export_isolated",
+                        lambda *a, **k: occupy(SimpleNamespace(ok=True, result={"onnx": b""})))
+    monkeypatch.setattr(dataset_build, "measure_job", lambda job, *a, **k: occupy(SimpleNamespace(status="ok")))
+    store = SimpleNamespace(job_ids=lambda table: set(), add=lambda result, table: None, path=tmp_path / "d.sqlite")
+    plan = BuildPlan.for_space("mlp", 8, seed=0)
+    counts = dataset_build.build_dataset(store, plan, ProfileSettings(cpu_affinity=(1,)), plan_file=tmp_path / "p.jsonl",
+                                         progress=False, prefetch_affinity=(1,))
+    assert counts["ok"] == 8 and overlaps[0] == 0
+    assert dataset_build.shares_cores((1,), None) and not dataset_build.shares_cores((1,), (0,))
