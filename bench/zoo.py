@@ -27,6 +27,7 @@ from profiler_worker.settings import ProfileSettings  # noqa: E402
 from seernet.graph import build_graph  # noqa: E402
 from seernet.predictor import Predictor  # noqa: E402
 from seernet.scores import score  # noqa: E402
+from seernet.strip import strip_bytes  # noqa: E402
 from seernet.zoo import ZOO, zoo_onnx  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = [r for r in measure(args.batch_sizes, args.cpu, args.time_cap, args.remeasure) if r["status"] == "ok"]
     predictor = Predictor.load(args.predictor)
-    graphs = [build_graph(zoo_onnx(r["model"]), batch_size=r["batch_size"]) for r in rows]
+    stripped = {name: strip_bytes(zoo_onnx(name)) for name in {r["model"] for r in rows}}  # as a client sends them
+    graphs = [build_graph(stripped[r["model"]], batch_size=r["batch_size"]) for r in rows]
     predictions = predictor.predict_graphs(graphs)
     for row, graph, prediction in zip(rows, graphs, predictions):
         row["gflops"] = graph.global_value("flops_sum") / 1e9
