@@ -178,7 +178,7 @@ def fit_ensemble(train: Sequence[Sample], val: Sequence[Sample], net_config: See
     metrics = tuple(net_config.metrics)
     features = features or FeatureNormalizer.fit([s.graph for s in train])
     targets = targets or TargetNormalizer.fit(metrics, np.array([s.target_vector(metrics) for s in train]))
-    if getattr(net_config, "additive_readout", False):
+    if net_config.additive_readout:
         net_config = replace(net_config, target_log_mean=tuple(float(v) for v in targets.mean),
                              target_log_std=tuple(float(v) for v in targets.std),
                              work_log_scale=work_log_scale([s.graph for s in train]))

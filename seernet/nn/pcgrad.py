@@ -81,7 +81,7 @@ def shared_representation_step(optimizer: torch.optim.Optimizer, z: torch.Tensor
                                    for g, t in zip(grads, detached)]))
     torch.stack(losses).sum().backward()  # head parameters
     merged = torch.stack(project_conflicting(per_task, rng)).sum(dim=0)
-    offsets = torch.tensor([0] + [t.numel() for t in parts]).cumsum(0).tolist()
-    torch.autograd.backward(parts, [merged[offsets[k]:offsets[k + 1]].view_as(t) for k, t in enumerate(parts)])
+    chunks = torch.split(merged, [t.numel() for t in parts])
+    torch.autograd.backward(parts, [chunk.view_as(t) for chunk, t in zip(chunks, parts)])
     optimizer.step()
     return losses
