@@ -70,6 +70,7 @@ def cmd_dataset_stats(args: argparse.Namespace, settings: Settings) -> int:
     for family, count in stats["families"].items():
         print(f"  {family:<12} {count:>6}")
     print("status:", ", ".join(f"{k}={v}" for k, v in stats["status"].items()))
+    print(f"re-measured: {stats['remeasured']}, quarantined: {stats['quarantined']}")
     print("devices:", ", ".join(f"{k} ({v})" for k, v in stats["devices"].items()))
     return 0
 
@@ -94,6 +95,25 @@ def cmd_dataset_noise(args: argparse.Namespace, settings: Settings) -> int:
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     _print_json(report)
+    return 0
+
+
+def cmd_dataset_quarantine(args: argparse.Namespace, settings: Settings) -> int:
+    from profiler_worker.store import DatasetStore
+
+    path = Path(args.dataset or settings.dataset)
+    if not path.exists():
+        print(f"error: no dataset at {path}", file=sys.stderr)
+        return 2
+    if not args.reason.strip():
+        print("error: --reason is required: say why these rows are not to be trusted", file=sys.stderr)
+        return 2
+    text = sys.stdin.read() if args.job_ids == "-" else Path(args.job_ids).read_text()
+    ids = [line.strip() for line in text.splitlines() if line.strip()]
+    store = DatasetStore(path)
+    moved = store.quarantine(ids, args.reason)
+    _print_json({"asked": len(ids), "moved": moved, "quarantined": store.quarantined_count(),
+                 "rows": store.count(status="ok")})
     return 0
 
 
@@ -195,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset")
     p.add_argument("--out")
     p.set_defaults(handler=cmd_dataset_noise)
+
+    p = dsub.add_parser("quarantine", help="move rows found to be wrong out of training into table `quarantined`")
+    p.add_argument("--dataset")
+    p.add_argument("--job-ids", required=True, help="file with one job id per line, or - for standard input")
+    p.add_argument("--reason", required=True, help="why (kept with every row)")
+    p.set_defaults(handler=cmd_dataset_quarantine)
 
     p = sub.add_parser("worker", help="consume profiling jobs from Redis and measure them")
     p.add_argument("--redis")

@@ -145,15 +145,16 @@ def build_dataset(store: DatasetStore, plan: BuildPlan, settings: ProfileSetting
 
 def remeasure_sample(store: DatasetStore, n: int, settings: ProfileSettings, seed: int = 0,
                      progress: bool = True) -> dict[str, int]:
-    """Measure ``n`` random already-measured configs again into ``remeasurements`` (noise floor)."""
-    rows = sorted(store.rows(), key=lambda r: r["job_id"])
-    picked = random.Random(seed).sample(rows, min(n, len(rows)))
+    """Measure ``n`` random stored configs a second time into ``remeasurements`` (noise floor).
+
+    Drawn among configs not re-measured yet, so every run adds ``n`` pairs; a
+    stopped run resumes (what it measured is no longer a candidate).
+    """
     done = store.job_ids("remeasurements")
-    counts = {"ok": 0, "partial": 0, "failed": 0, "skipped": 0}
+    candidates = sorted((r for r in store.rows() if r["job_id"] not in done), key=lambda r: r["job_id"])
+    picked = random.Random(seed).sample(candidates, min(n, len(candidates)))
+    counts = {"ok": 0, "partial": 0, "failed": 0}
     for row in tqdm(picked, desc="re-measuring", unit="cfg", disable=not progress, mininterval=5):
-        if row["job_id"] in done:
-            counts["skipped"] += 1
-            continue
         job = ProfileJob(config=ModelConfig.from_json(row["config_json"]), device=settings.device, job_id=row["job_id"])
         result = measure_job(job, settings)
         store.add(result, "remeasurements")

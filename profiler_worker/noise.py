@@ -2,36 +2,53 @@
 
 No predictor can honestly claim to be closer to "the" latency than the
 measurements are to each other; evaluation reports its errors beside this.
+Re-measurements come in rounds (one ``--remeasure`` run each, perhaps taken
+while the machine was busy): the report gives each round's own figures too, so
+a noisy round is visible instead of hidden in the pooled median.
 """
 from __future__ import annotations
 
 import statistics
+import time
 
 from .job import METRICS
 from .store import DatasetStore
 
+ROUND_GAP_S = 1800.0  # re-measurements further apart than this belong to different rounds
 
-def relative_differences(store: DatasetStore) -> dict[str, list[float]]:
+
+def paired_differences(store: DatasetStore) -> list[tuple[float, dict[str, float]]]:
+    """(time of the re-measurement, {metric: |second − first| / first}) for each config measured twice.
+
+    Only pairs whose first measurement is still in ``measurements`` count: a
+    quarantined original is not a measurement we stand by.
+    """
     first = {row["job_id"]: row for row in store.rows("measurements")}
-    diffs: dict[str, list[float]] = {m: [] for m in METRICS}
+    pairs = []
     for again in store.rows("remeasurements"):
         base = first.get(again["job_id"])
         if base is None:
             continue
-        for metric in METRICS:
-            a, b = base.get(metric), again.get(metric)
-            if a is not None and b is not None and a > 0:
-                diffs[metric].append(abs(b - a) / a)
+        diffs = {metric: abs(again[metric] - base[metric]) / base[metric] for metric in METRICS
+                 if base.get(metric) is not None and again.get(metric) is not None and base[metric] > 0}
+        pairs.append((float(again["measured_at"]), diffs))
+    return sorted(pairs, key=lambda pair: pair[0])
+
+
+def relative_differences(store: DatasetStore) -> dict[str, list[float]]:
+    diffs: dict[str, list[float]] = {m: [] for m in METRICS}
+    for _, pair in paired_differences(store):
+        for metric, value in pair.items():
+            diffs[metric].append(value)
     return diffs
 
 
-def noise_floor_report(store: DatasetStore) -> dict:
-    """Per metric: pairs compared, median / mean / 90th-percentile relative difference (percent)."""
+def _summary(values_by_metric: dict[str, list[float]]) -> dict:
     report: dict = {"pairs": 0, "metrics": {}}
-    for metric, values in relative_differences(store).items():
+    for metric, values in values_by_metric.items():
         if not values:
             continue
-        values.sort()
+        values = sorted(values)
         report["pairs"] = max(report["pairs"], len(values))
         report["metrics"][metric] = {
             "pairs": len(values),
@@ -39,4 +56,30 @@ def noise_floor_report(store: DatasetStore) -> dict:
             "mean_pct": 100 * statistics.fmean(values),
             "p90_pct": 100 * values[int(0.9 * (len(values) - 1))],
         }
+    return report
+
+
+def _rounds(pairs: list[tuple[float, dict[str, float]]]) -> list[list[tuple[float, dict[str, float]]]]:
+    rounds: list[list[tuple[float, dict[str, float]]]] = []
+    for pair in pairs:
+        if not rounds or pair[0] - rounds[-1][-1][0] > ROUND_GAP_S:
+            rounds.append([])
+        rounds[-1].append(pair)
+    return rounds
+
+
+def noise_floor_report(store: DatasetStore) -> dict:
+    """Per metric: pairs compared, median / mean / 90th-percentile relative difference (percent),
+    over all pairs and per re-measurement round."""
+    pairs = paired_differences(store)
+    report = _summary(relative_differences(store))
+    report["rounds"] = []
+    for members in _rounds(pairs):
+        by_metric: dict[str, list[float]] = {m: [] for m in METRICS}
+        for _, pair in members:
+            for metric, value in pair.items():
+                by_metric[metric].append(value)
+        summary = _summary(by_metric)
+        summary["started"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(members[0][0]))
+        report["rounds"].append(summary)
     return report

@@ -17,6 +17,7 @@ from typing import Iterator
 from .job import METRICS, ProfileResult
 
 TABLES = ("measurements", "remeasurements")
+QUARANTINE_TABLE = "quarantined"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS {table} (
@@ -86,6 +87,36 @@ class DatasetStore:
             cursor = conn.execute(f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({marks})", list(row.values()))
             return cursor.rowcount == 1
 
+    def quarantine(self, job_ids: list[str], reason: str) -> int:
+        """Move rows out of ``measurements`` into ``quarantined`` with ``reason``; returns rows moved.
+
+        Why a table and not a delete: a measurement found to be wrong (a build that
+        shared the measuring core, a noisy machine) is still evidence of what went
+        wrong; it stays in the file, out of training and evaluation, and its config
+        becomes missing again, so a resumed build measures it afresh.  One
+        transaction: a row is in exactly one of the two tables.
+        """
+        if not reason.strip():
+            raise ValueError("a quarantine needs a reason")
+        ids = sorted(set(job_ids))
+        moved = 0
+        with closing(self._connect()) as conn, conn:
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {QUARANTINE_TABLE} AS "
+                         f"SELECT *, '' AS quarantine_reason FROM measurements WHERE 0")
+            for start in range(0, len(ids), 500):  # SQLite bounds the number of parameters
+                chunk = ids[start:start + 500]
+                marks = ", ".join("?" for _ in chunk)
+                conn.execute(f"INSERT INTO {QUARANTINE_TABLE} SELECT *, ? FROM measurements WHERE job_id IN ({marks})",
+                             [reason, *chunk])
+                moved += conn.execute(f"DELETE FROM measurements WHERE job_id IN ({marks})", chunk).rowcount
+        return moved
+
+    def quarantined_count(self) -> int:
+        with closing(self._connect()) as conn:
+            exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                  (QUARANTINE_TABLE,)).fetchone()
+            return conn.execute(f"SELECT COUNT(*) FROM {QUARANTINE_TABLE}").fetchone()[0] if exists else 0
+
     def has_job(self, job_id: str, table: str = "measurements") -> bool:
         with closing(self._connect()) as conn:
             return conn.execute(f"SELECT 1 FROM {table} WHERE job_id = ?", (job_id,)).fetchone() is not None
@@ -136,4 +167,5 @@ class DatasetStore:
             "batch_sizes": batch,
             "metric_counts": metric_counts,
             "remeasured": remeasured,
+            "quarantined": self.quarantined_count(),
         }
