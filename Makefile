@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 50051
 PYTEST_ARGS ?=
 
-.PHONY: setup venv system test serve bench proto lint clean dataset noise
+.PHONY: setup venv system test serve bench proto lint clean dataset noise evaluate
 
 setup: venv system
 
@@ -55,6 +55,27 @@ dataset: setup
 noise: setup
 	$(BIN)/perfseer dataset build --remeasure 100 --cpus 1 --time-cap 0.5
 	$(BIN)/perfseer dataset noise --out data/noise_floor.json
+
+# The evaluation in bench/results/evaluation/ and the shipped predictor (predictors/cpu, from its random
+# split): the random split and leave-one-family-out side by side, each pinned to its own core.
+EVAL_MINUTES ?= 4
+LOFO_MINUTES ?= 3
+EVAL_METHODS := seernet_multi seernet seernet_multi_pooled loglinear nnmeter_kernel_gbt brpnas_gcn dippm_sage
+LOFO_METHODS := seernet_multi loglinear nnmeter_kernel_gbt brpnas_gcn dippm_sage
+EVAL_OUT := bench/results/evaluation
+EVAL_RECORD := make evaluate EVAL_MINUTES=$(EVAL_MINUTES) LOFO_MINUTES=$(LOFO_MINUTES): \
+	perfseer evaluate --splits random --max-minutes $(EVAL_MINUTES) --epochs 300 --save-predictor predictors/cpu \
+	--multi-ensemble 2 --methods $(EVAL_METHODS) (CPU 0) beside perfseer evaluate --splits lofo \
+	--max-minutes $(LOFO_MINUTES) --epochs 300 --methods $(LOFO_METHODS) (CPU 1)
+evaluate: setup
+	mkdir -p $(EVAL_OUT)
+	taskset -c 0 $(BIN)/perfseer evaluate --splits random --max-minutes $(EVAL_MINUTES) --epochs 300 \
+		--save-predictor predictors/cpu --multi-ensemble 2 --methods $(EVAL_METHODS) \
+		--command-line "$(EVAL_RECORD)" > $(EVAL_OUT)/random.log 2>&1 & random=$$!; \
+	taskset -c 1 $(BIN)/perfseer evaluate --splits lofo --max-minutes $(LOFO_MINUTES) --epochs 300 \
+		--methods $(LOFO_METHODS) --command-line "$(EVAL_RECORD)" > $(EVAL_OUT)/lofo.log 2>&1; lofo=$$?; \
+	wait $$random && [ $$lofo = 0 ]
+	$(BIN)/perfseer evaluate --report-only --command-line "$(EVAL_RECORD)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
