@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -47,6 +48,7 @@ def measure(batch_sizes: list[int], cpu: int, time_cap: float, remeasure: bool) 
                 continue
             result = measure_job(ProfileJob(onnx_bytes=zoo_onnx(name), batch_size=batch, family="zoo"), settings)
             row = {"model": name, "batch_size": batch, "status": result.status, "reason": result.reason,
+                   "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(result.measured_at)),
                    **{m: result.metrics.get(m) for m in METRICS}}
             print(json.dumps(row), flush=True)
             known.append(row)
