@@ -6,9 +6,11 @@ commands start fast even though training pulls in torch.
 from __future__ import annotations
 
 import argparse
+import calendar
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -91,7 +93,14 @@ def cmd_dataset_noise(args: argparse.Namespace, settings: Settings) -> int:
     from profiler_worker.noise import noise_floor_report
     from profiler_worker.store import DatasetStore
 
-    report = noise_floor_report(DatasetStore(args.dataset or settings.dataset))
+    since = None
+    if args.since:
+        try:
+            since = calendar.timegm(time.strptime(args.since, "%Y-%m-%dT%H:%M:%SZ"))
+        except ValueError:
+            print(f"error: --since wants a UTC time like 2026-11-22T08:00:00Z, got {args.since!r}", file=sys.stderr)
+            return 2
+    report = noise_floor_report(DatasetStore(args.dataset or settings.dataset), since)
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     _print_json(report)
@@ -214,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = dsub.add_parser("noise", help="noise floor: compare re-measured configs with their first measurement")
     p.add_argument("--dataset")
     p.add_argument("--out")
+    p.add_argument("--since", help="headline figures from re-measurements taken at or after this UTC time "
+                                   "(e.g. 2026-11-22T08:00:00Z); every round is listed either way")
     p.set_defaults(handler=cmd_dataset_noise)
 
     p = dsub.add_parser("quarantine", help="move rows found to be wrong out of training into table `quarantined`")

@@ -35,12 +35,17 @@ def paired_differences(store: DatasetStore) -> list[tuple[float, dict[str, float
     return sorted(pairs, key=lambda pair: pair[0])
 
 
-def relative_differences(store: DatasetStore) -> dict[str, list[float]]:
+def _by_metric(pairs: list[tuple[float, dict[str, float]]]) -> dict[str, list[float]]:
     diffs: dict[str, list[float]] = {m: [] for m in METRICS}
-    for _, pair in paired_differences(store):
+    for _, pair in pairs:
         for metric, value in pair.items():
             diffs[metric].append(value)
     return diffs
+
+
+def relative_differences(store: DatasetStore, since: float | None = None) -> dict[str, list[float]]:
+    """{metric: relative differences} over the pairs re-measured at or after ``since`` (all when None)."""
+    return _by_metric([p for p in paired_differences(store) if since is None or p[0] >= since])
 
 
 def _summary(values_by_metric: dict[str, list[float]]) -> dict:
@@ -68,18 +73,22 @@ def _rounds(pairs: list[tuple[float, dict[str, float]]]) -> list[list[tuple[floa
     return rounds
 
 
-def noise_floor_report(store: DatasetStore) -> dict:
-    """Per metric: pairs compared, median / mean / 90th-percentile relative difference (percent),
-    over all pairs and per re-measurement round."""
-    pairs = paired_differences(store)
-    report = _summary(relative_differences(store))
+def noise_floor_report(store: DatasetStore, since: float | None = None) -> dict:
+    """Per metric: pairs compared, median / mean / 90th-percentile relative difference (percent).
+
+    The headline figures use the re-measurements taken at or after ``since``
+    (all when None): rounds taken under other conditions than the dataset's
+    rows measure a drift, not the noise.  Every round is listed either way.
+    """
+    report = _summary(relative_differences(store, since))
+    report["since"] = _iso(since) if since is not None else None
     report["rounds"] = []
-    for members in _rounds(pairs):
-        by_metric: dict[str, list[float]] = {m: [] for m in METRICS}
-        for _, pair in members:
-            for metric, value in pair.items():
-                by_metric[metric].append(value)
-        summary = _summary(by_metric)
-        summary["started"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(members[0][0]))
+    for members in _rounds(paired_differences(store)):
+        summary = _summary(_by_metric(members))
+        summary["started"] = _iso(members[0][0])
         report["rounds"].append(summary)
     return report
+
+
+def _iso(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))

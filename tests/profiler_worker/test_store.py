@@ -2,16 +2,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from profiler_worker.job import ProfileResult
 from profiler_worker.noise import ROUND_GAP_S, noise_floor_report
 from profiler_worker.store import DatasetStore
-from tests.conftest import ROOT
+from tests.profiler_worker.test_dataset_cli import cli
 
 
 def result(job_id: str, infer_ms: float, measured_at: float = 1_000_000.0) -> ProfileResult:
@@ -37,22 +34,19 @@ def test_quarantine_moves_rows_with_their_reason_and_frees_the_config(tmp_path):
         store.quarantine(["c1@cpu"], reason=" ")
 
 
-def test_quarantine_from_the_command_line(tmp_path):
+def test_quarantine_and_noise_from_the_command_line(tmp_path):
     store = DatasetStore(tmp_path / "d.sqlite")
     for i in range(2):
         store.add(result(f"c{i}@cpu", 1.0))
     ids = tmp_path / "ids.txt"
     ids.write_text("c1@cpu\n\n")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    run = subprocess.run([sys.executable, "-m", "perfseer.cli", "dataset", "quarantine", "--dataset",
-                          str(store.path), "--job-ids", str(ids), "--reason", "noisy neighbour"],
-                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    run = cli("dataset", "quarantine", "--dataset", str(store.path), "--job-ids", str(ids), "--reason", "noisy")
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout) == {"asked": 1, "moved": 1, "quarantined": 1, "rows": 1}
-    no_reason = subprocess.run([sys.executable, "-m", "perfseer.cli", "dataset", "quarantine", "--dataset",
-                                str(store.path), "--job-ids", str(ids), "--reason", ""],
-                               capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    no_reason = cli("dataset", "quarantine", "--dataset", str(store.path), "--job-ids", str(ids), "--reason", "")
     assert no_reason.returncode == 2 and "reason" in no_reason.stderr
+    bad_since = cli("dataset", "noise", "--dataset", str(store.path), "--since", "yesterday")
+    assert bad_since.returncode == 2 and "--since" in bad_since.stderr
 
 
 def test_noise_floor_pairs_only_kept_originals_and_reports_rounds(tmp_path):
@@ -72,4 +66,33 @@ def test_noise_floor_pairs_only_kept_originals_and_reports_rounds(tmp_path):
     assert [r["pairs"] for r in report["rounds"]] == [2, 1]
     assert report["rounds"][0]["metrics"]["infer_time_ms"]["median_pct"] == pytest.approx(20.0)
     assert report["rounds"][1]["metrics"]["infer_time_ms"]["median_pct"] == pytest.approx(2.0)
-    assert report["rounds"][0]["started"].endswith("Z")
+    assert report["rounds"][0]["started"].endswith("Z") and report["since"] is None
+    later = noise_floor_report(store, since=2_000_000.0 + ROUND_GAP_S)  # headline: the second round only
+    assert later["pairs"] == 1 and later["metrics"]["infer_time_ms"]["median_pct"] == pytest.approx(2.0)
+    assert len(later["rounds"]) == 2 and later["since"].endswith("Z")
+
+
+def test_remeasure_draws_only_configs_not_re_measured_yet(tmp_path, monkeypatch):
+    """Each ``--remeasure N`` run adds N new pairs: a config is never drawn twice."""
+    from profiler_worker import dataset_build
+    from profiler_worker.settings import ProfileSettings
+    from seernet.spaces import get_space
+
+    store = DatasetStore(tmp_path / "d.sqlite")
+    space = get_space("mlp")
+    for i, config in enumerate(space.sample_n(6, seed=3)):
+        row = result(f"c{i}@cpu", 1.0)
+        row.config_json = config.to_json()
+        store.add(row)
+    measured: list[str] = []
+
+    def fake_measure(job, settings):
+        measured.append(job.job_id)
+        return result(job.job_id, 1.1)
+
+    monkeypatch.setattr(dataset_build, "measure_job", fake_measure)
+    first = dataset_build.remeasure_sample(store, 4, ProfileSettings(), seed=0, progress=False)
+    second = dataset_build.remeasure_sample(store, 4, ProfileSettings(), seed=0, progress=False)
+    assert first["ok"] == 4 and second["ok"] == 2  # only two configs were left
+    assert len(measured) == len(set(measured)) == 6
+    assert store.job_ids("remeasurements") == store.job_ids()
