@@ -48,7 +48,8 @@ bench: setup
 proto: venv
 	$(BIN)/python client/perfseer_client/codegen.py
 
-# Extend the shipped CPU dataset (resumes where it stopped; pin to CPU 1, one thread).
+# Extend the shipped CPU dataset (resumes where it stopped; pin to CPU 1, one thread). Run nothing heavy
+# beside it: on a 2-vCPU VM, work on the other core slowed measurements by ~25 % (see data/README.md).
 dataset: setup
 	PERFSEER_ONNX_CACHE=.cache/onnx $(BIN)/perfseer dataset build --n 6000 --seed 0 --cpus 1 --prefetch-cpus 0 --time-cap 0.5
 
