@@ -117,6 +117,9 @@ def cmd_dataset_quarantine(args: argparse.Namespace, settings: Settings) -> int:
     if not args.reason.strip():
         print("error: --reason is required: say why these rows are not to be trusted", file=sys.stderr)
         return 2
+    if args.job_ids != "-" and not Path(args.job_ids).is_file():
+        print(f"error: no job-id file at {args.job_ids}", file=sys.stderr)
+        return 2
     text = sys.stdin.read() if args.job_ids == "-" else Path(args.job_ids).read_text()
     ids = [line.strip() for line in text.splitlines() if line.strip()]
     store = DatasetStore(path)

@@ -45,6 +45,9 @@ def test_quarantine_and_noise_from_the_command_line(tmp_path):
     assert json.loads(run.stdout) == {"asked": 1, "moved": 1, "quarantined": 1, "rows": 1}
     no_reason = cli("dataset", "quarantine", "--dataset", str(store.path), "--job-ids", str(ids), "--reason", "")
     assert no_reason.returncode == 2 and "reason" in no_reason.stderr
+    no_file = cli("dataset", "quarantine", "--dataset", str(store.path), "--job-ids", str(tmp_path / "x"),
+                  "--reason", "noisy")
+    assert no_file.returncode == 2 and "no job-id file" in no_file.stderr
     bad_since = cli("dataset", "noise", "--dataset", str(store.path), "--since", "yesterday")
     assert bad_since.returncode == 2 and "--since" in bad_since.stderr
 
