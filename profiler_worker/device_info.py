@@ -31,11 +31,13 @@ def library_versions() -> dict[str, str]:
 
 
 def gpu_descriptor(index: int) -> dict:
-    """Name, driver and memory of GPU ``index`` through NVML; raises if NVML is unavailable."""
+    """Name, driver and memory of ``cuda:<index>`` through NVML; raises if NVML is unavailable."""
     import pynvml  # nvidia-ml-py
 
+    from .backend import nvml_index
+
     pynvml.nvmlInit()
-    handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+    handle = pynvml.nvmlDeviceGetHandleByIndex(nvml_index(index))
     name = pynvml.nvmlDeviceGetName(handle)
     return {
         "gpu_name": name.decode() if isinstance(name, bytes) else str(name),
@@ -57,8 +59,9 @@ def describe_device(device: str, threads: int, affinity: tuple[int, ...] | None 
         "libraries": library_versions(),
     }
     if device.startswith("cuda"):
-        index = int(device.split(":", 1)[1]) if ":" in device else 0
-        info.update(gpu_descriptor(index))
+        from .backend import cuda_index
+
+        info.update(gpu_descriptor(cuda_index(device)))
     return info
 
 

@@ -53,11 +53,14 @@ class NvmlSampler:
     """Samples GPU SM utilisation and used memory in a thread while a timed loop runs."""
 
     def __init__(self, gpu_index: int, interval_s: float = 0.005) -> None:
+        """``gpu_index`` is torch's (``cuda:N``); it is mapped to NVML's numbering by UUID."""
         import pynvml
+
+        from .backend import nvml_index
 
         self._nvml = pynvml
         pynvml.nvmlInit()
-        self._handle = pynvml.nvmlDeviceGetHandleByIndex(gpu_index)
+        self._handle = pynvml.nvmlDeviceGetHandleByIndex(nvml_index(gpu_index))
         self._interval = interval_s
         self._stop = threading.Event()
         self.util: list[float] = []

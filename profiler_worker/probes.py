@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .backend import cuda_index
 from .memory import NvmlSampler, RssPeakMeter
 from .settings import ProfileSettings
 from .timing import time_repeated
@@ -42,10 +43,6 @@ def random_feeds(onnx_bytes: bytes, batch_size: int) -> dict[str, np.ndarray]:
     return feeds
 
 
-def _gpu_index(device: str) -> int:
-    return int(device.split(":", 1)[1]) if ":" in device else 0
-
-
 def measure_inference(onnx_bytes: bytes, batch_size: int, settings: ProfileSettings) -> dict[str, Any]:
     import onnxruntime as ort
 
@@ -58,16 +55,16 @@ def measure_inference(onnx_bytes: bytes, batch_size: int, settings: ProfileSetti
     on_gpu = settings.device.startswith("cuda")
     providers: list[Any] = ["CPUExecutionProvider"]
     if on_gpu:
-        providers = [("CUDAExecutionProvider", {"device_id": _gpu_index(settings.device)}), "CPUExecutionProvider"]
+        providers = [("CUDAExecutionProvider", {"device_id": cuda_index(settings.device)}), "CPUExecutionProvider"]
     gc.collect()
     if on_gpu:
         import torch
 
         # The CUDA primary context (shared by torch and onnxruntime) exists before the baseline,
         # so the memory figure is the model's (weights, arena, workspace), not the context's.
-        torch.zeros(1, device=f"cuda:{_gpu_index(settings.device)}")
+        torch.zeros(1, device=f"cuda:{cuda_index(settings.device)}")
         torch.cuda.synchronize()
-        sampler = NvmlSampler(_gpu_index(settings.device))
+        sampler = NvmlSampler(cuda_index(settings.device))
         session = ort.InferenceSession(onnx_bytes, options, providers=providers)
         if "CUDAExecutionProvider" not in session.get_providers():
             raise RuntimeError("onnxruntime has no CUDA execution provider here (install onnxruntime-gpu)")
@@ -110,9 +107,11 @@ def measure_training(config_json: str, settings: ProfileSettings) -> dict[str, A
 
     holder: list = []
     if on_gpu:
+        torch.zeros(1, device=device)  # the CUDA context exists before the baselines (as for inference)
+        torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
-        with NvmlSampler(_gpu_index(settings.device)) as sampler:
+        with NvmlSampler(cuda_index(settings.device)) as sampler:
             run(holder)
         peak = (torch.cuda.max_memory_allocated(device) - base) / 2**20
         return {"train_time_ms": holder[0].median_ms, "train_mem_mb": peak, "train_sm_util": sampler.mean_util,

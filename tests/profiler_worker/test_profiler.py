@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from profiler_worker.backend import cuda_unavailable_reason, resolve_device
+from profiler_worker.backend import cuda_index, cuda_unavailable_reason, match_gpu_uuid, resolve_device
 from profiler_worker.job import METRICS, ProfileJob
 from profiler_worker.measure import measure_job
 from profiler_worker.settings import ProfileSettings
@@ -71,6 +71,18 @@ def test_cuda_falls_back_to_cpu_with_a_reason(caplog):
         resolve_device("cuda:0", allow_fallback=False)
     with pytest.raises(ValueError):
         resolve_device("tpu")
+
+
+def test_cuda_devices_map_to_nvml_gpus_by_uuid():
+    """NVML numbers GPUs physically; cuda:N is the N-th visible one: the UUID links them."""
+    nvml = [b"GPU-11111111-aaaa-0000-0000-000000000000", "GPU-22222222-bbbb-0000-0000-000000000000",
+            "GPU-22223333-cccc-0000-0000-000000000000"]
+    assert match_gpu_uuid("11111111-aaaa-0000-0000-000000000000", nvml) == 0  # torch's bare form, NVML bytes
+    assert match_gpu_uuid("GPU-22222222-BBBB-0000-0000-000000000000", nvml) == 1
+    assert match_gpu_uuid("GPU-22223", nvml) == 2  # CUDA_VISIBLE_DEVICES accepts a unique prefix
+    assert match_gpu_uuid("GPU-2222", nvml) is None  # ambiguous: no guess
+    assert match_gpu_uuid("MIG-2222", nvml) is None and match_gpu_uuid("", nvml) is None
+    assert (cuda_index("cuda"), cuda_index("cuda:3")) == (0, 3)
 
 
 def test_gpu_profiler_measures_utilisation():
