@@ -63,7 +63,7 @@ class AdditiveReadout(nn.Module):
 
     def node_terms(self, x: torch.Tensor, g: torch.Tensor, batch: torch.Tensor, work: torch.Tensor) -> torch.Tensor:
         """``[num_nodes, metrics]``: each operator's cost in log units (log ms, log MB)."""
-        adjust = self.bound * torch.tanh(self.adjust(torch.cat([x, g[batch]], dim=-1)))
+        adjust = self.bound * torch.tanh(self.adjust(torch.cat([x, g.index_select(0, batch)], dim=-1)))
         logs = adjust.view(-1, TERMS, len(self.metrics)) + self.base
         scale = torch.cat([work, torch.zeros_like(work[:, :1])], dim=-1)  # log FLOPs, log bytes, log 1
         return torch.logsumexp(logs + scale[:, :, None], dim=1)

@@ -47,10 +47,12 @@ class GraphNetworkBlock(nn.Module):
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor, u: torch.Tensor,
                 g: torch.Tensor | None, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         src, dst = edge_index
-        node_part = self.global_in(u)[batch]
-        e = self.edge_out(self.edge_in(edge_attr) + (self.src_in(x) + node_part)[src] + self.dst_in(x)[dst])
+        # index_select, not x[idx]: same values, and on CPU its backward (index_add) is ~2.5× faster
+        node_part = self.global_in(u).index_select(0, batch)
+        e = self.edge_out(self.edge_in(edge_attr) + (self.src_in(x) + node_part).index_select(0, src)
+                          + self.dst_in(x).index_select(0, dst))
         e = self.edge_norm(edge_attr + self.dropout(e))
         aggregated = self.aggregate(e, dst, x.size(0))
-        context = x + g[batch] if (self.gnpb and g is not None) else x
-        h = self.node_mlp(torch.cat([aggregated, context, u[batch]], dim=-1))
+        context = x + g.index_select(0, batch) if (self.gnpb and g is not None) else x
+        h = self.node_mlp(torch.cat([aggregated, context, u.index_select(0, batch)], dim=-1))
         return self.node_norm(x + self.dropout(h)), e

@@ -13,7 +13,7 @@ from seernet.graph_cache import stripped_onnx
 from seernet.nn import GraphNetworkBlock, PCGrad, SeerNet, SeerNetConfig, SynMM, project_conflicting
 from seernet.normalize import TargetNormalizer
 from seernet.predictor import Predictor, PredictorLoadError, save_predictor
-from seernet.pyg import collate, to_data
+from seernet.pyg import collate, pool_max, to_data
 from seernet.spaces import SPACES
 from seernet.train import TrainConfig, fit_ensemble
 from tests.server.fixtures import METRICS, tiny_samples
@@ -100,6 +100,27 @@ def test_feature_normalizer_round_trip_and_schema_check(graphs):
     stale = {**norm.to_dict(), "schema_version": 0}
     with pytest.raises(ValueError, match="retrain"):
         FeatureNormalizer.from_dict(stale)
+
+
+def test_pool_max_matches_scatter_max_in_values_and_gradients():
+    from torch_geometric.utils import scatter
+
+    torch.manual_seed(0)
+    x = torch.randn(50, 4)
+    x[3], x[7] = x[9], x[9]  # ties within one group share the gradient
+    index = torch.randint(0, 6, (50,))
+    index[[3, 7, 9]] = 2
+    index[index == 5] = 4  # group 5 stays empty: 0, as scatter gives
+    for pooled in (pool_max, lambda v, i, n: scatter(v, i, dim=0, dim_size=n, reduce="max")):
+        leaf = x.clone().requires_grad_(True)
+        out = pooled(leaf, index, 6)
+        (out * torch.arange(24.0).view(6, 4)).sum().backward()
+        if pooled is pool_max:
+            ours = (out.detach(), leaf.grad)
+        else:
+            reference = (out.detach(), leaf.grad)
+    assert torch.equal(ours[0], reference[0]) and torch.equal(ours[0][5], torch.zeros(4))
+    torch.testing.assert_close(ours[1], reference[1])
 
 
 def test_checkpoint_save_load_predicts_identically(tmp_path):
