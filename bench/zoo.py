@@ -26,11 +26,9 @@ from bench.common import RESULTS, save  # noqa: E402
 from profiler_worker.job import ProfileJob  # noqa: E402
 from profiler_worker.measure import measure_job  # noqa: E402
 from profiler_worker.settings import ProfileSettings  # noqa: E402
-from seernet.graph import build_graph  # noqa: E402
 from seernet.predictor import Predictor  # noqa: E402
 from seernet.scores import score  # noqa: E402
-from seernet.strip import strip_bytes  # noqa: E402
-from seernet.zoo import ZOO, zoo_onnx  # noqa: E402
+from seernet.zoo import ZOO, measured_zoo_samples, zoo_onnx  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MEASURED = RESULTS / "zoo_measured.json"
@@ -69,8 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = [r for r in measure(args.batch_sizes, args.cpu, args.time_cap, args.remeasure) if r["status"] == "ok"]
     predictor = Predictor.load(args.predictor)
-    stripped = {name: strip_bytes(zoo_onnx(name)) for name in {r["model"] for r in rows}}  # as a client sends them
-    graphs = [build_graph(stripped[r["model"]], batch_size=r["batch_size"]) for r in rows]
+    graphs = [s.graph for s in measured_zoo_samples(MEASURED)]  # the rows above, from stripped exports
     predictions = predictor.predict_graphs(graphs)
     for row, graph, prediction in zip(rows, graphs, predictions):
         row["gflops"] = graph.global_value("flops_sum") / 1e9

@@ -108,6 +108,15 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
         rollback(root, args.name, args.rollback)
         print(f"{args.name}: now serving {args.rollback}")
         return 0
+    guard, guard_path = [], args.guard or settings.retrain_guard
+    if guard_path:
+        from seernet.zoo import measured_zoo_samples
+
+        try:
+            guard = measured_zoo_samples(guard_path)
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"error: guard set {guard_path}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 2
     live = root / args.name
     metrics = tuple(Predictor.load(live).metrics) if (live / "manifest.json").exists() else DEFAULT_METRICS
     samples = with_targets(samples_from_store(Path(args.dataset or settings.dataset), metrics, progress=False), metrics)
@@ -120,7 +129,7 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
         save_predictor(ensemble, out, args.name, _device_key(args.dataset or settings.dataset),
                        extra={"rows": {"train": len(train_rows), "validation": len(val_rows)}})
 
-    decision = retrain_and_maybe_promote(root, args.name, samples, train)
+    decision = retrain_and_maybe_promote(root, args.name, samples, train, guard)
     print(json.dumps(decision.to_dict(), indent=2))
     return 0
 
@@ -184,6 +193,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--predictors")
     p.add_argument("--name", default="cpu")
     p.add_argument("--rollback", metavar="VERSION", help="serve this version from history instead")
+    p.add_argument("--guard", metavar="ZOO_JSON",
+                   help="real architectures measured on this device (bench/results/zoo_measured.json): the "
+                        "candidate must not be worse on them either (env: PERFSEER_RETRAIN_GUARD)")
     add_train_flags(p)
     p.set_defaults(handler=cmd_retrain, ensemble=2)
 

@@ -39,6 +39,7 @@ class Settings:
     tls_key: str = field(default_factory=lambda: _env("tls_key", ""))
     metrics_port: int = field(default_factory=lambda: int(_env("metrics_port", "0")))
     retrain_after: int = field(default_factory=lambda: int(_env("retrain_after", "500")))
+    retrain_guard: str = field(default_factory=lambda: _env("retrain_guard", ""))  # zoo_measured.json for promotion
     profile_uncertain_above: float = field(default_factory=lambda: float(_env("profile_uncertain_above", "0")))
     limits: Limits = field(default_factory=Limits)
 

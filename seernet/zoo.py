@@ -7,11 +7,14 @@ predictors on architectures none of our spaces produced.
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
 
+from .data import METRICS, Sample
 from .spaces.transformer import BertEncoder, ViT
 
 # torchvision's documented figures: (parameters, GMACs at 224x224) — its "GFLOPS" column counts MACs.
@@ -162,3 +165,25 @@ def zoo_onnx(name: str, batch_size: int = 1) -> bytes:
     build, example = ZOO[name]
     torch.manual_seed(0)
     return export_module(build(), example(max(2, batch_size)))
+
+
+def measured_zoo_samples(path: str | Path) -> list[Sample]:
+    """Zoo models measured on one device (``bench/results/zoo_measured.json``: rows with ``model``,
+    ``batch_size``, ``status`` and metric columns) as samples, graphs built from the stripped export
+    exactly as a client would send it.
+
+    Why: these architectures lie outside every training space, so they test what a random holdout
+    cannot — extrapolation.  Promotion uses them as a guard set (``perfseer retrain --guard``).
+    """
+    from .graph import build_graph
+    from .strip import strip_bytes
+
+    rows = [r for r in json.loads(Path(path).read_text())["rows"] if r.get("status", "ok") == "ok"]
+    unknown = sorted({r["model"] for r in rows} - set(ZOO))
+    if unknown:
+        raise ValueError(f"{path}: models {unknown} are not in the zoo; known: {sorted(ZOO)}")
+    stripped = {name: strip_bytes(zoo_onnx(name)) for name in {r["model"] for r in rows}}
+    return [Sample(key=f"zoo:{r['model']}:b{r['batch_size']}", family="zoo",
+                   graph=build_graph(stripped[r["model"]], batch_size=int(r["batch_size"])),
+                   targets={m: float(r[m]) for m in METRICS if r.get(m) is not None})
+            for r in rows]

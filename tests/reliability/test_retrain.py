@@ -1,9 +1,12 @@
 """The closed loop: a worse or corrupt candidate is not promoted; a better one is, and the server swaps to it."""
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
 
 from perfseer_client import PerfSeerClient
 from seernet.nn import SeerNetConfig
@@ -86,6 +89,46 @@ def test_better_candidate_is_promoted_swapped_live_and_can_be_rolled_back(tmp_pa
         assert (root / ".history" / "cpu" / decision.version).exists()
     finally:
         running.stop(0.5)
+
+
+def test_a_candidate_worse_on_the_guard_set_is_not_promoted(tmp_path):
+    """Better on the holdout is not enough: the guard set (real architectures) must not get worse."""
+    samples = tiny_samples(6)
+    root = tmp_path / "predictors"
+    trainer(0)(samples, root / "cpu")
+    serving = Predictor.load(root / "cpu")
+    # a guard set the serving version predicts exactly: any different candidate is worse there
+    guard = [replace(s, key=f"guard-{k}", targets=prediction.values)
+             for k, (s, prediction) in enumerate(zip(samples[:4], serving.predict_graphs([s.graph for s in samples[:4]])))]
+    decision = retrain_and_maybe_promote(root, "cpu", samples, trainer(60), guard)
+    assert not decision.promoted and "guard set of 4 real architectures" in decision.reason
+    assert decision.candidate_mape < decision.current_mape  # it did win on the holdout
+    assert decision.current_guard_mape < 1e-3 < decision.candidate_guard_mape
+    assert Predictor.load(root / "cpu").version == serving.version
+    report = json.loads(sorted((root / ".reports").glob("cpu-*.json"))[-1].read_text())
+    assert report["guard"] == 4 and report["candidate_guard_mape"] == decision.candidate_guard_mape
+
+
+def test_measured_zoo_rows_become_guard_samples(tmp_path):
+    from seernet.zoo import measured_zoo_samples
+
+    path = tmp_path / "zoo_measured.json"
+    rows = [{"model": "bert_mini", "batch_size": 2, "status": "ok", "infer_time_ms": 21.0, "infer_mem_mb": 90.0},
+            {"model": "bert_mini", "batch_size": 4, "status": "failed", "infer_time_ms": None}]
+    path.write_text(json.dumps({"rows": rows}))
+    [sample] = measured_zoo_samples(path)
+    assert sample.targets == {"infer_time_ms": 21.0, "infer_mem_mb": 90.0} and sample.graph.batch_size == 2
+    path.write_text(json.dumps({"rows": [{"model": "alexnet", "batch_size": 1, "infer_time_ms": 5.0}]}))
+    with pytest.raises(ValueError, match="alexnet"):
+        measured_zoo_samples(path)
+
+
+def test_retrain_cli_refuses_an_unreadable_guard_set(tmp_path, capsys):
+    from perfseer.cli import main
+
+    missing = tmp_path / "zoo_measured.json"
+    code = main(["retrain", "--predictors", str(tmp_path), "--guard", str(missing), "--epochs", "1"])
+    assert code == 2 and str(missing) in capsys.readouterr().err
 
 
 def test_trigger_launches_one_retrain_after_enough_rows():
