@@ -38,11 +38,8 @@ def save_predictor(ensemble: TrainedEnsemble, directory: str | Path, name: str, 
     """Write ``ensemble`` to ``directory``; the version is a hash of its weights and manifest."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
     for k, member in enumerate(ensemble.members):
-        path = directory / f"member-{k}.safetensors"
-        save_file({n: t.contiguous() for n, t in member.state_dict().items()}, str(path))
-        digest.update(path.read_bytes())
+        save_file({n: t.contiguous() for n, t in member.state_dict().items()}, str(directory / f"member-{k}.safetensors"))
     manifest = {
         "name": name,
         "device_key": device_key,
@@ -56,6 +53,16 @@ def save_predictor(ensemble: TrainedEnsemble, directory: str | Path, name: str, 
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **(extra or {}),
     }
+    return write_manifest(directory, manifest)
+
+
+def write_manifest(directory: Path, manifest: dict) -> Path:
+    """Write ``manifest`` with its version: a hash of the member weights and the manifest itself, so
+    any change to either (even bounds added to a trained predictor) is a new version."""
+    manifest = {k: v for k, v in manifest.items() if k != "version"}
+    digest = hashlib.sha256()
+    for k in range(int(manifest["members"])):
+        digest.update((directory / f"member-{k}.safetensors").read_bytes())
     digest.update(json.dumps(manifest, sort_keys=True).encode())
     manifest["version"] = digest.hexdigest()[:12]
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from seernet.features import FeatureNormalizer
+from seernet.features import FeatureNormalizer, Standardizer
 from seernet.graph import GLOBAL_FEATURES, build_graph
 from seernet.graph_cache import stripped_onnx
 from seernet.nn import GraphNetworkBlock, PCGrad, SeerNet, SeerNetConfig, SynMM, project_conflicting
 from seernet.normalize import TargetNormalizer
-from seernet.predictor import Predictor, PredictorLoadError, save_predictor
+from seernet.predictor import Predictor, PredictorLoadError, save_predictor, write_manifest
 from seernet.pyg import collate, pool_max, to_data
 from seernet.spaces import SPACES
 from seernet.train import TrainConfig, fit_ensemble
@@ -121,6 +121,39 @@ def test_pool_max_matches_scatter_max_in_values_and_gradients():
             reference = (out.detach(), leaf.grad)
     assert torch.equal(ours[0], reference[0]) and torch.equal(ours[0][5], torch.zeros(4))
     torch.testing.assert_close(ours[1], reference[1])
+
+
+def test_standardizer_clips_to_the_training_range():
+    rows = np.array([[0.0, 5.0], [2.0, 5.0], [4.0, 5.0]], dtype=np.float32)  # 2nd feature constant in training
+    std = Standardizer.fit(rows)
+    np.testing.assert_allclose(std(rows)[:, 0], [-1.2247449, 0.0, 1.2247449], rtol=1e-6)  # training rows: untouched
+    far = std(np.array([[400.0, 60.0], [-400.0, -60.0]], dtype=np.float32))
+    np.testing.assert_allclose(far, [[1.2247449, 0.0], [-1.2247449, 0.0]], rtol=1e-6)
+    legacy = Standardizer.from_dict({"mean": [2.0, 5.0], "std": [1.0, 1.0]})  # saved without bounds
+    assert legacy.low is None and legacy(np.array([[400.0, 5.0]], dtype=np.float32))[0, 0] == 398.0
+    again = Standardizer.from_dict(json.loads(json.dumps(std.to_dict())))
+    np.testing.assert_array_equal(again(rows * 100), std(rows * 100))
+    bounded = legacy.with_bounds(rows)
+    assert bounded(np.array([[400.0, 5.0]], dtype=np.float32))[0, 0] == 2.0 and legacy.low is None
+
+
+def test_bounds_added_to_a_saved_predictor_make_a_new_version(tmp_path):
+    samples = tiny_samples(3)
+    ensemble = fit_ensemble(samples[:6], samples[6:], SeerNetConfig(metrics=METRICS, hidden=8, layers=1),
+                            TrainConfig(epochs=1, progress=False))
+    save_predictor(ensemble, tmp_path / "p", "p", "cpu:x:1t")
+    manifest = json.loads((tmp_path / "p" / "manifest.json").read_text())
+    before = Predictor.load(tmp_path / "p").predict_graphs([s.graph for s in samples[:6]])
+    manifest["features"]["global"].pop("low"), manifest["features"]["global"].pop("high")
+    write_manifest(tmp_path / "p", manifest)
+    unbounded = Predictor.load(tmp_path / "p")
+    assert unbounded.version != manifest["version"] and unbounded.features.globals_.low is None
+    manifest["features"] = unbounded.features.with_bounds([s.graph for s in samples[:6]]).to_dict()
+    write_manifest(tmp_path / "p", manifest)
+    rebounded = Predictor.load(tmp_path / "p")
+    assert rebounded.version == manifest["version"]  # same weights, same bounds: the same version as saved
+    after = rebounded.predict_graphs([s.graph for s in samples[:6]])
+    assert [a.values for a in after] == [b.values for b in before]
 
 
 def test_checkpoint_save_load_predicts_identically(tmp_path):
