@@ -66,12 +66,12 @@ LOFO_METHODS := seernet_multi loglinear nnmeter_kernel_gbt brpnas_gcn dippm_sage
 EVAL_OUT := bench/results/evaluation
 EVAL_RECORD := make evaluate EVAL_MINUTES=$(EVAL_MINUTES) LOFO_MINUTES=$(LOFO_MINUTES): \
 	perfseer evaluate --splits random --max-minutes $(EVAL_MINUTES) --epochs 300 --save-predictor predictors/cpu \
-	--multi-ensemble 2 --methods $(EVAL_METHODS) (CPU 0) beside perfseer evaluate --splits lofo \
+	--multi-ensemble 2 --guard bench/results/zoo_measured.json --methods $(EVAL_METHODS) (CPU 0) beside perfseer evaluate --splits lofo \
 	--max-minutes $(LOFO_MINUTES) --epochs 300 --methods $(LOFO_METHODS) (CPU 1)
 evaluate: setup
 	mkdir -p $(EVAL_OUT)
 	taskset -c 0 $(BIN)/perfseer evaluate --splits random --max-minutes $(EVAL_MINUTES) --epochs 300 \
-		--save-predictor predictors/cpu --multi-ensemble 2 --methods $(EVAL_METHODS) \
+		--save-predictor predictors/cpu --multi-ensemble 2 --guard bench/results/zoo_measured.json --methods $(EVAL_METHODS) \
 		--command-line "$(EVAL_RECORD)" > $(EVAL_OUT)/random.log 2>&1 & random=$$!; \
 	taskset -c 1 $(BIN)/perfseer evaluate --splits lofo --max-minutes $(LOFO_MINUTES) --epochs 300 \
 		--methods $(LOFO_METHODS) --command-line "$(EVAL_RECORD)" > $(EVAL_OUT)/lofo.log 2>&1; lofo=$$?; \

@@ -61,6 +61,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     if not args.report_only:
         try:
             check_methods(args.methods)
+            guard = _guard_samples(args.guard) if args.guard else ()
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -69,7 +70,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         cfg = EvalConfig(metrics=metrics, out=out, methods=tuple(args.methods), train=_train_config(args),
                          hidden=args.hidden, layers=args.layers, additive=not args.no_additive, seed=args.seed,
                          save_multi_to=Path(args.save_predictor) if args.save_predictor else None,
-                         multi_ensemble=args.multi_ensemble,
+                         multi_ensemble=args.multi_ensemble, guard=guard,
                          device_key=_device_key(args.dataset or settings.dataset))
         for path in run_evaluation(samples, args.splits, cfg):
             print(f"wrote {path}")
@@ -108,15 +109,12 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
         rollback(root, args.name, args.rollback)
         print(f"{args.name}: now serving {args.rollback}")
         return 0
-    guard, guard_path = [], args.guard or settings.retrain_guard
-    if guard_path:
-        from seernet.zoo import measured_zoo_samples
-
-        try:
-            guard = measured_zoo_samples(guard_path)
-        except (OSError, ValueError, KeyError) as exc:
-            print(f"error: guard set {guard_path}: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return 2
+    guard_path = args.guard or settings.retrain_guard
+    try:
+        guard = _guard_samples(guard_path) if guard_path else []
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     live = root / args.name
     metrics = tuple(Predictor.load(live).metrics) if (live / "manifest.json").exists() else DEFAULT_METRICS
     samples = with_targets(samples_from_store(Path(args.dataset or settings.dataset), metrics, progress=False), metrics)
@@ -132,6 +130,16 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
     decision = retrain_and_maybe_promote(root, args.name, samples, train, guard)
     print(json.dumps(decision.to_dict(), indent=2))
     return 0
+
+
+def _guard_samples(path: str) -> list:
+    """The guard set (real architectures measured on the device), or ValueError naming the file."""
+    from seernet.zoo import measured_zoo_samples
+
+    try:
+        return measured_zoo_samples(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"guard set {path}: {type(exc).__name__}: {exc}") from None
 
 
 def _device_key(dataset) -> str:
@@ -209,6 +217,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report-only", action="store_true", help="rebuild README.md and plots from existing JSON")
     p.add_argument("--save-predictor", help="save the random split's SeerNet-Multi here (the shipped predictor)")
     p.add_argument("--multi-ensemble", type=int, default=2, help="members of that saved SeerNet-Multi")
+    p.add_argument("--guard", metavar="ZOO_JSON", help="save it there only if not worse on these measured real "
+                                                        "architectures than the predictor already there")
     p.add_argument("--noise-floor", default=str(REPO_ROOT / "data" / "noise_floor.json"))
     p.add_argument("--command-line", help="the command to record in the report")
     add_train_flags(p)

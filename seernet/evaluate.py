@@ -37,6 +37,7 @@ class EvalConfig:
     additive: bool = True  # SeerNet's additive read-out (False: the pooled-heads ablation)
     seed: int = 0
     save_multi_to: Path | None = None  # save the random split's SeerNet-Multi as a predictor (the shipped one)
+    guard: Sequence[Sample] = ()  # real architectures: worse there than the predictor in save_multi_to → staged only
     multi_ensemble: int = 1
     device_key: str = ""
 
@@ -97,13 +98,36 @@ def evaluate_split(name: str, train: list[Sample], val: list[Sample], test: list
             from .data import dataset_hash
             from .predictor import save_predictor
 
-            save_predictor(keep["ensemble"], cfg.save_multi_to, cfg.save_multi_to.name, cfg.device_key, extra={
+            target = _save_target(keep["ensemble"], cfg)
+            save_predictor(keep["ensemble"], target, cfg.save_multi_to.name, cfg.device_key, extra={
                 "scores": {"test": scores}, "split": {"kind": "random 2:1:1", "seed": cfg.seed},
                 "rows": result["rows"], "dataset_hash": dataset_hash(train + val + test, cfg.metrics),
                 "families": sorted({s.family for s in train})})
     result["truth"] = {m: _truth(test, m).tolist() for m in cfg.metrics}
     result["test_families"] = [s.family for s in test]
     return result
+
+
+def _save_target(ensemble, cfg: EvalConfig) -> Path:
+    """``cfg.save_multi_to``, unless the predictor already there does better on the guard set: then
+    the new one goes to ``.staging/`` beside it, so an evaluation never replaces a predictor that
+    extrapolates better (the promotion rule of ``perfseer retrain --guard``)."""
+    from .predictor import Predictor, PredictorLoadError, mean_mape
+
+    target = cfg.save_multi_to
+    if not cfg.guard or not (target / "manifest.json").exists():
+        return target
+    try:
+        current = Predictor.load(target)
+    except PredictorLoadError:
+        return target
+    candidate_mape, current_mape = mean_mape(Predictor.from_ensemble(ensemble), cfg.guard), mean_mape(current, cfg.guard)
+    if candidate_mape <= current_mape:
+        return target
+    staged = target.parent / ".staging" / f"{target.name}-evaluate"
+    log.warning("the new SeerNet-Multi is worse on the guard set (%.2f %% > %.2f %% for %s): saved to %s, "
+                "%s left in place", candidate_mape, current_mape, current.version, staged, target)
+    return staged
 
 
 def check_methods(methods: Sequence[str]) -> None:

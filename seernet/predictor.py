@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +19,14 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from .data import Sample
 from .features import FeatureNormalizer
 from .graph import FEATURE_SCHEMA_VERSION, PerfGraph, build_graph
 from .loader import ModelSource
 from .nn import SeerNet, SeerNetConfig
 from .normalize import TargetNormalizer
 from .pyg import collate, to_data
+from .scores import score
 from .train import TrainedEnsemble
 
 MANIFEST = "manifest.json"
@@ -135,3 +138,19 @@ class Predictor:
 
     def predict(self, source: ModelSource, batch_size: int = 1, **graph_kwargs: object) -> Prediction:
         return self.predict_graphs([build_graph(source, batch_size=batch_size, **graph_kwargs)])[0]
+
+
+def mean_mape(predictor: Predictor, samples: Sequence[Sample]) -> float:
+    """Mean MAPE over the predictor's metrics that ``samples`` measured; inf if it predicts garbage.
+    How promotion and the evaluation's save step compare a candidate with the serving version."""
+    predictions = predictor.predict_graphs([s.graph for s in samples])
+    mapes = []
+    for metric in predictor.metrics:
+        p = np.array([pr.values[metric] for pr in predictions])
+        t = np.array([s.targets.get(metric, np.nan) for s in samples])
+        if not np.all(np.isfinite(p)):
+            return math.inf
+        result = score(p, t)
+        if "mape" in result:
+            mapes.append(result["mape"])
+    return float(np.mean(mapes)) if mapes else math.inf

@@ -22,28 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
 
 from seernet.data import Sample, in_holdout
-from seernet.predictor import Predictor, PredictorLoadError
-from seernet.scores import score
+from seernet.predictor import Predictor, PredictorLoadError, mean_mape
 
 log = logging.getLogger(__name__)
-def holdout_mape(predictor: Predictor, holdout: Sequence[Sample]) -> float:
-    """Mean MAPE over the predictor's metrics on ``holdout``; inf if it predicts garbage."""
-    predictions = predictor.predict_graphs([s.graph for s in holdout])
-    mapes = []
-    for metric in predictor.metrics:
-        p = np.array([pr.values[metric] for pr in predictions])
-        t = np.array([s.targets.get(metric, np.nan) for s in holdout])
-        if not np.all(np.isfinite(p)):
-            return math.inf
-        result = score(p, t)
-        if "mape" in result:
-            mapes.append(result["mape"])
-    return float(np.mean(mapes)) if mapes else math.inf
-
-
 @dataclass
 class Decision:
     promoted: bool
@@ -101,8 +84,8 @@ def retrain_and_maybe_promote(root: Path, name: str, samples: Sequence[Sample],
             raise ValueError("the fixed holdout is empty: not enough rows to judge a candidate")
         train(training, candidate_dir)
         candidate = Predictor.load(candidate_dir)
-        candidate_mape = holdout_mape(candidate, holdout)
-        candidate_guard = holdout_mape(candidate, guard) if guard else None
+        candidate_mape = mean_mape(candidate, holdout)
+        candidate_guard = mean_mape(candidate, guard) if guard else None
         current, current_mape, current_guard = None, None, None
         if (root / name / "manifest.json").exists():
             try:
@@ -110,8 +93,8 @@ def retrain_and_maybe_promote(root: Path, name: str, samples: Sequence[Sample],
             except PredictorLoadError as exc:
                 log.warning("serving predictor unreadable (%s): any finite candidate wins", exc)
         if current is not None:
-            current_mape = holdout_mape(current, holdout)
-            current_guard = holdout_mape(current, guard) if guard else None
+            current_mape = mean_mape(current, holdout)
+            current_guard = mean_mape(current, guard) if guard else None
         scores = (candidate_mape, current_mape, None, candidate_guard, current_guard)
         if not math.isfinite(candidate_mape) or (candidate_guard is not None and not math.isfinite(candidate_guard)):
             decision = Decision(False, "candidate predicts non-finite values", *scores)
