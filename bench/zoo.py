@@ -28,7 +28,7 @@ from profiler_worker.measure import measure_job  # noqa: E402
 from profiler_worker.settings import ProfileSettings  # noqa: E402
 from seernet.predictor import Predictor  # noqa: E402
 from seernet.scores import score  # noqa: E402
-from seernet.zoo import ZOO, measured_zoo_samples, zoo_onnx  # noqa: E402
+from seernet.zoo import ZOO, zoo_onnx, zoo_samples  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MEASURED = RESULTS / "zoo_measured.json"
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = [r for r in measure(args.batch_sizes, args.cpu, args.time_cap, args.remeasure) if r["status"] == "ok"]
     predictor = Predictor.load(args.predictor)
-    graphs = [s.graph for s in measured_zoo_samples(MEASURED)]  # the rows above, from stripped exports
+    graphs = [s.graph for s in zoo_samples(rows)]
     predictions = predictor.predict_graphs(graphs)
     for row, graph, prediction in zip(rows, graphs, predictions):
         row["gflops"] = graph.global_value("flops_sum") / 1e9

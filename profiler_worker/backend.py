@@ -48,7 +48,8 @@ def cuda_index(device: str) -> int:
     return int(device.split(":", 1)[1]) if ":" in device else 0
 
 
-def _text(value: str | bytes) -> str:
+def nvml_text(value: str | bytes) -> str:
+    """NVML strings: bytes in older nvidia-ml-py releases, str in newer ones."""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
@@ -57,7 +58,7 @@ def match_gpu_uuid(wanted: str, nvml_uuids: Sequence[str | bytes]) -> int | None
     with) ``wanted``; None when no GPU or more than one matches.  torch writes UUIDs bare, NVML and
     CUDA_VISIBLE_DEVICES with a ``GPU-`` prefix: both forms compare equal here."""
     def bare(uuid: str | bytes) -> str:
-        return _text(uuid).strip().lower().removeprefix("gpu-")
+        return nvml_text(uuid).strip().lower().removeprefix("gpu-")
 
     key = bare(wanted)
     if not key:

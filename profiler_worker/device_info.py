@@ -34,13 +34,12 @@ def gpu_descriptor(index: int) -> dict:
     """Name, driver and memory of ``cuda:<index>`` through NVML; raises if NVML is unavailable."""
     import pynvml  # nvidia-ml-py
 
-    from .backend import nvml_index
+    from .backend import nvml_index, nvml_text
 
     pynvml.nvmlInit()
     handle = pynvml.nvmlDeviceGetHandleByIndex(nvml_index(index))
-    name = pynvml.nvmlDeviceGetName(handle)
     return {
-        "gpu_name": name.decode() if isinstance(name, bytes) else str(name),
+        "gpu_name": nvml_text(pynvml.nvmlDeviceGetName(handle)),
         "gpu_driver": str(pynvml.nvmlSystemGetDriverVersion()),
         "gpu_memory_mb": pynvml.nvmlDeviceGetMemoryInfo(handle).total / 2**20,
     }

@@ -169,19 +169,27 @@ def zoo_onnx(name: str, batch_size: int = 1) -> bytes:
 
 def measured_zoo_samples(path: str | Path) -> list[Sample]:
     """Zoo models measured on one device (``bench/results/zoo_measured.json``: rows with ``model``,
-    ``batch_size``, ``status`` and metric columns) as samples, graphs built from the stripped export
-    exactly as a client would send it.
+    ``batch_size``, ``status`` and metric columns) as samples; rows that did not measure ``ok`` are skipped.
 
     Why: these architectures lie outside every training space, so they test what a random holdout
     cannot — extrapolation.  Promotion uses them as a guard set (``perfseer retrain --guard``).
     """
+    rows = [r for r in json.loads(Path(path).read_text())["rows"] if r.get("status", "ok") == "ok"]
+    try:
+        return zoo_samples(rows)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def zoo_samples(rows: list[dict]) -> list[Sample]:
+    """One sample per measured row, in order, its graph built from the stripped export exactly as
+    a client would send it."""
     from .graph import build_graph
     from .strip import strip_bytes
 
-    rows = [r for r in json.loads(Path(path).read_text())["rows"] if r.get("status", "ok") == "ok"]
     unknown = sorted({r["model"] for r in rows} - set(ZOO))
     if unknown:
-        raise ValueError(f"{path}: models {unknown} are not in the zoo; known: {sorted(ZOO)}")
+        raise ValueError(f"models {unknown} are not in the zoo; known: {sorted(ZOO)}")
     stripped = {name: strip_bytes(zoo_onnx(name)) for name in {r["model"] for r in rows}}
     return [Sample(key=f"zoo:{r['model']}:b{r['batch_size']}", family="zoo",
                    graph=build_graph(stripped[r["model"]], batch_size=int(r["batch_size"])),

@@ -95,19 +95,20 @@ def retrain_and_maybe_promote(root: Path, name: str, samples: Sequence[Sample],
         if current is not None:
             current_mape = mean_mape(current, holdout)
             current_guard = mean_mape(current, guard) if guard else None
-        scores = (candidate_mape, current_mape, None, candidate_guard, current_guard)
+        scores = {"candidate_mape": candidate_mape, "current_mape": current_mape,
+                  "candidate_guard_mape": candidate_guard, "current_guard_mape": current_guard}
         if not math.isfinite(candidate_mape) or (candidate_guard is not None and not math.isfinite(candidate_guard)):
-            decision = Decision(False, "candidate predicts non-finite values", *scores)
+            decision = Decision(False, "candidate predicts non-finite values", **scores)
         elif current_mape is not None and candidate_mape > current_mape:
             decision = Decision(False, f"candidate is worse on the holdout ({candidate_mape:.2f} % > "
-                                       f"{current_mape:.2f} %)", *scores)
+                                       f"{current_mape:.2f} %)", **scores)
         elif current_guard is not None and candidate_guard > current_guard:
             decision = Decision(False, f"candidate is worse on the guard set of {len(guard)} real architectures "
-                                       f"({candidate_guard:.2f} % > {current_guard:.2f} %)", *scores)
+                                       f"({candidate_guard:.2f} % > {current_guard:.2f} %)", **scores)
         else:
             promote(root, name, candidate_dir)
             decision = Decision(True, "not worse on the holdout" + (" nor on the guard set" if guard else ""),
-                                candidate_mape, current_mape, candidate.version, candidate_guard, current_guard)
+                                version=candidate.version, **scores)
     except Exception as exc:  # a failed retrain must leave the serving version alone
         log.exception("retrain of %s failed", name)
         decision = Decision(False, f"retrain failed: {type(exc).__name__}: {exc}")
