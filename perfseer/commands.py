@@ -41,15 +41,24 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import torch
 
-    from server.app import serve_forever
+    from server.app import StartupError, serve_forever
 
     torch.set_num_threads(args.torch_threads)
+    token = args.token
+    if args.token_file:
+        try:
+            token = Path(args.token_file).read_text().strip()
+        except OSError as exc:
+            print(f"error: cannot read --token-file {args.token_file}: {exc.strerror}", file=sys.stderr)
+            return 2
     settings.apply_overrides(host=args.host, port=args.port, redis_url=args.redis, predictors=args.predictors,
-                             auth_token=args.token, tls_cert=args.tls_cert, tls_key=args.tls_key,
+                             auth_token=token, tls_cert=args.tls_cert, tls_key=args.tls_key,
                              metrics_port=args.metrics_port, profile_uncertain_above=args.profile_uncertain_above)
-    if not Path(settings.predictors).exists() and settings.predictors == REPO_ROOT / "predictors":
-        print(f"note: no predictors at {settings.predictors}", file=sys.stderr)
-    return serve_forever(settings)
+    try:
+        return serve_forever(settings)
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
@@ -234,7 +243,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int)
     p.add_argument("--redis", help="Redis URL for the shared prediction cache and profiling jobs")
     p.add_argument("--predictors", help="directory of predictor directories (default: ./predictors)")
-    p.add_argument("--token", help="require this bearer token (env PERFSEER_AUTH_TOKEN)")
+    p.add_argument("--token", help="require this bearer token (visible in ps: prefer --token-file or "
+                                   "env PERFSEER_AUTH_TOKEN)")
+    p.add_argument("--token-file", help="read the bearer token from this file")
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")

@@ -9,9 +9,10 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from seernet.metrics import METRICS
 from seernet.spaces import ModelConfig, family_of
 
-METRICS = ("infer_time_ms", "train_time_ms", "infer_mem_mb", "train_mem_mb", "infer_sm_util", "train_sm_util")
+__all__ = ["METRICS", "ProfileJob", "ProfileResult"]
 
 
 @dataclass

@@ -164,5 +164,14 @@ class JobQueue:
     def dead_letters(self) -> list[dict[str, str]]:
         return [fields for _, fields in self.redis.xrange(self.names.dead)]
 
+    def backlog(self) -> int:
+        """Jobs not yet finished: never delivered (the group's lag) plus delivered and not acked."""
+        for group in self.redis.xinfo_groups(self.names.jobs):
+            if group.get("name") == self.WORKERS:
+                lag = group.get("lag")
+                undelivered = int(lag) if lag is not None else int(self.redis.xlen(self.names.jobs))
+                return undelivered + int(group.get("pending", 0))
+        return int(self.redis.xlen(self.names.jobs))
+
     def pending_jobs(self) -> int:
         return int(self.redis.xpending(self.names.jobs, self.WORKERS)["pending"])

@@ -32,3 +32,11 @@ class UnknownDimensionError(GraphBuildError):
 
 class InvalidBatchSizeError(GraphBuildError):
     """Batch size outside 1..``Limits.max_batch_size``."""
+
+
+class BuildBudgetError(LimitExceededError):
+    """Building the graph took more CPU time than ``Limits.max_build_cpu_s``."""
+
+
+class ImplausibleModelError(GraphBuildError):
+    """The model's costs are not finite numbers (totals overflow), so no prediction can be trusted."""

@@ -28,11 +28,15 @@ def export_module(module: nn.Module, example_input: torch.Tensor, dynamic_batch:
     return buffer.getvalue()
 
 
+EXPORT_BATCH = 2  # traced at a small fixed batch: the batch is symbolic in the file and bound when the graph is built
+
+
 def export_config(config: ModelConfig) -> bytes:
-    """The ONNX of a space config (batch left symbolic)."""
+    """The ONNX of a space config (batch left symbolic), traced at ``EXPORT_BATCH`` whatever the config's batch:
+    the cost of an export must not grow with the batch a request asks for."""
     space = get_space(config.space)
     module = space.build_seeded(config)
-    return export_module(module, space.example_input(config.with_batch(max(2, config.batch_size))))
+    return export_module(module, space.example_input(config.with_batch(EXPORT_BATCH)))
 
 
 def export_config_proto(config: ModelConfig) -> onnx.ModelProto:

@@ -9,15 +9,16 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import onnx
 
+from .budget import CpuBudget
 from .costs import NodeCost, node_cost
-from .errors import InvalidBatchSizeError
-from .loader import DEFAULT_MAX_MODEL_BYTES, DEFAULT_MAX_NODES, ModelSource, load_model
+from .errors import GraphBuildError, ImplausibleModelError, InvalidBatchSizeError
+from .loader import ModelSource, load_model
 from .op_vocab import CATEGORIES, category_index, op_index
+from .settings import DEFAULT_LIMITS, Limits
 from .shapes import TensorInfo, infer_shapes
 
 FEATURE_SCHEMA_VERSION = 2
@@ -64,6 +65,13 @@ class PerfGraph:
     @property
     def num_edges(self) -> int:
         return int(self.edge_index.shape[1])
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the graph holds (arrays and names): what a byte-bounded cache charges for it."""
+        arrays = sum(a.nbytes for a in (self.node_op, self.node_category, self.node_x, self.edge_index, self.edge_x,
+                                        self.global_x))
+        return arrays + sum(len(t) + len(n) + 100 for t, n in zip(self.op_types, self.node_names))
 
     def global_value(self, name: str) -> float:
         return float(self.global_x[GLOBAL_FEATURES.index(name)])
@@ -115,23 +123,45 @@ def _input_resolution(model: onnx.ModelProto, shapes: dict[str, TensorInfo], wei
     return resolution, nbytes
 
 
-def build_graph(source: ModelSource, batch_size: int = 1, training: bool = False, dims: dict[str, int] | None = None,
-                limits: object | None = None, max_batch_size: int | None = None) -> PerfGraph:
-    """The performance graph of ``source`` run at ``batch_size``.
+def _check_topological(graph: onnx.GraphProto) -> None:
+    """ONNX requires operators in topological order; a graph that is not (a cycle) is refused, not predicted."""
+    produced_later: dict[str, int] = {}
+    for i, node in enumerate(graph.node):
+        for out in node.output:
+            if out:
+                produced_later[out] = i
+    for i, node in enumerate(graph.node):
+        for name in node.input:
+            j = produced_later.get(name)
+            if j is not None and j >= i:
+                raise GraphBuildError(f"operator {node.name[:64]!r} reads {name[:64]!r}, which is written by the same "
+                                      "or a later operator: the graph has a cycle or is not in topological order")
 
-    ``limits`` is a :class:`perfseer.config.Limits` (or anything with
-    ``max_model_bytes``, ``max_nodes``, ``max_batch_size``).
+
+def _check_finite(node_x: np.ndarray, edge_x: np.ndarray, global_x: np.ndarray) -> None:
+    for name, array in (("operator", node_x), ("tensor", edge_x), ("model", global_x)):
+        if not np.isfinite(array).all():
+            raise ImplausibleModelError(f"the model's {name} costs are not finite numbers (its sizes overflow); "
+                                        "no prediction can be made for it")
+
+
+def build_graph(source: ModelSource, batch_size: int = 1, training: bool = False, dims: dict[str, int] | None = None,
+                limits: Limits | None = None, max_batch_size: int | None = None) -> PerfGraph:
+    """The performance graph of ``source`` run at ``batch_size``, within ``limits`` (size and CPU time).
+
     Raises a :class:`~seernet.errors.GraphBuildError` subtype for every refusal.
     """
     started = time.perf_counter()
-    max_bytes = getattr(limits, "max_model_bytes", DEFAULT_MAX_MODEL_BYTES)
-    max_nodes = getattr(limits, "max_nodes", DEFAULT_MAX_NODES)
-    max_batch = max_batch_size or getattr(limits, "max_batch_size", 4096)
+    limits = limits or DEFAULT_LIMITS
+    budget = CpuBudget(limits.max_build_cpu_s)
+    max_batch = max_batch_size or limits.max_batch_size
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= max_batch:
         raise InvalidBatchSizeError(f"batch size must be an integer in 1..{max_batch}, got {batch_size!r}")
-    model = load_model(source, max_bytes, max_nodes)
-    shapes = infer_shapes(model, batch_size, dims)
+    model = load_model(source, limits)
     graph = model.graph
+    _check_topological(graph)
+    shapes = infer_shapes(model, batch_size, dims, limits, budget)
+    budget.check("shape inference")
     weights = {t.name for t in graph.initializer}
     weights.update(n.output[0] for n in graph.node if n.op_type == "Constant" and n.output)
 
@@ -142,7 +172,11 @@ def build_graph(source: ModelSource, batch_size: int = 1, training: bool = False
             if out:
                 producer[out] = i
     counted: set[str] = set()
-    costs = [node_cost(node, shapes, weights, counted) for node in nodes]
+    costs = []
+    for k, node in enumerate(nodes):
+        if k % 512 == 0:
+            budget.check("operator costs")
+        costs.append(node_cost(node, shapes, weights, counted))
     node_x = np.array([_node_features(c, n) for c, n in zip(costs, nodes)], dtype=np.float64).reshape(
         len(nodes), len(NODE_FEATURES))
     src, dst, edge_rows = [], [], []
@@ -176,12 +210,15 @@ def build_graph(source: ModelSource, batch_size: int = 1, training: bool = False
         total_flops / total_memory if total_memory else 0.0, resolution, input_bytes, output_bytes, float(training),
         *per_category,
     ], dtype=np.float64)
+    edge_x = np.array(edge_rows, dtype=np.float64).reshape(e, len(EDGE_FEATURES))
+    _check_finite(node_x, edge_x, global_x)
+    budget.check("features")
     return PerfGraph(
         node_op=np.array([op_index(nd.op_type, nd.domain) for nd in nodes], dtype=np.int64),
         node_category=categories,
         node_x=node_x,
         edge_index=np.array([src, dst], dtype=np.int64).reshape(2, e),
-        edge_x=np.array(edge_rows, dtype=np.float64).reshape(e, len(EDGE_FEATURES)),
+        edge_x=edge_x,
         global_x=global_x,
         batch_size=batch_size,
         training=training,
@@ -190,6 +227,3 @@ def build_graph(source: ModelSource, batch_size: int = 1, training: bool = False
         build_ms=(time.perf_counter() - started) * 1000.0,
     )
 
-
-def build_graph_file(path: str | Path, **kwargs: object) -> PerfGraph:
-    return build_graph(Path(path), **kwargs)

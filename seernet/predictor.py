@@ -25,7 +25,7 @@ from .graph import FEATURE_SCHEMA_VERSION, PerfGraph, build_graph
 from .loader import ModelSource
 from .nn import SeerNet, SeerNetConfig
 from .normalize import TargetNormalizer
-from .pyg import collate, to_data
+from .pyg import Data, collate, to_data
 from .scores import score
 from .train import TrainedEnsemble
 
@@ -123,18 +123,27 @@ class Predictor:
                     "targets": ensemble.targets.to_dict()}
         return cls(manifest, ensemble.members)
 
-    @torch.inference_mode()
+    def encode(self, graph: PerfGraph) -> Data:
+        """The network's input for ``graph`` (scaled features as tensors): the part of a prediction that
+        belongs to the request, so a server's batching thread runs only :meth:`predict_encoded`."""
+        return to_data(graph, self.features)
+
     def predict_graphs(self, graphs: Sequence[PerfGraph]) -> list[Prediction]:
         """One forward pass per member over all ``graphs`` at once (micro-batching happens here)."""
-        if not graphs:
+        return self.predict_encoded([self.encode(g) for g in graphs])
+
+    @torch.inference_mode()
+    def predict_encoded(self, items: Sequence[Data]) -> list[Prediction]:
+        """Predictions for encoded graphs, one forward pass per member over all of them."""
+        if not items:
             return []
-        batch = collate([to_data(g, self.features) for g in graphs])
+        batch = collate(list(items))
         encoded = np.stack([m(batch).numpy() for m in self.members])
         values = self.targets.decode(encoded.mean(axis=0))
         spread = (self.targets.decode_log_std(encoded.std(axis=0)) if len(self.members) > 1
                   else np.full_like(values, np.nan))
         return [Prediction({m: float(values[i, k]) for k, m in enumerate(self.metrics)},
-                           {m: float(spread[i, k]) for k, m in enumerate(self.metrics)}) for i in range(len(graphs))]
+                           {m: float(spread[i, k]) for k, m in enumerate(self.metrics)}) for i in range(len(items))]
 
     def predict(self, source: ModelSource, batch_size: int = 1, **graph_kwargs: object) -> Prediction:
         return self.predict_graphs([build_graph(source, batch_size=batch_size, **graph_kwargs)])[0]

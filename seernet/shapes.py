@@ -6,10 +6,15 @@ ResNet-50 from being re-serialised on every request.
 """
 from __future__ import annotations
 
-import onnx
-from onnx import shape_inference
+import math
 
-from .errors import GraphBuildError, UnknownDimensionError
+import numpy as np
+import onnx
+from onnx import numpy_helper, shape_inference
+
+from .budget import CpuBudget
+from .errors import GraphBuildError, LimitExceededError, UnknownDimensionError
+from .settings import DEFAULT_LIMITS, Limits
 from .strip import is_strippable
 
 
@@ -87,10 +92,13 @@ def bind_inputs(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | 
                 if dim.HasField("dim_param"):
                     dims.setdefault(dim.dim_param, batch_size)
                 dim.dim_value = batch_size
-            elif not dim.HasField("dim_value") or dim.dim_value <= 0:
-                name = dim.dim_param or "?"
+            elif dim.HasField("dim_value") and dim.dim_value <= 0:
+                raise GraphBuildError(f"input {_clip(value.name)!r} axis {axis} has size {dim.dim_value}; "
+                                      "every dimension must be at least 1")
+            elif not dim.HasField("dim_value"):
+                name = _clip(dim.dim_param or "?")
                 raise UnknownDimensionError(
-                    f"input {value.name!r} axis {axis} is symbolic ({name!r}) and was not given a value; "
+                    f"input {_clip(value.name)!r} axis {axis} is symbolic ({name!r}) and was not given a value; "
                     f"pass dims={{'{name}': N}} (CLI: --dim {name}=N)")
     for value in (*model.graph.value_info, *model.graph.output):
         if not value.type.HasField("tensor_type"):
@@ -100,28 +108,93 @@ def bind_inputs(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | 
                 dim.dim_value = int(dims[dim.dim_param])
 
 
-def infer_shapes(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | None = None) -> dict[str, TensorInfo]:
+def _clip(text: str, length: int = 64) -> str:
+    return text if len(text) <= length else text[:length] + "…"
+
+
+def symbolic_dims(model: onnx.ModelProto) -> set[str]:
+    """Names of the symbolic dimensions of the graph's inputs: the only keys a ``dims`` map may have."""
+    names: set[str] = set()
+    for value in model.graph.input:
+        if value.type.HasField("tensor_type"):
+            names.update(d.dim_param for d in value.type.tensor_type.shape.dim if d.HasField("dim_param"))
+    return names
+
+
+def check_dims(model: onnx.ModelProto, dims: dict[str, int] | None, batch_size: int, limits: Limits) -> None:
+    """A request's ``dims``: few keys, each a symbolic dim of this model, each value in 1..max_dim.
+
+    A dim that names an input's batch axis is held to ``max_batch_size`` too,
+    so ``dims`` cannot be a way around the batch limit.
+    """
+    if not dims:
+        return
+    if len(dims) > limits.max_dims_keys:
+        raise LimitExceededError(f"dims has {len(dims)} entries, over the limit of {limits.max_dims_keys}")
+    known = symbolic_dims(model)
+    unknown = sorted(k for k in dims if k not in known)
+    if unknown:
+        names = ", ".join(repr(_clip(k)) for k in unknown[:3])
+        raise GraphBuildError(f"dims names {names}, which {'is' if len(unknown) == 1 else 'are'} not a symbolic "
+                              f"dimension of this model's inputs (it has: {sorted(known)[:8]})")
+    batch_symbols = {v.type.tensor_type.shape.dim[0].dim_param for v in model.graph.input
+                     if v.type.HasField("tensor_type") and len(v.type.tensor_type.shape.dim) > 0}
+    for name, value in dims.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limits.max_dim:
+            raise GraphBuildError(f"dims[{_clip(name)!r}] must be an integer in 1..{limits.max_dim}, got {value!r}")
+        if name in batch_symbols and value > limits.max_batch_size:
+            raise GraphBuildError(f"dims[{_clip(name)!r}] is the batch axis; it must be in 1..{limits.max_batch_size}"
+                                  f", got {value}")
+
+
+def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
+    """onnx's shape inference; every failure it can raise (C++ errors included) becomes a one-line refusal."""
+    try:
+        return shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+    except MemoryError:
+        raise LimitExceededError("shape inference ran out of memory: the model's shapes are too large") from None
+    except Exception as exc:  # onnx raises InferenceError, ValidationError, and bare C++ errors (vector::reserve)
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if type(exc).__name__ not in ("InferenceError", "ValidationError"):
+            first_line = f"the model is malformed ({type(exc).__name__}: {_clip(first_line, 120)})"
+        raise GraphBuildError(f"shape inference failed: {_clip(first_line, 300)}") from None
+
+
+def infer_shapes(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | None = None,
+                 limits: Limits | None = None, budget: CpuBudget | None = None) -> dict[str, TensorInfo]:
     """Shapes of every tensor (inputs, initializers, intermediates, outputs) with the batch bound."""
+    limits = limits or DEFAULT_LIMITS
+    budget = budget or CpuBudget(limits.max_build_cpu_s)
+    check_dims(model, dims, batch_size, limits)
     light = _light_copy(model)
     bind_inputs(light, batch_size, dims)
-    try:
-        inferred = shape_inference.infer_shapes(light, strict_mode=True, data_prop=True)
-    except (shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise GraphBuildError(f"shape inference failed: {first_line}") from None
-    shapes = _collect(inferred)
+    shapes = _collect(_infer(light))
+    _check_sizes(shapes, limits)
     for _ in range(3):  # each round can unlock shapes the next round folds
+        budget.check("shape inference")
         if _complete(light, shapes):
             break
-        folded = _fold_shape_subgraphs(light, shapes)
+        folded = _fold_shape_subgraphs(light, shapes, limits, budget)
         if folded is None:
             break
         try:
-            refined = shape_inference.infer_shapes(folded, strict_mode=True, data_prop=True)
-        except (shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError):
+            refined = _infer(folded)
+        except GraphBuildError:
             break
         shapes = {**shapes, **{k: v for k, v in _collect(refined).items() if v.known}}
+        _check_sizes(shapes, limits)
     return shapes
+
+
+def _check_sizes(shapes: dict[str, TensorInfo], limits: Limits) -> None:
+    """No tensor of absurd rank or size: costs are computed from these, and must stay finite."""
+    for name, info in shapes.items():
+        if len(info.shape) > limits.max_rank:
+            raise LimitExceededError(f"tensor {_clip(name)!r} has rank {len(info.shape)}, over the limit of "
+                                     f"{limits.max_rank} (max_rank)")
+        if info.known and info.numel > limits.max_tensor_elements:
+            raise LimitExceededError(f"tensor {_clip(name)!r} has {info.numel:.3g} elements, over the limit of "
+                                     f"{limits.max_tensor_elements:.3g} (max_tensor_elements)")
 
 
 def _complete(model: onnx.ModelProto, shapes: dict[str, TensorInfo]) -> bool:
@@ -138,43 +211,106 @@ def _complete(model: onnx.ModelProto, shapes: dict[str, TensorInfo]) -> bool:
 _FOLDABLE = {"Shape", "Gather", "Concat", "Unsqueeze", "Squeeze", "Slice", "Cast", "Equal", "Where", "Mul", "Add",
              "Sub", "Div", "ConstantOfShape", "Range", "Reshape", "Expand", "Size", "Not", "Less", "Greater",
              "Min", "Max", "Abs", "Neg", "Identity", "ReduceProd", "Floor", "Ceil", "Sqrt", "Mod"}
-_MAX_FOLD_ELEMENTS = 4096
+_ELEMENTWISE = {"Equal", "Where", "Mul", "Add", "Sub", "Div", "Less", "Greater", "Min", "Max", "Mod", "Not", "Abs",
+                "Neg", "Identity", "Floor", "Ceil", "Sqrt", "Cast"}
+_INT_TYPES = (onnx.TensorProto.INT64, onnx.TensorProto.INT32)
 
 
-def _fold_shape_subgraphs(light: onnx.ModelProto, shapes: dict[str, TensorInfo]) -> onnx.ModelProto | None:
+def _broadcast_numel(*shapes: tuple[int, ...]) -> int | None:
+    try:
+        return math.prod(np.broadcast_shapes(*shapes))
+    except ValueError:
+        return None
+
+
+def _fold_output_numel(node: onnx.NodeProto, feeds: dict[str, np.ndarray]) -> int | None:
+    """An upper bound of the elements ``node`` would produce from ``feeds``, computed without evaluating it.
+
+    None when it cannot be bounded, and then the node is not evaluated: a
+    ``ConstantOfShape`` of [16000, 16000] must be refused from its 2 input
+    numbers, not after allocating a gigabyte.
+    """
+    args = [feeds[name] if name else None for name in node.input]
+    first = args[0] if args else None
+    op = node.op_type
+    try:
+        if op == "ConstantOfShape":
+            return math.prod(int(d) for d in first.reshape(-1)) if first is not None and (first >= 0).all() else None
+        if op == "Expand":
+            return _broadcast_numel(first.shape, tuple(int(d) for d in args[1].reshape(-1)))
+        if op == "Range":
+            start, limit, delta = (float(a.reshape(-1)[0]) for a in args[:3])
+            return max(0, math.ceil((limit - start) / delta)) if delta else None
+        if op == "Concat":
+            return sum(a.size for a in args if a is not None)
+        if op == "Gather":
+            axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+            return first.size // max(1, first.shape[axis]) * args[1].size if first.ndim else None
+        if op in ("Reshape", "Slice", "Squeeze", "Unsqueeze", "ReduceProd", "Size"):
+            return first.size if first is not None else None
+        if op in _ELEMENTWISE:
+            return _broadcast_numel(*(a.shape for a in args if a is not None))
+    except (AttributeError, IndexError, TypeError, ValueError, OverflowError, ZeroDivisionError):
+        return None
+    return None
+
+
+def _constant_value(node: onnx.NodeProto, limit: int) -> np.ndarray | None:
+    """An integer ``Constant``'s value read straight from its attribute, if it is small enough to fold."""
+    for attr in node.attribute:
+        if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
+            if attr.t.data_type in _INT_TYPES and math.prod(attr.t.dims) <= limit and _has_data(attr.t):
+                return numpy_helper.to_array(attr.t)
+        elif attr.name == "value_int":
+            return np.array(attr.i, dtype=np.int64)
+        elif attr.name == "value_ints" and len(attr.ints) <= limit:
+            return np.array(list(attr.ints), dtype=np.int64)
+    return None
+
+
+def _fold_shape_subgraphs(light: onnx.ModelProto, shapes: dict[str, TensorInfo], limits: Limits,
+                          budget: CpuBudget) -> onnx.ModelProto | None:
     """Evaluate the small integer subgraphs that compute shapes, and return a copy of the model
     where their results are constants, so onnx's inference can follow them.
 
     This is how a torch ``expand(B, -1, -1)`` (Shape → Gather → Equal → Where) becomes a known
-    shape.  Returns None when nothing could be folded.
+    shape.  Nothing is evaluated whose output could exceed ``limits.max_fold_elements``
+    (bounded from the inputs first).  Returns None when nothing could be folded.
     """
-    import numpy as np
-    from onnx import numpy_helper
     from onnx.reference import ReferenceEvaluator
 
+    limit = limits.max_fold_elements
     values: dict[str, np.ndarray] = {}
     for tensor in light.graph.initializer:
-        if tensor.data_type in (onnx.TensorProto.INT64, onnx.TensorProto.INT32) and _has_data(tensor):
+        if tensor.data_type in _INT_TYPES and math.prod(tensor.dims) <= limit and _has_data(tensor):
             values[tensor.name] = numpy_helper.to_array(tensor)
     folded: set[int] = set()
     for index, node in enumerate(light.graph.node):
+        if index % 256 == 0:
+            budget.check("shape folding")
+        if node.domain not in ("", "ai.onnx") or len(node.output) != 1:
+            continue
         try:
-            if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
-                value = onnx.reference.ReferenceEvaluator(_single(node, light)).run(None, {})[0]
+            if node.op_type == "Constant":
+                value = _constant_value(node, limit)
+                if value is None:
+                    continue
             elif node.op_type == "Shape" and node.input[0] in shapes and all(d >= 0 for d in shapes[node.input[0]].shape):
                 attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
                 full = np.array(shapes[node.input[0]].shape, dtype=np.int64)
                 value = full[attrs.get("start", 0): attrs.get("end", len(full))]
-            elif (node.op_type in _FOLDABLE and node.domain in ("", "ai.onnx") and len(node.output) == 1
-                  and all(not name or name in values for name in node.input)):
+            elif node.op_type in _FOLDABLE and all(not name or name in values for name in node.input):
                 feeds = {name: values[name] for name in node.input if name}
+                bound = _fold_output_numel(node, feeds)
+                if bound is None or bound > limit:
+                    continue
                 value = ReferenceEvaluator(_single(node, light, feeds)).run(None, feeds)[0]
             else:
                 continue
         except Exception:  # anything the reference evaluator rejects just stays unfolded
             continue
         value = np.asarray(value)
-        if value.size > _MAX_FOLD_ELEMENTS or value.dtype.kind not in "iub":
+        if value.size > limit or value.dtype.kind not in "iub":
             continue
         values[node.output[0]] = value
         folded.add(index)
@@ -193,6 +329,7 @@ def _fold_shape_subgraphs(light: onnx.ModelProto, shapes: dict[str, TensorInfo])
 
 
 def _has_data(tensor: onnx.TensorProto) -> bool:
+    """Whether an integer tensor carries its values (a weight-stripped copy keeps only headers of floats)."""
     return bool(tensor.raw_data or tensor.int64_data or tensor.int32_data) or len(tensor.dims) == 0 or 0 in tensor.dims
 
 

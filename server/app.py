@@ -1,6 +1,7 @@
 """Assemble and run the gRPC server: servicer, health, reflection, auth, limits, graceful shutdown."""
 from __future__ import annotations
 
+import hmac
 import logging
 import signal
 import threading
@@ -12,12 +13,13 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from perfseer.config import Settings
+from .settings import Settings
 from perfseer_client.v1 import perfseer_pb2, perfseer_pb2_grpc
 
 from .batcher import MicroBatcher
 from .cache import make_cache
-from .core import PredictionService
+from .core import BuildPool, PredictionService
+from .jobs import JobService, redact
 from .models import ModelStore
 from .registry import PredictorRegistry
 from .servicer import PerfSeerServicer
@@ -31,7 +33,7 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
     """Requires ``authorization: Bearer <token>``; health checks and reflection stay open."""
 
     def __init__(self, token: str) -> None:
-        self._expected = f"Bearer {token}"
+        self._expected = f"Bearer {token}".encode()
 
         def deny(request: object, context: grpc.ServicerContext) -> None:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
@@ -43,7 +45,8 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
         if handler_call_details.method.startswith(UNAUTHENTICATED_METHODS):
             return continuation(handler_call_details)
         metadata = dict(handler_call_details.invocation_metadata or ())
-        if metadata.get("authorization") == self._expected:
+        given = metadata.get("authorization")
+        if isinstance(given, str) and hmac.compare_digest(given.encode(), self._expected):  # constant time
             return continuation(handler_call_details)
         return self._deny_stream if handler_call_details.method.endswith("Stream") else self._deny
 
@@ -62,26 +65,51 @@ class RunningServer:
         self.server.stop(grace_s).wait()
         self.registry.close()
         self.service.batcher.close()
+        self.service.builds.close()
 
 
-def build_server(settings: Settings, watch_interval_s: float = 2.0, max_workers: int = 16) -> RunningServer:
-    registry = PredictorRegistry(settings.predictors, default="cpu")
-    registry.refresh()
-    job_queue, redis_client = None, None
+class StartupError(ValueError):
+    """The server cannot start as configured (bad port, Redis URL or predictors directory): one line says why."""
+
+
+def check_startup(settings: Settings) -> None:
+    """What must hold before binding anything, each refused with a one-line reason."""
+    if isinstance(settings.port, bool) or not 0 <= int(settings.port) <= 65535:
+        raise StartupError(f"port must be in 0..65535 (0 = any free port), got {settings.port}")
     if settings.redis_url:
         import redis
 
-        from profiler_worker.queue import JobQueue
-
-        redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=0.25, socket_connect_timeout=0.25)
         try:
-            job_queue = JobQueue(redis.Redis.from_url(settings.redis_url, decode_responses=True,
-                                                      socket_timeout=2, socket_connect_timeout=2))
-        except redis.RedisError as exc:
-            log.warning("Redis at %s is not reachable (%s): jobs are unavailable until restart", settings.redis_url, exc)
-    service = PredictionService(registry, make_cache(settings.redis_url, settings.cache_ttl_s, settings.cache_size),
-                                ModelStore(redis_client=redis_client), settings.limits, MicroBatcher(), job_queue,
-                                profile_uncertain_above=settings.profile_uncertain_above)
+            redis.connection.parse_url(settings.redis_url)
+        except ValueError as exc:
+            raise StartupError(f"--redis {settings.redis_url!r} is not a Redis URL ({exc}); "
+                               "use redis://HOST:PORT/DB") from None
+    if not settings.predictors.is_dir():
+        raise StartupError(f"predictors directory {settings.predictors} does not exist (or is not a directory)")
+
+
+def build_server(settings: Settings, watch_interval_s: float = 2.0, max_workers: int = 16) -> RunningServer:
+    check_startup(settings)
+    registry = PredictorRegistry(settings.predictors, default="cpu")
+    registry.refresh()
+    jobs, redis_client = None, None
+    if settings.redis_url:
+        import redis
+
+        timeout = settings.redis_timeout_s
+        redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        jobs = JobService(settings.redis_url, settings.limits.max_queued_jobs)
+        if jobs.connected():
+            log.info("Redis at %s: prediction cache and profiling jobs", redact(settings.redis_url))
+        else:
+            log.warning("Redis at %s is not reachable now: serving uncached, job RPCs answer UNAVAILABLE; "
+                        "both come back by themselves when it does", redact(settings.redis_url))
+    service = PredictionService(
+        registry, make_cache(settings.redis_url, settings.cache_ttl_s, settings.prediction_cache_bytes,
+                             settings.redis_timeout_s),
+        ModelStore(settings.model_cache_bytes, settings.graph_cache_bytes, redis_client=redis_client),
+        settings.limits, MicroBatcher(), jobs, profile_uncertain_above=settings.profile_uncertain_above,
+        builds=BuildPool(settings.build_workers, settings.build_queue))
     options = [("grpc.max_receive_message_length", settings.limits.max_request_bytes),
                ("grpc.max_send_message_length", settings.limits.max_request_bytes)]
     interceptors = [TokenAuthInterceptor(settings.auth_token)] if settings.auth_token else []
@@ -98,7 +126,8 @@ def build_server(settings: Settings, watch_interval_s: float = 2.0, max_workers:
     else:
         port = server.add_insecure_port(address)
     if port == 0:
-        raise RuntimeError(f"cannot bind {address}")
+        raise StartupError(f"cannot bind {address} (in use, or not an address of this machine)")
+    address = f"{settings.host}:{port}"
 
     def set_health(*_: object) -> None:
         status = health_pb2.HealthCheckResponse.SERVING if registry.ready else health_pb2.HealthCheckResponse.NOT_SERVING

@@ -1,8 +1,11 @@
 """Micro-batching: concurrent requests share one GNN forward pass.
 
 Opportunistic, not timed: the worker takes whatever is queued when it is free
-(up to ``max_batch``), so a lone request never waits for company, and under
-load requests coalesce by themselves.
+(up to ``max_batch`` graphs and ``max_nodes`` operators), so a lone request
+never waits for company, and under load requests coalesce by themselves.
+The thread runs the network only: graphs arrive built and encoded by the
+request's own thread, so a request that is expensive to build never holds up
+the others here.
 """
 from __future__ import annotations
 
@@ -12,8 +15,7 @@ import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from seernet.graph import PerfGraph
-from seernet.predictor import Prediction, Predictor
+from seernet.predictor import Predictor
 
 log = logging.getLogger(__name__)
 
@@ -21,48 +23,53 @@ log = logging.getLogger(__name__)
 @dataclass
 class _Item:
     predictor: Predictor
-    graph: PerfGraph
+    encoded: object  # Predictor.encode(graph)
+    nodes: int
     future: Future
 
 
 class MicroBatcher:
-    def __init__(self, max_batch: int = 64) -> None:
+    def __init__(self, max_batch: int = 64, max_nodes: int = 60_000) -> None:
         self.max_batch = max_batch
+        self.max_nodes = max_nodes
         self._queue: queue.Queue[_Item | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="micro-batcher", daemon=True)
         self._thread.start()
         self.batches = 0
         self.items = 0
 
-    def submit(self, predictor: Predictor, graph: PerfGraph) -> Future:
+    def submit(self, predictor: Predictor, encoded: object, nodes: int) -> Future:
         future: Future = Future()
-        self._queue.put(_Item(predictor, graph, future))
+        self._queue.put(_Item(predictor, encoded, nodes, future))
         return future
 
-    def predict(self, predictor: Predictor, graph: PerfGraph, timeout_s: float = 30.0) -> Prediction:
-        return self.submit(predictor, graph).result(timeout=timeout_s)
+    def _take(self, first: _Item) -> tuple[list[_Item], bool]:
+        """What is queued now, up to the graph and operator caps; True when the batcher was told to stop."""
+        items, nodes = [first], first.nodes
+        while len(items) < self.max_batch and nodes < self.max_nodes:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is None:
+                return items, True
+            items.append(nxt)
+            nodes += nxt.nodes
+        return items, False
 
     def _run(self) -> None:
-        while True:
+        stopping = False
+        while not stopping:
             first = self._queue.get()
             if first is None:
                 return
-            items = [first]
-            while len(items) < self.max_batch:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._queue.put(None)
-                    break
-                items.append(nxt)
+            items, stopping = self._take(first)
             groups: dict[int, list[_Item]] = {}
             for item in items:
                 groups.setdefault(id(item.predictor), []).append(item)
             for group in groups.values():
                 try:
-                    predictions = group[0].predictor.predict_graphs([i.graph for i in group])
+                    predictions = group[0].predictor.predict_encoded([i.encoded for i in group])
                 except Exception as exc:  # surface to each caller, keep the batcher alive
                     log.exception("batched prediction failed")
                     for item in group:

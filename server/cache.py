@@ -1,22 +1,19 @@
 """Prediction caches: Redis when configured (shared by replicas, with a TTL), else an in-process LRU.
 
 A Redis outage must never fail a request: errors count as misses, and after
-one the cache stays away from Redis for ``retry_after_s`` so requests do not
-each wait on a dead connection.  It comes back by itself.
+one the cache stays away from Redis for ``retry_after_s`` (a circuit breaker)
+so requests do not each wait on a dead connection.  It comes back by itself.
+Only finite answers are ever stored (the service checks before ``put``).
 """
 from __future__ import annotations
 
 import json
-import logging
-import time
 from typing import Protocol
 
 import redis
 
+from .breaker import CircuitBreaker
 from .lru import LRU
-
-log = logging.getLogger(__name__)
-
 
 class PredictionCache(Protocol):
     kind: str
@@ -26,13 +23,18 @@ class PredictionCache(Protocol):
     def put(self, key: str, value: dict) -> None: ...
 
 
+def _answer_bytes(value: dict) -> int:
+    """Memory of one cached answer: two small dicts of metric → float."""
+    return 120 * sum(len(part) for part in value.values()) + 500
+
+
 class LocalLRUCache(LRU[dict]):
-    """The embedded default when no Redis is configured: per process, lost on restart."""
+    """The embedded default when no Redis is configured: per process, lost on restart, bounded in bytes."""
 
     kind = "memory"
 
-    def __init__(self, capacity: int = 100_000) -> None:
-        super().__init__(capacity)
+    def __init__(self, max_bytes: int = 64 * 2**20) -> None:
+        super().__init__(max_bytes, _answer_bytes)
 
 
 class RedisCache:
@@ -44,23 +46,21 @@ class RedisCache:
         self.ttl_s = ttl_s
         self.retry_after_s = retry_after_s
         self.prefix = prefix
-        self._down_until = 0.0
-        self.errors = 0
+        self.breaker = CircuitBreaker("prediction cache", retry_after_s)
 
     @classmethod
-    def from_url(cls, url: str, ttl_s: int = 7 * 24 * 3600) -> "RedisCache":
-        client = redis.Redis.from_url(url, socket_timeout=0.25, socket_connect_timeout=0.25, decode_responses=True)
+    def from_url(cls, url: str, ttl_s: int = 7 * 24 * 3600, timeout_s: float = 0.25) -> "RedisCache":
+        client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
+                                      decode_responses=True)
         return cls(client, ttl_s)
 
     @property
     def available(self) -> bool:
-        return time.monotonic() >= self._down_until
+        return self.breaker.available
 
-    def _failed(self, exc: Exception) -> None:
-        self.errors += 1
-        if self.available:
-            log.warning("Redis cache unavailable (%s); serving uncached for now", exc)
-        self._down_until = time.monotonic() + self.retry_after_s
+    @property
+    def errors(self) -> int:
+        return self.breaker.failures
 
     def get(self, key: str) -> dict | None:
         if not self.available:
@@ -68,8 +68,9 @@ class RedisCache:
         try:
             raw = self.client.get(self.prefix + key)
         except redis.RedisError as exc:
-            self._failed(exc)
+            self.breaker.failed(exc)
             return None
+        self.breaker.succeeded()
         return json.loads(raw) if raw else None
 
     def put(self, key: str, value: dict) -> None:
@@ -78,8 +79,10 @@ class RedisCache:
         try:
             self.client.set(self.prefix + key, json.dumps(value), ex=self.ttl_s)
         except redis.RedisError as exc:
-            self._failed(exc)
+            self.breaker.failed(exc)
+            return
+        self.breaker.succeeded()
 
 
-def make_cache(redis_url: str, ttl_s: int, capacity: int) -> PredictionCache:
-    return RedisCache.from_url(redis_url, ttl_s) if redis_url else LocalLRUCache(capacity)
+def make_cache(redis_url: str, ttl_s: int, max_bytes: int, timeout_s: float = 0.25) -> PredictionCache:
+    return RedisCache.from_url(redis_url, ttl_s, timeout_s) if redis_url else LocalLRUCache(max_bytes)

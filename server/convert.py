@@ -6,30 +6,59 @@ import math
 
 from perfseer_client.v1 import perfseer_pb2 as pb
 from seernet.predictor import Predictor
+from seernet.settings import Limits
 from seernet.spaces import ModelConfig
 
 from .core import PredictAnswer, PredictQuery
 from .errors import invalid
 
 
-def config_from_proto(message: pb.ModelSpaceConfig, batch_size: int = 1) -> ModelConfig:
-    try:
-        arch = json.loads(message.arch_json or "{}")
-    except json.JSONDecodeError as exc:
-        raise invalid(f"config.arch_json is not JSON: {exc}") from None
-    if not isinstance(arch, dict):
-        raise invalid("config.arch_json must be a JSON object")
+MAX_JSON_DEPTH = 8  # the deepest arch any space has is 4 levels
+
+
+def _depth(text: str) -> int:
+    """Nesting depth of a JSON text, counted without parsing it (a 1e5-deep text must not reach the parser)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            escaped, in_string = (False, in_string) if escaped else (ch == "\\", ch != '"')
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def config_from_proto(message: pb.ModelSpaceConfig, batch_size: int, limits: Limits) -> ModelConfig:
     if not message.space:
         raise invalid("config.space is empty")
-    return ModelConfig(message.space, arch, max(1, batch_size), message.input_size or 32)
+    text = message.arch_json or "{}"
+    if len(text) > limits.max_arch_json_bytes:
+        raise invalid(f"config.arch_json is {len(text):,} characters, over the limit of "
+                      f"{limits.max_arch_json_bytes:,}")
+    if _depth(text) > MAX_JSON_DEPTH:
+        raise invalid(f"config.arch_json nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        arch = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise invalid(f"config.arch_json is not JSON: {str(exc)[:120]}") from None
+    if not isinstance(arch, dict):
+        raise invalid("config.arch_json must be a JSON object")
+    return ModelConfig(message.space[:64], arch, batch_size, message.input_size or 32)
 
 
-def query_from_proto(request: pb.PredictRequest) -> PredictQuery:
+def query_from_proto(request: pb.PredictRequest, limits: Limits) -> PredictQuery:
     which = request.WhichOneof("model")
+    if len(request.dims) > limits.max_dims_keys:
+        raise invalid(f"dims has {len(request.dims)} entries, over the limit of {limits.max_dims_keys}")
     return PredictQuery(
         request_id=request.request_id,
         onnx=bytes(request.onnx) if which == "onnx" else None,
-        config=config_from_proto(request.config, request.batch_size) if which == "config" else None,
+        config=config_from_proto(request.config, request.batch_size, limits) if which == "config" else None,
         model_sha256=request.model_sha256 if which == "model_sha256" else "",
         batch_size=int(request.batch_size),
         device=request.device,

@@ -1,26 +1,44 @@
-"""The prediction service's domain logic, free of gRPC: queries in, answers or ServiceErrors out."""
+"""The prediction service's domain logic, free of gRPC: queries in, answers or ServiceErrors out.
+
+Every request's cost is bounded before the work: sizes and counts are checked
+first (``seernet.settings.Limits``), graphs are built in a bounded pool within
+a CPU budget, the batching thread only runs the network, and only finite,
+plausible answers are returned or cached.
+"""
 from __future__ import annotations
 
 import json
 import logging
 import math
+import re
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from typing import Callable, TypeVar
 
-from perfseer.config import Limits
 from profiler_worker.job import METRICS, ProfileJob
-from seernet.graph import build_graph
-from seernet.spaces import ModelConfig, get_space
+from seernet.errors import LimitExceededError
+from seernet.graph import PerfGraph, build_graph
+from seernet.metrics import unit_of
+from seernet.settings import Limits
+from seernet.spaces import ModelConfig, check_config
 from seernet.strip import strip_bytes
 
 from .batcher import MicroBatcher
 from .cache import PredictionCache
 from .errors import exhausted, invalid, not_found, unavailable
+from .jobs import JobService
+from .lru import LRU
 from .metrics import CACHE
 from .models import ModelStore, sha256_hex
 from .registry import PredictorRegistry
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+DEVICE_RE = re.compile(r"^(cpu|cuda(:[0-9]{1,2})?)$")
 
 
 @dataclass
@@ -45,7 +63,7 @@ class _Prepared:
     key: str
     cached: dict | None
     started: float
-    graph: object = None
+    graph: PerfGraph | None = None
 
 
 @dataclass
@@ -60,47 +78,113 @@ class PredictAnswer:
     server_ms: float
 
 
+class BuildPool:
+    """Graph builds run here, a few at a time, with a bounded queue behind them: a flood of expensive
+    models is refused (RESOURCE_EXHAUSTED) instead of piling up, and the batching thread never builds."""
+
+    def __init__(self, workers: int = 4, queue: int = 64, timeout_s: float = 30.0) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="graph-build")
+        self._slots = threading.BoundedSemaphore(max(1, workers) + max(0, queue))
+        self.timeout_s = timeout_s
+
+    def run(self, fn: Callable[[], T]) -> T:
+        if not self._slots.acquire(blocking=False):
+            raise exhausted("the server is building too many graphs at once; retry later")
+        try:
+            future = self._executor.submit(fn)
+        except RuntimeError:
+            self._slots.release()
+            raise unavailable("the server is shutting down") from None
+        future.add_done_callback(lambda _: self._slots.release())
+        try:
+            return future.result(timeout=self.timeout_s)
+        except FutureTimeout:
+            raise exhausted(f"building the graph took over {self.timeout_s:g} s") from None
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def check_answer(values: dict[str, float], limits: Limits) -> None:
+    """Only finite, plausible numbers leave the service: anything else says why, and is never cached."""
+    for metric, value in values.items():
+        if not math.isfinite(value):
+            raise invalid(f"the predictor returned a non-finite {metric} for this model ({value}); its features are "
+                          "outside anything it can extrapolate to")
+        bound = {"ms": limits.max_plausible_ms, "mb": limits.max_plausible_mb, "util": 1000.0}.get(unit_of(metric))
+        if value < 0 or (bound is not None and value > bound):
+            raise invalid(f"the predicted {metric} ({value:.3g}) is implausible (allowed 0..{bound:g}); "
+                          "the model is far outside what the predictor knows")
+
+
 class PredictionService:
     def __init__(self, registry: PredictorRegistry, cache: PredictionCache, models: ModelStore, limits: Limits,
-                 batcher: MicroBatcher | None = None, job_queue=None, profile_uncertain_above: float = 0.0) -> None:
+                 batcher: MicroBatcher | None = None, jobs: JobService | None = None,
+                 profile_uncertain_above: float = 0.0, builds: BuildPool | None = None) -> None:
         self.registry = registry
         self.cache = cache
         self.models = models
         self.limits = limits
         self.batcher = batcher or MicroBatcher()
-        self.job_queue = job_queue
+        self.builds = builds or BuildPool()
+        self.jobs = jobs
         self.profile_uncertain_above = profile_uncertain_above
         self.stats = {"requests": 0, "cache_hits": 0, "profiling_requested": 0}
+        self._checked_configs: LRU[ModelConfig] = LRU(8 * 2**20, lambda c: 2 * len(c.to_json()) + 400)
+
+    # ------------------------------------------------------------------ checks shared by predictions and jobs
+    def _check_batch(self, batch_size: object) -> int:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or \
+                not 1 <= batch_size <= self.limits.max_batch_size:
+            raise invalid(f"batch_size must be in 1..{self.limits.max_batch_size}, got {batch_size}")
+        return batch_size
+
+    def _check_onnx_size(self, onnx: bytes) -> None:
+        if len(onnx) > self.limits.max_model_bytes:
+            raise exhausted(f"model is {len(onnx):,} bytes, over the {self.limits.max_model_bytes:,}-byte limit")
+
+    def _checked_config(self, config: ModelConfig) -> ModelConfig:
+        """``config`` validated (space, keys, ranges, size) and canonical; remembered, since NAS sends repeats."""
+        key = config.with_batch(1).to_json()
+        checked = self._checked_configs.get(key)
+        if checked is None:
+            try:
+                checked = check_config(config.with_batch(1), self.limits.max_config_params,
+                                       self.limits.max_config_gflops)
+            except LimitExceededError as exc:
+                raise exhausted(str(exc)) from None
+            except ValueError as exc:
+                raise invalid(str(exc)) from None
+            self._checked_configs.put(key, checked)
+        return checked.with_batch(config.batch_size)
 
     # ------------------------------------------------------------------ model identity
     def _model_source(self, query: PredictQuery) -> tuple[str, bytes | ModelConfig]:
         if query.onnx is not None:
-            if len(query.onnx) > self.limits.max_model_bytes:
-                raise exhausted(f"model is {len(query.onnx):,} bytes, over the {self.limits.max_model_bytes:,}-byte limit")
+            self._check_onnx_size(query.onnx)
             return sha256_hex(query.onnx), query.onnx
         if query.config is not None:
-            try:
-                get_space(query.config.space)
-            except ValueError as exc:
-                raise invalid(str(exc)) from None
-            return "cfg-" + sha256_hex(query.config.with_batch(1).to_json().encode()), query.config
+            config = self._checked_config(query.config)
+            return "cfg-" + sha256_hex(config.with_batch(1).to_json().encode()), config
         if query.model_sha256:
             sha = query.model_sha256.lower()
+            if not SHA256_RE.match(sha):
+                raise invalid(f"model_sha256 must be 64 hex digits, got {len(query.model_sha256)} characters")
             found = self.models.lookup(sha)
             if found is None:
                 raise not_found(f"no model with sha256 {sha} has been sent to this server; send the ONNX bytes once")
             return sha, found
         raise invalid("request names no model: set onnx, config or model_sha256")
 
-    def _graph(self, sha: str, source: bytes | ModelConfig, query: PredictQuery):
-        def build():
+    def _graph(self, sha: str, source: bytes | ModelConfig, query: PredictQuery) -> PerfGraph:
+        def build() -> PerfGraph:
             if isinstance(source, ModelConfig):
                 from seernet.graph_cache import stripped_onnx
 
                 try:
                     onnx_bytes = stripped_onnx(source)
                 except (ValueError, KeyError, TypeError, RuntimeError) as exc:
-                    raise invalid(f"cannot build model from config: {type(exc).__name__}: {exc}") from None
+                    raise invalid(f"cannot build model from config: {type(exc).__name__}: {str(exc)[:200]}") from None
             else:
                 onnx_bytes = source
             graph = build_graph(onnx_bytes, batch_size=query.batch_size, dims=query.dims, limits=self.limits)
@@ -108,25 +192,26 @@ class PredictionService:
                 self.models.remember(sha, strip_bytes(onnx_bytes))
             return graph
 
-        return self.models.graph(sha, query.batch_size, query.dims, False, build)
+        return self.models.graph(sha, query.batch_size, query.dims, False, lambda: self.builds.run(build))
 
     # ------------------------------------------------------------------ predict
     def _prepare(self, query: PredictQuery) -> _Prepared:
         """Validate, resolve the predictor, identify the model, look up the cache, build the graph on a miss."""
         started = time.perf_counter()
         self.stats["requests"] += 1
-        if not isinstance(query.batch_size, int) or not 1 <= query.batch_size <= self.limits.max_batch_size:
-            raise invalid(f"batch_size must be in 1..{self.limits.max_batch_size}, got {query.batch_size}")
-        unknown = [m for m in query.metrics if m not in METRICS]
+        self._check_batch(query.batch_size)
+        unknown = [m[:40] for m in query.metrics if m not in METRICS]
         if unknown:
-            raise invalid(f"unknown metric(s) {unknown}; known: {list(METRICS)}")
+            raise invalid(f"unknown metric(s) {unknown[:6]}; known: {list(METRICS)}")
         predictor = self.registry.resolve(query.device)
         if query.predictor_version and query.predictor_version != predictor.version:
             raise not_found(f"predictor {predictor.name} serves version {predictor.version}, "
-                            f"not {query.predictor_version}")
+                            f"not {query.predictor_version[:40]!r}")
         missing = [m for m in query.metrics if m not in predictor.metrics]
         if missing:
             raise invalid(f"predictor {predictor.name} does not predict {missing}; it predicts {list(predictor.metrics)}")
+        if len(query.dims) > self.limits.max_dims_keys:
+            raise exhausted(f"dims has {len(query.dims)} entries, over the limit of {self.limits.max_dims_keys}")
         sha, source = self._model_source(query)
         key = f"{predictor.name}:{predictor.version}:{sha}:{query.batch_size}:{predictor.device_key}:" \
               f"{json.dumps(query.dims, sort_keys=True)}"
@@ -163,16 +248,19 @@ class PredictionService:
         for i, query in enumerate(queries):
             try:
                 prepared = self._prepare(query)
+                if prepared.cached is not None:
+                    results[i] = self._finish(prepared, prepared.cached["values"], prepared.cached["uncertainty"],
+                                              True)
+                else:
+                    encoded = prepared.predictor.encode(prepared.graph)
+                    pending.append((i, prepared, self.batcher.submit(prepared.predictor, encoded,
+                                                                     prepared.graph.num_nodes)))
             except Exception as exc:  # reported per item
                 results[i] = exc
-                continue
-            if prepared.cached is not None:
-                results[i] = self._finish(prepared, prepared.cached["values"], prepared.cached["uncertainty"], True)
-            else:
-                pending.append((i, prepared, self.batcher.submit(prepared.predictor, prepared.graph)))
         for i, prepared, future in pending:
             try:
                 prediction = future.result(timeout=60)
+                check_answer(prediction.values, self.limits)
             except Exception as exc:
                 results[i] = exc
                 continue
@@ -184,7 +272,7 @@ class PredictionService:
     def _maybe_request_profiling(self, query: PredictQuery, source: bytes | ModelConfig,
                                  uncertainty: dict[str, float]) -> None:
         """Turn the predictions we are least sure of into profiling jobs, so workers measure them."""
-        if not self.job_queue or self.profile_uncertain_above <= 0:
+        if not self.jobs or self.profile_uncertain_above <= 0:
             return
         worst = max((u for u in uncertainty.values() if u == u), default=0.0)
         if worst < self.profile_uncertain_above:
@@ -193,38 +281,40 @@ class PredictionService:
             config = source.with_batch(query.batch_size) if isinstance(source, ModelConfig) else None
             job = (ProfileJob.for_config(config) if config is not None
                    else ProfileJob(onnx_bytes=source, batch_size=query.batch_size))
-            self.job_queue.submit(job)
+            self.jobs.submit(job)
             self.stats["profiling_requested"] += 1
         except Exception as exc:  # asking for a measurement is best effort
             log.warning("could not queue a profiling job: %s", exc)
 
     # ------------------------------------------------------------------ jobs
+    def _require_jobs(self) -> JobService:
+        if self.jobs is None:
+            raise unavailable("profiling jobs need Redis, and this server was started without one: "
+                              "restart it with --redis URL")
+        return self.jobs
+
     def submit_job(self, onnx: bytes | None, config: ModelConfig | None, batch_size: int, device: str) -> str:
-        if self.job_queue is None:
-            raise unavailable("profiling jobs need Redis: start the server with --redis")
-        if not 1 <= batch_size <= self.limits.max_batch_size:
-            raise invalid(f"batch_size must be in 1..{self.limits.max_batch_size}, got {batch_size}")
-        if device and not (device == "cpu" or device.startswith("cuda")):
-            raise invalid(f"unknown device {device!r}; use cpu, cuda or cuda:N")
+        """Validated exactly like a prediction of the same model (size, batch, graph, config bounds) before queueing."""
+        jobs = self._require_jobs()
+        self._check_batch(batch_size)
+        device = device or "cpu"
+        if not DEVICE_RE.match(device):
+            raise invalid(f"unknown device {device[:40]!r}; use cpu, cuda or cuda:N")
         if onnx is not None:
-            if len(onnx) > self.limits.max_model_bytes:
-                raise exhausted(f"model is {len(onnx):,} bytes, over the {self.limits.max_model_bytes:,}-byte limit")
-            build_graph(onnx, batch_size=batch_size, limits=self.limits)  # validate before queueing
-            job = ProfileJob(onnx_bytes=onnx, batch_size=batch_size, device=device or "cpu")
+            self._check_onnx_size(onnx)
+            self.builds.run(lambda: build_graph(onnx, batch_size=batch_size, limits=self.limits))
+            job = ProfileJob(onnx_bytes=onnx, batch_size=batch_size, device=device)
         elif config is not None:
-            try:
-                get_space(config.space)
-            except ValueError as exc:
-                raise invalid(str(exc)) from None
-            job = ProfileJob.for_config(config.with_batch(batch_size), device or "cpu")
+            job = ProfileJob.for_config(self._checked_config(config.with_batch(batch_size)), device)
         else:
             raise invalid("a profiling job needs onnx or config")
-        return self.job_queue.submit(job)
+        return jobs.submit(job)
 
     def job_status(self, job_id: str) -> dict:
-        if self.job_queue is None:
-            raise unavailable("profiling jobs need Redis: start the server with --redis")
-        status = self.job_queue.status(job_id)
+        jobs = self._require_jobs()
+        if not job_id or len(job_id) > 200:
+            raise invalid("job_id must be 1..200 characters")
+        status = jobs.status(job_id)
         if status is None:
-            raise not_found(f"no job {job_id!r}")
+            raise not_found(f"no job {job_id[:80]!r}")
         return status

@@ -7,10 +7,14 @@ from seernet.errors import (ExternalDataError, GraphBuildError, InvalidBatchSize
                             NotOnnxError, UnknownDimensionError)
 
 
+MAX_MESSAGE_CHARS = 600  # a status message never echoes unbounded client input
+
+
 class ServiceError(Exception):
     """An error with the status code the client should see."""
 
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        message = message if len(message) <= MAX_MESSAGE_CHARS else message[:MAX_MESSAGE_CHARS] + "…"
         super().__init__(message)
         self.code = code
         self.message = message
@@ -41,4 +45,6 @@ def from_exception(exc: BaseException) -> ServiceError:
     if isinstance(exc, (NotOnnxError, ExternalDataError, InvalidBatchSizeError, UnknownDimensionError,
                         GraphBuildError, ValueError)):
         return invalid(str(exc))
+    if isinstance(exc, (RecursionError, MemoryError)):
+        return exhausted(f"the request is too large or too deep to process ({type(exc).__name__})")
     return ServiceError(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")

@@ -1,7 +1,8 @@
-"""Models the server has seen (by sha256) and their graphs (by model, batch and dims), both LRU-bounded.
+"""Models the server has seen (by sha256) and their graphs (by model, batch and dims), both bounded in bytes.
 
 With Redis configured, stripped model bytes are also kept there, so a hash
-learned by one replica is usable on every replica.
+learned by one replica is usable on every replica; a Redis that is down or
+hangs costs one short timeout per breaker period, never one per request.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import redis
 
 from seernet.graph import PerfGraph
 
+from .breaker import CircuitBreaker
 from .lru import LRU
 
 log = logging.getLogger(__name__)
@@ -24,26 +26,31 @@ def sha256_hex(data: bytes) -> str:
 
 
 class ModelStore:
-    def __init__(self, capacity: int = 4096, redis_client: redis.Redis | None = None, ttl_s: int = 7 * 24 * 3600) -> None:
-        self._models: LRU[bytes] = LRU(capacity)
-        self._graphs: LRU[PerfGraph] = LRU(4 * capacity)
+    def __init__(self, model_bytes: int = 256 * 2**20, graph_bytes: int = 256 * 2**20,
+                 redis_client: redis.Redis | None = None, ttl_s: int = 7 * 24 * 3600) -> None:
+        self._models: LRU[bytes] = LRU(model_bytes, len)
+        self._graphs: LRU[PerfGraph] = LRU(graph_bytes, lambda g: g.nbytes)
         self._redis = redis_client
         self._ttl_s = ttl_s
+        self.breaker = CircuitBreaker("model store")
 
     def remember(self, sha: str, stripped: bytes) -> None:
         self._models.put(sha, stripped)
-        if self._redis is not None:
+        if self._redis is not None and self.breaker.available:
             try:
                 self._redis.set(f"perfseer:model:{sha}", stripped, ex=self._ttl_s)
+                self.breaker.succeeded()
             except redis.RedisError as exc:
-                log.debug("model not shared through Redis: %s", exc)
+                self.breaker.failed(exc)
 
     def lookup(self, sha: str) -> bytes | None:
         found = self._models.get(sha)
-        if found is None and self._redis is not None:
+        if found is None and self._redis is not None and self.breaker.available:
             try:
                 found = self._redis.get(f"perfseer:model:{sha}")
-            except redis.RedisError:
+                self.breaker.succeeded()
+            except redis.RedisError as exc:
+                self.breaker.failed(exc)
                 found = None
             if found is not None:
                 self._models.put(sha, found)

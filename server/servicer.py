@@ -39,7 +39,7 @@ class PerfSeerServicer(pb_grpc.PerfSeerServicer):
 
     def PredictPerformance(self, request: pb.PredictRequest, context: grpc.ServicerContext) -> pb.PredictResponse:
         return _call(context, "PredictPerformance",
-                     lambda: convert.answer_to_proto(self.service.predict(convert.query_from_proto(request))))
+                     lambda: convert.answer_to_proto(self.service.predict(convert.query_from_proto(request, self.service.limits))))
 
     @staticmethod
     def _item(request_id: str, answer: object) -> pb.PredictBatchItem:
@@ -52,7 +52,7 @@ class PerfSeerServicer(pb_grpc.PerfSeerServicer):
         queries: list = []
         for request in requests:
             try:
-                queries.append(convert.query_from_proto(request))
+                queries.append(convert.query_from_proto(request, self.service.limits))
             except Exception as exc:  # a malformed item is that item's error
                 queries.append(exc)
         valid = [q for q in queries if not isinstance(q, Exception)]
@@ -100,8 +100,8 @@ class PerfSeerServicer(pb_grpc.PerfSeerServicer):
             which = request.WhichOneof("model")
             if which is None:
                 raise invalid("a profiling job needs onnx or config")
-            batch = request.batch_size or 1
-            config = convert.config_from_proto(request.config, batch) if which == "config" else None
+            batch = request.batch_size
+            config = convert.config_from_proto(request.config, batch, self.service.limits) if which == "config" else None
             onnx = bytes(request.onnx) if which == "onnx" else None
             return pb.SubmitProfilingJobResponse(job_id=self.service.submit_job(onnx, config, batch, request.device))
 

@@ -1,6 +1,7 @@
 """Model spaces we generate, measure and predict: a registry keyed by space name."""
 from __future__ import annotations
 
+from ..errors import LimitExceededError
 from .base import BATCH_SIZES, ModelSpace
 from .cnn import CNNSpace
 from .config import ModelConfig
@@ -24,4 +25,35 @@ def family_of(config: ModelConfig) -> str:
     return get_space(config.space).family
 
 
-__all__ = ["BATCH_SIZES", "FAMILIES", "SPACES", "ModelConfig", "ModelSpace", "family_of", "get_space"]
+class ConfigTooLargeError(LimitExceededError):
+    """A config describes a model too large to build and export for one request."""
+
+
+__all__ = ["BATCH_SIZES", "FAMILIES", "SPACES", "ConfigTooLargeError", "ModelConfig", "ModelSpace", "check_config",
+           "family_of", "get_space"]
+
+
+def check_config(config: ModelConfig, max_params: int, max_gflops: float) -> ModelConfig:
+    """A config from outside (a request, a job), checked before anything is built or exported.
+
+    Space, arch keys and ranges (``ValueError``), then size: parameters and
+    per-sample forward FLOPs counted on the meta device (``ConfigTooLargeError``),
+    since exporting a model costs time and memory in proportion to both.
+    Returns the config with its arch in canonical form.
+    """
+    space = get_space(config.space)
+    checked = space.check_arch(config)
+    try:
+        params = space.param_count(checked)
+        if params > max_params:
+            raise ConfigTooLargeError(f"{config.space} model has {params:,} parameters, over the {max_params:,} "
+                                      "limit for models built from a config (max_config_params)")
+        flops = space.forward_flops(checked.with_batch(1))
+    except (ValueError, RuntimeError, TypeError, KeyError, ZeroDivisionError) as exc:
+        if isinstance(exc, ConfigTooLargeError):
+            raise
+        raise ValueError(f"{config.space} arch cannot be built: {type(exc).__name__}: {str(exc)[:160]}") from None
+    if flops > max_gflops * 1e9:
+        raise ConfigTooLargeError(f"{config.space} model costs {flops / 1e9:.1f} GFLOPs per sample, over the "
+                                  f"{max_gflops:g} limit for models built from a config (max_config_gflops)")
+    return checked

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
+from .schema import Schema
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 
@@ -17,6 +18,8 @@ class ModelSpace(ABC):
 
     name: str = ""
     family: str = ""
+    arch_schema: Schema | None = None  # what a config request's arch may contain (checked before building)
+    input_size_range: tuple[int, int] = (1, 4096)
 
     @abstractmethod
     def sample_arch(self, rng: random.Random) -> dict:
@@ -74,6 +77,19 @@ class ModelSpace(ABC):
         with counter, torch.no_grad():
             module(example)
         return float(counter.get_total_flops())
+
+    def check_arch(self, config: ModelConfig) -> ModelConfig:
+        """``config`` with its arch checked against the space's schema; ``ValueError`` naming the problem."""
+        lo, hi = self.input_size_range
+        if isinstance(config.input_size, bool) or not lo <= config.input_size <= hi:
+            raise ValueError(f"{self.name} input_size must be in {lo}..{hi}, got {config.input_size}")
+        arch = self.arch_schema.check(config.arch, f"{self.name} arch") if self.arch_schema else dict(config.arch)
+        return ModelConfig(config.space, arch, config.batch_size, config.input_size, config.seed)
+
+    def param_count(self, config: ModelConfig) -> int:
+        """Parameters of ``config``'s model, counted on the meta device: nothing is allocated."""
+        with torch.device("meta"):
+            return int(sum(p.numel() for p in self.build(config).parameters()))
 
     def build_seeded(self, config: ModelConfig) -> nn.Module:
         torch.manual_seed(config.seed)

@@ -14,6 +14,7 @@ from torch import nn
 
 from .base import ModelSpace
 from .config import ModelConfig
+from .schema import Int, ListOf, Obj, OneOf, Real
 
 STYLES = ("vgg", "googlenet", "resnext", "densenet", "mobilenet")
 STAGE_WIDTHS = ((16, 24, 32, 48), (32, 48, 64, 96), (48, 64, 96, 128, 160), (64, 96, 128, 192, 256))
@@ -170,9 +171,19 @@ def _style_params(style: str, rng: random.Random) -> dict:
     return {}
 
 
+_STAGE = Obj({
+    "style": OneOf(STYLES), "depth": Int(1, 32), "width": Int(1, 4096),
+    "params": Obj({"group_width": Int(1, 512), "bottleneck": Real(0.01, 8.0), "growth_rate": Int(1, 512),
+                   "expansion": Int(1, 16), "kernel": OneOf((1, 3, 5, 7)), "reduce_ratio": Real(0.01, 8.0)}),
+}, frozenset({"style", "depth", "width"}))
+
+
 class CNNSpace(ModelSpace):
     name = "cnn"
     family = "cnn"
+    arch_schema = Obj({"stem_width": Int(1, 1024), "stem_stride": Int(1, 4), "stages": ListOf(_STAGE, 1, 8)},
+                      frozenset({"stem_width", "stages"}))
+    input_size_range = (8, 2048)
 
     def sample_arch(self, rng: random.Random) -> dict:
         stages = []

@@ -8,6 +8,7 @@ from torch import nn
 
 from .base import BATCH_SIZES, ModelSpace
 from .config import ModelConfig
+from .schema import Int, ListOf, Obj, OneOf
 
 _ACTS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 
@@ -35,6 +36,9 @@ class MLP(nn.Module):
 class MLPSpace(ModelSpace):
     name = "mlp"
     family = "mlp"
+    arch_schema = Obj({"widths": ListOf(Int(1, 16384), 1, 64), "activation": OneOf(tuple(sorted(_ACTS))),
+                       "norm": OneOf(("none", "batchnorm", "layernorm"))}, frozenset({"widths"}))
+    input_size_range = (1, 65536)
 
     def sample_arch(self, rng: random.Random) -> dict:
         depth = rng.randint(1, 8)

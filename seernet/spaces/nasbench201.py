@@ -17,6 +17,7 @@ from torch import nn
 
 from .base import ModelSpace
 from .config import ModelConfig
+from .schema import Obj, Text
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NUM_EDGES = 6
@@ -134,6 +135,8 @@ class NasBench201Net(nn.Module):
 class NasBench201Space(ModelSpace):
     name = "nasbench201"
     family = "nasbench201"
+    arch_schema = Obj({"arch_str": Text(200, parse_arch_str)}, frozenset({"arch_str"}))
+    input_size_range = (8, 512)
 
     def sample_arch(self, rng: random.Random) -> dict:
         while True:

@@ -14,6 +14,7 @@ from torch import nn
 
 from .base import ModelSpace
 from .config import ModelConfig
+from .schema import Int, Obj, Real
 
 
 class SelfAttention(nn.Module):
@@ -90,6 +91,9 @@ class BertEncoder(nn.Module):
         return self.head(self.pooler(x[:, 0]))
 
 
+_ENCODER = {"depth": Int(1, 96), "width": Int(1, 8192), "heads": Int(1, 128), "mlp_ratio": Real(0.125, 16.0)}
+
+
 def _sample_encoder(rng: random.Random) -> dict:
     heads = rng.choice([2, 4, 8])
     return {
@@ -103,6 +107,8 @@ def _sample_encoder(rng: random.Random) -> dict:
 class ViTSpace(ModelSpace):
     name = "vit"
     family = "vit"
+    arch_schema = Obj({**_ENCODER, "patch_size": Int(1, 256)}, frozenset({*_ENCODER, "patch_size"}))
+    input_size_range = (1, 2048)
 
     def sample_arch(self, rng: random.Random) -> dict:
         return {**_sample_encoder(rng), "patch_size": rng.choice([4, 8, 16])}
@@ -120,6 +126,8 @@ class ViTSpace(ModelSpace):
 class BertSpace(ModelSpace):
     name = "bert"
     family = "bert"
+    arch_schema = Obj({**_ENCODER, "vocab_size": Int(2, 1_000_000)}, frozenset({*_ENCODER, "vocab_size"}))
+    input_size_range = (1, 16384)
 
     def sample_arch(self, rng: random.Random) -> dict:
         return {**_sample_encoder(rng), "vocab_size": rng.choice([1000, 5000, 30522])}

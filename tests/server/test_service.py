@@ -136,6 +136,7 @@ def test_resource_exhausted_errors(server, model):
 
 
 def test_unavailable_without_predictors_and_without_redis(tmp_path, model):
+    (tmp_path / "empty").mkdir()  # an empty directory serves once a predictor appears; a missing one is refused
     running = build_server(make_settings(tmp_path / "empty"), watch_interval_s=0.2)
     try:
         s = stub(running)

@@ -1,0 +1,43 @@
+"""A circuit breaker for Redis: after a failure, stay away for a while instead of waiting on it per request.
+
+Every Redis client in the server has short socket timeouts; the breaker
+makes a dead or hanging Redis cost one timeout per ``retry_after_s``, not one
+per request, and closes again by itself on the first success after that.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+log = logging.getLogger(__name__)
+
+
+class CircuitBreaker:
+    def __init__(self, name: str, retry_after_s: float = 1.0) -> None:
+        self.name = name
+        self.retry_after_s = retry_after_s
+        self.failures = 0
+        self._down_until = 0.0
+        self._lock = threading.Lock()
+        self.last_error = ""
+
+    @property
+    def available(self) -> bool:
+        """Closed (use Redis), or open long enough that one call may try again."""
+        return time.monotonic() >= self._down_until
+
+    def failed(self, exc: BaseException) -> None:
+        with self._lock:
+            if self.available:
+                log.warning("%s: Redis unavailable (%s); retrying in %.1f s", self.name, exc, self.retry_after_s)
+            self.failures += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"[:200]
+            self._down_until = time.monotonic() + self.retry_after_s
+
+    def succeeded(self) -> None:
+        if self._down_until:
+            with self._lock:
+                if self._down_until:
+                    log.info("%s: Redis is back", self.name)
+                self._down_until = 0.0
