@@ -97,7 +97,7 @@ def cmd_fit(args: argparse.Namespace, settings: Settings) -> int:
                          Path(args.pretrained) if args.pretrained else None, _train_config(args))
     try:
         ensemble = run_fit(request)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps({"out": args.out, "target": args.target,

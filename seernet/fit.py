@@ -41,6 +41,8 @@ class FitRequest:
 
 def samples_from_csv(path: Path, target: str, space: str | None = None) -> list[Sample]:
     """Rows → samples; a row whose model cannot be built is an error naming the row."""
+    if not path.is_file():
+        raise ValueError(f"{path} is not a CSV file ({'a directory' if path.is_dir() else 'no such file'})")
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
@@ -49,7 +51,10 @@ def samples_from_csv(path: Path, target: str, space: str | None = None) -> list[
         raise ValueError(f"{path} has no column {target!r}; columns: {list(rows[0])}")
     samples = []
     for line, row in enumerate(rows, start=2):
-        batch = int(row.get("batch_size") or 1)
+        try:
+            batch = int(row.get("batch_size") or 1)
+        except ValueError:
+            raise ValueError(f"{path}:{line}: batch_size={row['batch_size']!r} is not an integer") from None
         try:
             value = float(row[target])
         except ValueError:
@@ -64,6 +69,8 @@ def samples_from_csv(path: Path, target: str, space: str | None = None) -> list[
         elif row.get("onnx"):
             onnx_path = Path(row["onnx"])
             onnx_path = onnx_path if onnx_path.is_absolute() else path.parent / onnx_path
+            if not onnx_path.is_file():
+                raise ValueError(f"{path}:{line}: onnx path {onnx_path} is not a file")
             graph, key = build_graph(onnx_path, batch_size=batch), f"{onnx_path}:{batch}"
         else:
             raise ValueError(f"{path}:{line}: needs an 'onnx' path or an 'arch_str'")

@@ -44,14 +44,21 @@ class JobService:
         return unavailable(f"Redis at {redact(self.url)} is unreachable ({reason}); profiling jobs are unavailable "
                            "until it returns (retry later)")
 
+    def _queue_now(self) -> JobQueue:
+        with self._lock:
+            if self._queue is None:
+                self._queue = JobQueue(self._client)  # creates the stream and groups if Redis lost them
+            return self._queue
+
     def _run(self, fn):
         if not self.breaker.available:
             raise self._down()
         try:
-            with self._lock:
-                if self._queue is None:
-                    self._queue = JobQueue(self._client)
-            result = fn(self._queue)
+            try:
+                result = fn(self._queue_now())
+            except redis.ResponseError:  # a Redis restarted without persistence has no stream or group: recreate
+                self._queue = None
+                result = fn(self._queue_now())
         except redis.RedisError as exc:
             self.breaker.failed(exc)
             raise self._down(exc) from None
