@@ -21,7 +21,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor  # noqa: E402
 from bench.common import save  # noqa: E402
 from seernet.data import Sample  # noqa: E402
 from seernet.fit import FitRequest, fit_samples  # noqa: E402
-from seernet.graph_cache import DEFAULT_CACHE, graph_for, onnx_cache_path  # noqa: E402
+from seernet.graph_cache import graph_for, onnx_cache_dir, onnx_cache_path  # noqa: E402
 from seernet.latbench import load_latbench, split_order  # noqa: E402
 from seernet.predictor import Predictor  # noqa: E402
 from seernet.scores import score  # noqa: E402
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
     train_rows, test_rows = split_order(load_latbench(), 900, seed=0)
     if args.cached_only:
-        cache = DEFAULT_CACHE / "onnx"
+        cache = onnx_cache_dir()
         cached = [onnx_cache_path(cache, r.config()).exists() for r in test_rows]
         first_missing = cached.index(False) if False in cached else len(cached)
         test_rows = test_rows[:first_missing]  # a prefix of the random order: still a uniform sample

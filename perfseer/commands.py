@@ -4,11 +4,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+
+from seernet.metrics import CPU_METRICS
 
 from .config import REPO_ROOT, Settings
 
-DEFAULT_METRICS = ("infer_time_ms", "train_time_ms", "infer_mem_mb", "train_mem_mb")
+DEFAULT_METRICS = CPU_METRICS
 DEFAULT_PREDICTOR = REPO_ROOT / "predictors" / "cpu"
 
 
@@ -23,11 +26,11 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from seernet.training_run import TrainRequest, run_training
 
     metrics = tuple(args.metrics)
-    request = TrainRequest(Path(args.dataset or settings.dataset), Path(args.out), metrics,
-                           name=args.name or Path(args.out).name,
+    dataset = open_dataset(args.dataset or settings.dataset, metrics)
+    request = TrainRequest(Path(args.out), metrics, name=args.name or Path(args.out).name,
                            hidden=args.hidden, layers=args.layers, additive=not args.no_additive,
-                           train=_train_config(args))
-    scores = run_training(request)
+                           train=_train_config(args), dataset=str(dataset.path))
+    scores = run_training(request, dataset.samples, dataset.device_keys)
     print(json.dumps(scores, indent=2))
     return 0
 
@@ -62,7 +65,6 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    from seernet.data import samples_from_store
     from seernet.evaluate import EvalConfig, check_methods, run_evaluation
     from seernet.report import write_report
 
@@ -75,13 +77,13 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         metrics = tuple(args.metrics)
-        samples = samples_from_store(Path(args.dataset or settings.dataset), metrics)
+        dataset = open_dataset(args.dataset or settings.dataset, metrics)
         cfg = EvalConfig(metrics=metrics, out=out, methods=tuple(args.methods), train=_train_config(args),
                          hidden=args.hidden, layers=args.layers, additive=not args.no_additive, seed=args.seed,
                          save_multi_to=Path(args.save_predictor) if args.save_predictor else None,
                          multi_ensemble=args.multi_ensemble, guard=guard,
-                         device_key=_device_key(args.dataset or settings.dataset))
-        for path in run_evaluation(samples, args.splits, cfg):
+                         device_key=next(iter(dataset.device_keys), ""))
+        for path in run_evaluation(dataset.samples, args.splits, cfg):
             print(f"wrote {path}")
     noise = Path(args.noise_floor)
     report = write_report(out, command=args.command_line or "perfseer " + " ".join(sys.argv[1:]),
@@ -96,22 +98,20 @@ def cmd_fit(args: argparse.Namespace, settings: Settings) -> int:
     request = FitRequest(Path(args.measurements), args.target, Path(args.out), args.space,
                          Path(args.pretrained) if args.pretrained else None, _train_config(args))
     try:
-        ensemble = run_fit(request)
+        selection = run_fit(request, *([tuple(args.methods)] if args.methods else []))
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({"out": args.out, "target": args.target,
-                      "validation_mape": [r["best_val_mape"] for r in ensemble.reports]}, indent=2))
+    print(json.dumps({"out": args.out, "target": args.target, **selection}, indent=2))
     return 0
 
 
 def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
     """Train a candidate for predictor NAME on the dataset and promote it if it is not worse."""
-    from seernet.data import random_split, samples_from_store, with_targets
+    from seernet.data import with_targets
     from seernet.nn import SeerNetConfig
-    from seernet.predictor import Predictor, save_predictor
-    from seernet.train import fit_ensemble
-    from server.promotion import retrain_and_maybe_promote, rollback
+    from seernet.predictor import Predictor
+    from seernet.repository import retrain, rollback
 
     root = Path(args.predictors or settings.predictors)
     if args.rollback:
@@ -126,17 +126,11 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     live = root / args.name
     metrics = tuple(Predictor.load(live).metrics) if (live / "manifest.json").exists() else DEFAULT_METRICS
-    samples = with_targets(samples_from_store(Path(args.dataset or settings.dataset), metrics, progress=False), metrics)
-
-    def train(rows, out: Path) -> None:
-        train_rows, val_rows, _ = random_split(rows, args.seed, (3, 1, 0))
-        net = SeerNetConfig(metrics=metrics, hidden=args.hidden, layers=args.layers,
-                            additive_readout=not args.no_additive)
-        ensemble = fit_ensemble(train_rows, val_rows, net, _train_config(args))
-        save_predictor(ensemble, out, args.name, _device_key(args.dataset or settings.dataset),
-                       extra={"rows": {"train": len(train_rows), "validation": len(val_rows)}})
-
-    decision = retrain_and_maybe_promote(root, args.name, samples, train, guard)
+    dataset = open_dataset(args.dataset or settings.dataset, metrics, progress=False)
+    net = SeerNetConfig(metrics=metrics, hidden=args.hidden, layers=args.layers, additive_readout=not args.no_additive)
+    decision = retrain(root, args.name, with_targets(dataset.samples, metrics), net, _train_config(args),
+                       next(iter(dataset.device_keys), ""), guard, args.seed,
+                       source={"dataset": str(dataset.path), "devices_in_dataset": dataset.device_keys})
     print(json.dumps(decision.to_dict(), indent=2))
     return 0
 
@@ -151,13 +145,24 @@ def _guard_samples(path: str) -> list:
         raise ValueError(f"guard set {path}: {type(exc).__name__}: {exc}") from None
 
 
-def _device_key(dataset) -> str:
+@dataclass
+class OpenedDataset:
+    path: Path
+    samples: list
+    device_keys: list[str]
+
+
+def open_dataset(path: str | Path, metrics: tuple[str, ...], progress: bool = True) -> OpenedDataset:
+    """The dataset store, opened once: its rows as samples, and the devices they were measured on."""
     from profiler_worker.store import DatasetStore
+    from seernet.data import samples_from_rows
 
-    return next(iter(DatasetStore(dataset).device_keys()), "")
+    store = DatasetStore(path)
+    return OpenedDataset(Path(path), samples_from_rows(store.rows(), metrics, progress=progress), store.device_keys())
 
 
-BENCHMARKS = {"graph": "bench.graph_build", "serve": "bench.serve", "latbench": "bench.latbench", "zoo": "bench.zoo"}
+BENCHMARKS = {"graph": "bench.graph_build", "serve": "bench.serve", "latbench": "bench.latbench", "zoo": "bench.zoo",
+              "fit": "bench.fit_tables"}
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -202,6 +207,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--space", help="nasbench201 when rows are arch strings")
     p.add_argument("--pretrained", help="start from this predictor (transfer learning)")
+    p.add_argument("--methods", nargs="+", default=None,
+                   help="candidates scored on the validation rows; the best is shipped (default: all of "
+                        "seernet seernet_pretrained gbt ridge gbt_edges ridge_edges that apply)")
     add_train_flags(p)
     p.set_defaults(handler=cmd_fit, epochs=150, ensemble=2)
 

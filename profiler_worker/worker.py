@@ -124,7 +124,7 @@ def run_worker(redis_url: str, device: str, dataset: Path, settings: ProfileSett
     if write_results:
         on_rows = None
         if retrain_after > 0 and predictors is not None:
-            from server.promotion import RetrainTrigger, launch_retrain_process
+            from .retrain_trigger import RetrainTrigger, launch_retrain_process
 
             on_rows = RetrainTrigger(retrain_after, lambda: launch_retrain_process(dataset, predictors, predictor_name))
         writer = ResultWriter(queue, DatasetStore(dataset), on_rows=on_rows)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -14,7 +13,7 @@ from .graph import PerfGraph
 from .graph_cache import graph_for
 from .spaces import ModelConfig
 
-METRICS = ("infer_time_ms", "train_time_ms", "infer_mem_mb", "train_mem_mb", "infer_sm_util", "train_sm_util")
+from .metrics import METRICS
 
 
 @dataclass
@@ -31,12 +30,12 @@ class Sample:
         return [float(self.targets.get(m, float("nan")) or float("nan")) for m in metrics]
 
 
-def samples_from_store(path: str | Path, metrics: Sequence[str] = METRICS, device_key: str | None = None,
-                       progress: bool = True) -> list[Sample]:
-    """Every ``ok`` row of the dataset at ``path`` as a sample; graphs come from the cache."""
-    from profiler_worker.store import DatasetStore
-
-    rows = [r for r in DatasetStore(path).rows() if device_key is None or r["device_key"] == device_key]
+def samples_from_rows(rows: Iterable[dict], metrics: Sequence[str] = METRICS, device_key: str | None = None,
+                      progress: bool = True) -> list[Sample]:
+    """Measured rows (``DatasetStore.rows()``: ``job_id``, ``family``, ``config_json``, metrics) as samples;
+    graphs come from the cache.  The store is opened by the caller, once: the library never reaches up
+    into the worker's storage."""
+    rows = [r for r in rows if device_key is None or r["device_key"] == device_key]
     samples = []
     for row in tqdm(rows, desc="graphs", unit="model", disable=not progress, mininterval=2):
         config = ModelConfig.from_json(row["config_json"])

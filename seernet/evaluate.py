@@ -95,14 +95,10 @@ def evaluate_split(name: str, train: list[Sample], val: list[Sample], test: list
         result["methods"][method] = {"fit_seconds": seconds, "scores": scores}
         result["predictions"][method] = {m: p.tolist() for m, p in predictions.items()}
         if keep:
-            from .data import dataset_hash
-            from .predictor import save_predictor
+            from .training_run import ManifestInfo, save_scored
 
-            target = _save_target(keep["ensemble"], cfg)
-            save_predictor(keep["ensemble"], target, cfg.save_multi_to.name, cfg.device_key, extra={
-                "scores": {"test": scores}, "split": {"kind": "random 2:1:1", "seed": cfg.seed},
-                "rows": result["rows"], "dataset_hash": dataset_hash(train + val + test, cfg.metrics),
-                "families": sorted({s.family for s in train})})
+            info = ManifestInfo(cfg.save_multi_to.name, cfg.device_key, split={"kind": "random 2:1:1", "seed": cfg.seed})
+            save_scored(keep["ensemble"], _save_target(keep["ensemble"], cfg), info, train, val, test)
     result["truth"] = {m: _truth(test, m).tolist() for m in cfg.metrics}
     result["test_families"] = [s.family for s in test]
     return result

@@ -5,24 +5,41 @@ NAS-Bench-201 arch string (``arch_str``), with an optional ``batch_size``; the
 target column holds the measured value.  With ``pretrained`` the network starts
 from a trained predictor (its feature normaliser and the weights of its first
 head): a new device then needs tens of measurements, not thousands.
+
+``fit`` never ships a predictor that ranks worse than a simple model: it also
+fits ridge and gradient-boosted trees on per-operator-type counts and costs
+(``seernet.tabular``; for NAS-Bench-201 arch rows also on the cell's edge
+operations, which the ONNX graph does not fully show) and SeerNet from scratch
+(and from ``pretrained``),
+scores all of them on the same validation rows by Spearman (then MAPE), and
+ships the best; the output and the manifest say which, with every score.
 """
 from __future__ import annotations
 
 import csv
 import logging
 import random
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Sequence
 
-from .data import Sample
+import numpy as np
+
+from .data import Sample, dataset_hash
 from .graph import build_graph
 from .graph_cache import graph_for
 from .nn import SeerNetConfig
 from .nn.additive import AdditiveReadout
-from .predictor import Predictor, save_predictor
+from .predictor import Predictor
+from .scores import score
 from .spaces import ModelConfig
 from .spaces.nasbench201 import parse_arch_str
+from .tabular import fit_tabular, save_tabular
 from .train import TrainConfig, TrainedEnsemble, fit_ensemble
+from .training_run import ManifestInfo, save_scored
+
+FIT_METHODS: tuple[str, ...] = ("seernet", "seernet_pretrained", "gbt", "ridge", "gbt_edges", "ridge_edges")
 
 log = logging.getLogger(__name__)
 
@@ -95,35 +112,118 @@ def _transfer_state(pretrained: Predictor, net: SeerNetConfig) -> dict:
     return state
 
 
-def fit_samples(samples: list[Sample], target: str, request: FitRequest) -> TrainedEnsemble:
-    if len(samples) < 4:
-        raise ValueError(f"need at least 4 measured rows to fit, got {len(samples)}")
+def _split(samples: list[Sample], request: FitRequest) -> tuple[list[Sample], list[Sample]]:
     order = list(samples)
     random.Random(request.seed).shuffle(order)
     n_val = max(2, int(len(order) * request.val_fraction))
-    train, val = order[n_val:], order[:n_val]
+    return order[n_val:], order[:n_val]
+
+
+def fit_seernet(train: list[Sample], val: list[Sample], target: str, request: FitRequest,
+                pretrained: Path | None) -> TrainedEnsemble:
+    """SeerNet for one target, from scratch or from a pretrained predictor's trunk and first head."""
     config = request.train or TrainConfig(epochs=150, ensemble=2, patience=20, progress=False)
     features, init_states = None, None
-    if request.pretrained:
-        pretrained = Predictor.load(request.pretrained)
-        cfg = pretrained.members[0].config
-        net = SeerNetConfig(**{**cfg.to_dict(), "metrics": (target,)})
-        features = pretrained.features
-        init_states = [_transfer_state(pretrained, net)]
+    if pretrained:
+        source = Predictor.load(pretrained)
+        if not hasattr(source, "features"):
+            raise ValueError(f"{pretrained} is a tabular predictor; --pretrained needs a SeerNet predictor")
+        net = SeerNetConfig(**{**source.members[0].config.to_dict(), "metrics": (target,)})
+        features = source.features
+        init_states = [_transfer_state(source, net)]
         config = replace(config, lr=config.lr / 4)
     else:
         net = SeerNetConfig(metrics=(target,))
     return fit_ensemble(train, val, net, config, features=features, init_states=init_states)
 
 
-def run_fit(request: FitRequest) -> TrainedEnsemble:
+def fit_samples(samples: list[Sample], target: str, request: FitRequest) -> TrainedEnsemble:
+    """SeerNet only (transfer when ``request.pretrained``): the network half of :func:`select_and_fit`."""
+    if len(samples) < 4:
+        raise ValueError(f"need at least 4 measured rows to fit, got {len(samples)}")
+    train, val = _split(samples, request)
+    return fit_seernet(train, val, target, request, request.pretrained)
+
+
+@dataclass
+class Candidate:
+    name: str
+    model: object  # TrainedEnsemble or TabularModel
+    validation: dict  # score() on the validation rows
+
+    @property
+    def rank_key(self) -> tuple[float, float]:
+        """Higher Spearman first; within 0.002 of each other, lower MAPE (the tie-break a user would make)."""
+        return (round(self.validation.get("spearman", -1.0) / 0.002), -self.validation.get("mape", float("inf")))
+
+
+def _candidate_scores(model: object, val: list[Sample], target: str) -> dict:
+    truth = np.array([s.targets[target] for s in val])
+    if isinstance(model, TrainedEnsemble):
+        predicted = model.predict(val)[0][:, 0]
+    else:
+        predicted = model.predict([s.graph for s in val])
+    return score(predicted, truth)
+
+
+def select_and_fit(samples: list[Sample], target: str, request: FitRequest,
+                   methods: Sequence[str] = FIT_METHODS) -> tuple[Candidate, list[Candidate]]:
+    """Fit every method on the same training rows, score each on the same validation rows, pick the best.
+
+    A tabular winner is refitted on training + validation rows (cheap, and it has no early stopping that
+    needs the validation rows); a SeerNet winner keeps the rows it was early-stopped on.
+    """
+    if len(samples) < 4:
+        raise ValueError(f"need at least 4 measured rows to fit, got {len(samples)}")
+    unknown = [m for m in methods if m not in FIT_METHODS]
+    if unknown:
+        raise ValueError(f"unknown fit method(s) {unknown}; known: {list(FIT_METHODS)}")
+    train, val = _split(samples, request)
+    candidates = []
+    all_cells = all(s.graph.arch_str for s in samples)
+    for method in methods:
+        if (method == "seernet_pretrained" and not request.pretrained) or (method.endswith("_edges") and not all_cells):
+            continue  # transfer needs a pretrained predictor; edge features need every row to be an arch string
+        if method.startswith("seernet"):
+            model = fit_seernet(train, val, target, request,
+                                request.pretrained if method == "seernet_pretrained" else None)
+        else:
+            model = fit_tabular(method, [s.graph for s in train], np.array([s.targets[target] for s in train]),
+                                request.seed)
+        candidates.append(Candidate(method, model, _candidate_scores(model, val, target)))
+        log.info("fit %s: validation %s", method, candidates[-1].validation)
+    best = max(candidates, key=lambda c: c.rank_key)
+    if not best.name.startswith("seernet"):
+        rows = train + val
+        best = Candidate(best.name, fit_tabular(best.name, [s.graph for s in rows],
+                                                np.array([s.targets[target] for s in rows]), request.seed),
+                         best.validation)
+    return best, candidates
+
+
+def run_fit(request: FitRequest, methods: Sequence[str] = FIT_METHODS) -> dict:
+    """CSV → every candidate → the best saved to ``request.out``; returns what was chosen and every score."""
     samples = samples_from_csv(request.measurements, request.target, request.space)
-    ensemble = fit_samples(samples, request.target, request)
+    best, candidates = select_and_fit(samples, request.target, request, methods)
+    selection = {"chosen": best.name, "by": "validation Spearman, then MAPE",
+                 "candidates": {c.name: {k: c.validation.get(k) for k in ("spearman", "kendall", "mape", "acc10")}
+                                for c in candidates}}
     if request.out is not None:
-        save_predictor(ensemble, request.out, request.out.name, f"custom:{request.measurements.stem}",
-                       extra={"fitted_from": str(request.measurements), "rows": len(samples),
-                              "pretrained": str(request.pretrained) if request.pretrained else None})
-    return ensemble
+        device_key = f"custom:{request.measurements.stem}"
+        source = {"fitted_from": str(request.measurements), "pretrained": str(request.pretrained or "") or None,
+                  "selection": selection}
+        if isinstance(best.model, TrainedEnsemble):
+            train, val = _split(samples, request)
+            info = ManifestInfo(request.out.name, device_key, split={"kind": "fit train/validation",
+                                                                     "seed": request.seed}, source=source)
+            save_scored(best.model, request.out, info, train, val, [])
+        else:
+            save_tabular(best.model, request.out, {
+                "name": request.out.name, "device_key": device_key, "metrics": [request.target],
+                "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": len(samples),
+                "dataset_hash": dataset_hash(samples, [request.target]),
+                "scores": {"validation": best.validation}, **source})
+    return selection
 
 
-__all__ = ["FitRequest", "fit_samples", "run_fit", "samples_from_csv"]
+__all__ = ["FIT_METHODS", "FitRequest", "fit_samples", "run_fit", "samples_from_csv", "select_and_fit"]

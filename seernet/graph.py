@@ -57,6 +57,7 @@ class PerfGraph:
     op_types: list[str] = field(default_factory=list)
     node_names: list[str] = field(default_factory=list)
     build_ms: float = 0.0
+    arch_str: str = ""  # the NAS-Bench-201 cell, when the graph was built from such a config (tabular features)
 
     @property
     def num_nodes(self) -> int:

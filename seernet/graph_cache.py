@@ -11,21 +11,25 @@ from pathlib import Path
 import numpy as np
 
 from .graph import FEATURE_SCHEMA_VERSION, PerfGraph, build_graph
+from .settings import cache_dir
 from .spaces import ModelConfig
-
-DEFAULT_CACHE = Path(os.environ.get("PERFSEER_CACHE", Path(__file__).resolve().parent.parent / ".cache"))
 
 
 def onnx_cache_path(root: str | Path, config: ModelConfig) -> Path:
     return Path(root) / config.arch_id[:2] / f"{config.arch_id}.onnx"
 
 
-def store_stripped(config: ModelConfig, onnx_bytes: bytes, root: str | Path = DEFAULT_CACHE / "onnx") -> bytes:
+def onnx_cache_dir() -> Path:
+    """Where stripped exports live (``PERFSEER_CACHE``/onnx), read when asked, not at import."""
+    return cache_dir() / "onnx"
+
+
+def store_stripped(config: ModelConfig, onnx_bytes: bytes, root: str | Path | None = None) -> bytes:
     """Strip ``onnx_bytes`` and cache them as the export of ``config`` (atomically; concurrent writers are safe)."""
     from .strip import strip_bytes
 
     data = strip_bytes(onnx_bytes)
-    path = onnx_cache_path(root, config)
+    path = onnx_cache_path(root or onnx_cache_dir(), config)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_bytes(data)
@@ -33,8 +37,9 @@ def store_stripped(config: ModelConfig, onnx_bytes: bytes, root: str | Path = DE
     return data
 
 
-def stripped_onnx(config: ModelConfig, root: Path = DEFAULT_CACHE / "onnx") -> bytes:
+def stripped_onnx(config: ModelConfig, root: Path | None = None) -> bytes:
     """The stripped export of ``config`` (batch symbolic), from the cache or exported now."""
+    root = root or onnx_cache_dir()
     path = onnx_cache_path(root, config)
     if path.exists():
         return path.read_bytes()
@@ -43,16 +48,24 @@ def stripped_onnx(config: ModelConfig, root: Path = DEFAULT_CACHE / "onnx") -> b
     return store_stripped(config, export_config(config), root)
 
 
+def arch_str_of(config: ModelConfig) -> str:
+    """The NAS-Bench-201 cell a config describes ('' for other spaces): tabular predictors read its edges."""
+    return str(config.arch.get("arch_str", "")) if config.space == "nasbench201" else ""
+
+
 _ARRAYS = ("node_op", "node_category", "node_x", "edge_index", "edge_x", "global_x")
 
 
-def graph_for(config: ModelConfig, training: bool = False, root: Path = DEFAULT_CACHE) -> PerfGraph:
+def graph_for(config: ModelConfig, training: bool = False, root: Path | None = None) -> PerfGraph:
     """The performance graph of ``config`` at its batch size, cached as ``.npz`` per feature schema."""
+    root = root or cache_dir()
     path = root / f"graphs-v{FEATURE_SCHEMA_VERSION}" / config.arch_id[:2] / f"{config.config_id}-{int(training)}.npz"
     if path.exists():
         with np.load(path) as data:
-            return PerfGraph(**{k: data[k] for k in _ARRAYS}, batch_size=config.batch_size, training=training)
+            return PerfGraph(**{k: data[k] for k in _ARRAYS}, batch_size=config.batch_size, training=training,
+                             arch_str=arch_str_of(config))
     graph = build_graph(stripped_onnx(config, root / "onnx"), batch_size=config.batch_size, training=training)
+    graph.arch_str = arch_str_of(config)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
     np.savez(tmp, **{k: getattr(graph, k) for k in _ARRAYS})

@@ -9,10 +9,14 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config_paths import SHARED_DATA
+from .settings import shared_data_dir
 from .spaces import ModelConfig
 
-LATBENCH_CSV = SHARED_DATA / "latbench" / "desktop-cpu-i7-7820x-fp32.csv"
+LATBENCH_FILE = "latbench/desktop-cpu-i7-7820x-fp32.csv"
+
+
+def latbench_csv() -> Path:
+    return shared_data_dir() / LATBENCH_FILE
 
 
 @dataclass(frozen=True)
@@ -34,8 +38,8 @@ def split_order(rows: list[LatBenchRow], n_train: int, seed: int = 0) -> tuple[l
     return order[:n_train], order[n_train:]
 
 
-def load_latbench(path: str | Path = LATBENCH_CSV) -> list[LatBenchRow]:
-    path = Path(path)
+def load_latbench(path: str | Path | None = None) -> list[LatBenchRow]:
+    path = Path(path) if path else latbench_csv()
     if not path.exists():
         raise FileNotFoundError(f"LatBench CSV not found at {path} (expected ../shared/data/latbench/)")
     with path.open(newline="") as f:

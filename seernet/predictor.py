@@ -59,15 +59,21 @@ def save_predictor(ensemble: TrainedEnsemble, directory: str | Path, name: str, 
     return write_manifest(directory, manifest)
 
 
-def write_manifest(directory: Path, manifest: dict) -> Path:
-    """Write ``manifest`` with its version: a hash of the member weights and the manifest itself, so
-    any change to either (even bounds added to a trained predictor) is a new version."""
-    manifest = {k: v for k, v in manifest.items() if k != "version"}
+def manifest_version(manifest: dict, weight_files: Sequence[Path]) -> str:
+    """A hash of the weight files and the manifest itself, so any change to either (even bounds added to a
+    trained predictor) is a new version."""
     digest = hashlib.sha256()
-    for k in range(int(manifest["members"])):
-        digest.update((directory / f"member-{k}.safetensors").read_bytes())
-    digest.update(json.dumps(manifest, sort_keys=True).encode())
-    manifest["version"] = digest.hexdigest()[:12]
+    for path in weight_files:
+        digest.update(path.read_bytes())
+    digest.update(json.dumps({k: v for k, v in manifest.items() if k != "version"}, sort_keys=True).encode())
+    return digest.hexdigest()[:12]
+
+
+def write_manifest(directory: Path, manifest: dict) -> Path:
+    """Write ``manifest`` with its version (:func:`manifest_version` of the member weights and itself)."""
+    manifest = {k: v for k, v in manifest.items() if k != "version"}
+    members = [directory / f"member-{k}.safetensors" for k in range(int(manifest["members"]))]
+    manifest["version"] = manifest_version(manifest, members)
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return directory
 
@@ -102,10 +108,15 @@ class Predictor:
         return str(self.manifest.get("device_key", ""))
 
     @classmethod
-    def load(cls, directory: str | Path) -> "Predictor":
+    def load(cls, directory: str | Path) -> "Predictor | TabularPredictor":
+        """The predictor in ``directory``: SeerNet, or a tabular model where ``fit`` measured that one better."""
         directory = Path(directory)
         try:
             manifest = json.loads((directory / MANIFEST).read_text())
+            if manifest.get("kind") == "tabular":
+                from .tabular import TabularModel
+
+                return TabularPredictor(manifest, TabularModel.load(directory, manifest["tabular"]), directory)
             config = SeerNetConfig.from_dict(manifest["seernet"])
             members = []
             for k in range(int(manifest["members"])):
@@ -144,6 +155,40 @@ class Predictor:
                   else np.full_like(values, np.nan))
         return [Prediction({m: float(values[i, k]) for k, m in enumerate(self.metrics)},
                            {m: float(spread[i, k]) for k, m in enumerate(self.metrics)}) for i in range(len(items))]
+
+    def predict(self, source: ModelSource, batch_size: int = 1, **graph_kwargs: object) -> Prediction:
+        return self.predict_graphs([build_graph(source, batch_size=batch_size, **graph_kwargs)])[0]
+
+
+class TabularPredictor:
+    """A ridge or tree model on per-operator-type counts and costs (``seernet.tabular``), served like SeerNet.
+
+    It has one member, so its uncertainty is NaN (unknown), as for a one-member SeerNet.
+    """
+
+    def __init__(self, manifest: dict, model: object, directory: Path | None = None) -> None:
+        self.manifest = manifest
+        self.model = model
+        self.directory = directory
+        self.members = [model]
+        self.metrics: tuple[str, ...] = tuple(manifest["metrics"])
+
+    name = Predictor.name
+    version = Predictor.version
+    device_key = Predictor.device_key
+
+    def encode(self, graph: PerfGraph) -> np.ndarray:
+        return self.model.features([graph])[0]
+
+    def predict_encoded(self, items: Sequence[np.ndarray]) -> list[Prediction]:
+        if not len(items):
+            return []
+        values = np.exp(self.model.predict_log(np.stack(items)))
+        metric = self.metrics[0]
+        return [Prediction({metric: float(v)}, {metric: math.nan}) for v in values]
+
+    def predict_graphs(self, graphs: Sequence[PerfGraph]) -> list[Prediction]:
+        return self.predict_encoded([self.encode(g) for g in graphs])
 
     def predict(self, source: ModelSource, batch_size: int = 1, **graph_kwargs: object) -> Prediction:
         return self.predict_graphs([build_graph(source, batch_size=batch_size, **graph_kwargs)])[0]

@@ -9,7 +9,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -43,7 +43,6 @@ class TrainConfig:
     threads: int = 1
     progress: bool = True
     max_minutes: float = 0.0  # 0: no time limit
-    extra: dict = field(default_factory=dict)
 
 
 def seed_everything(seed: int) -> None:

@@ -33,7 +33,7 @@ class LocalLRUCache(LRU[dict]):
 
     kind = "memory"
 
-    def __init__(self, max_bytes: int = 64 * 2**20) -> None:
+    def __init__(self, max_bytes: int) -> None:
         super().__init__(max_bytes, _answer_bytes)
 
 

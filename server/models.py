@@ -26,7 +26,7 @@ def sha256_hex(data: bytes) -> str:
 
 
 class ModelStore:
-    def __init__(self, model_bytes: int = 256 * 2**20, graph_bytes: int = 256 * 2**20,
+    def __init__(self, model_bytes: int, graph_bytes: int,
                  redis_client: redis.Redis | None = None, ttl_s: int = 7 * 24 * 3600) -> None:
         self._models: LRU[bytes] = LRU(model_bytes, len)
         self._graphs: LRU[PerfGraph] = LRU(graph_bytes, lambda g: g.nbytes)

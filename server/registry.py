@@ -1,7 +1,7 @@
 """Loaded predictors, by name, swapped atomically when a new version appears on disk.
 
 Layout: ``<root>/<name>/manifest.json`` (+ member weights) is the serving
-version of predictor ``<name>``; promotion (``server.promotion``) replaces that
+version of predictor ``<name>``; promotion (``seernet.repository``) replaces that
 directory and keeps the old one under ``<root>/.history/<name>/<version>``.
 A request takes a reference to the Predictor it uses, so a swap never
 disturbs requests already running: they finish on the old version.

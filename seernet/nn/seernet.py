@@ -1,7 +1,7 @@
 """SeerNet: performance graph → predicted (normalised, log-scale) metrics."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
@@ -34,7 +34,6 @@ class SeerNetConfig:
     node_features: int = len(NODE_FEATURES)
     edge_features: int = len(EDGE_FEATURES)
     global_features: int = len(GLOBAL_FEATURES)
-    extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -47,6 +46,7 @@ class SeerNetConfig:
     def from_dict(cls, data: dict) -> "SeerNetConfig":
         data = dict(data)
         data["metrics"] = tuple(data["metrics"])
+        data.pop("extra", None)  # an unused field of manifests written before it was removed
         data.setdefault("additive_readout", False)  # manifests written before the additive read-out existed
         for key in ("target_log_mean", "target_log_std", "work_log_scale"):
             data[key] = tuple(data.get(key, ()))

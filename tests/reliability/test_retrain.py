@@ -13,7 +13,9 @@ from seernet.nn import SeerNetConfig
 from seernet.predictor import Predictor, save_predictor
 from seernet.train import TrainConfig, fit_ensemble
 from server.app import build_server
-from server.promotion import RetrainTrigger, in_holdout, retrain_and_maybe_promote, rollback
+from profiler_worker.retrain_trigger import RetrainTrigger
+from seernet.data import in_holdout
+from seernet.repository import retrain, retrain_and_maybe_promote, rollback
 from tests.server_fixtures import make_settings
 from tests.server.fixtures import METRICS, tiny_samples
 
@@ -151,3 +153,15 @@ def test_trigger_launches_one_retrain_after_enough_rows():
     assert not trigger(10)  # one retrain at a time
     launched[0].done = True
     assert trigger(1) and len(launched) == 2
+
+
+def test_a_retrained_predictor_has_test_scores_and_a_dataset_hash(tmp_path):
+    """Every predictor on disk comes from one train-score-save path: a promoted retrain carries the same manifest
+    fields as ``perfseer train`` (ListPredictors shows its test MAPE)."""
+    samples = tiny_samples(6)
+    decision = retrain(tmp_path, "cpu", samples, NET, TrainConfig(epochs=2, progress=False, batch_size=8),
+                       "cpu:test-cpu:1t", source={"dataset": "tiny"})
+    assert decision.promoted, decision.reason
+    manifest = json.loads((tmp_path / "cpu" / "manifest.json").read_text())
+    assert manifest["dataset_hash"] and manifest["dataset"] == "tiny"
+    assert set(manifest["scores"]["test"]) == set(METRICS) and manifest["rows"]["test"] > 0

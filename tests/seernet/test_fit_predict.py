@@ -29,7 +29,7 @@ def test_fit_then_predict_csv_and_files(tmp_path):
             writer.writerow([arch, 1 + k % 2, 1.0 + arch.count("conv_3x3") + 0.5 * (1 + k % 2)])
     out = tmp_path / "predictor"
     fitted = cli("fit", "--measurements", str(measurements), "--target", "latency_ms", "--out", str(out),
-                 "--space", "nasbench201", "--epochs", "3", "--ensemble", "2")
+                 "--space", "nasbench201", "--epochs", "3", "--ensemble", "2", "--methods", "seernet")
     assert fitted.returncode == 0, fitted.stderr
     assert json.loads(fitted.stdout)["target"] == "latency_ms"
     manifest = json.loads((out / "manifest.json").read_text())

@@ -1,4 +1,8 @@
-"""Retrain → evaluate on a fixed holdout → promote only if not worse; roll back on demand.
+"""The predictor repository on disk: versions, promotion, rollback, history, and the retrain decision.
+
+Retrain → evaluate on a fixed holdout → promote only if not worse; roll back on demand.
+It lives below the server (which only reads the serving versions, ``server.registry``)
+and the worker (whose trigger launches ``perfseer retrain`` as a process).
 
 Layout under the predictors root:
   ``<name>/``                      the serving version (the server hot-swaps when it changes)
@@ -14,19 +18,20 @@ import json
 import logging
 import math
 import shutil
-import subprocess
-import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-
-from seernet.data import Sample, in_holdout
-from seernet.predictor import Predictor, PredictorLoadError, mean_mape
+from .data import Sample, in_holdout, random_split
+from .nn import SeerNetConfig
+from .predictor import Predictor, PredictorLoadError, mean_mape
+from .train import TrainConfig
+from .training_run import ManifestInfo, train_score_save
 
 log = logging.getLogger(__name__)
+
+
 @dataclass
 class Decision:
     promoted: bool
@@ -122,28 +127,15 @@ def retrain_and_maybe_promote(root: Path, name: str, samples: Sequence[Sample],
     return decision
 
 
-class RetrainTrigger:
-    """Counts rows the writer adds; past ``threshold`` it launches one retrain at a time."""
+def retrain(root: Path, name: str, samples: Sequence[Sample], net: SeerNetConfig, config: TrainConfig,
+            device_key: str, guard: Sequence[Sample] = (), seed: int = 0, source: dict | None = None) -> Decision:
+    """``perfseer retrain``: a candidate trained on the non-holdout rows (3:1 train/validation, scored on the
+    fixed holdout as its test split), saved with the same manifest as any predictor, promoted only if not worse."""
+    def train(rows: list[Sample], out: Path) -> None:
+        train_rows, val_rows, _ = random_split(rows, seed, (3, 1, 0))
+        holdout = [s for s in samples if in_holdout(s.key)]
+        info = ManifestInfo(name, device_key, split={"kind": "3:1 + fixed holdout as test", "seed": seed},
+                            source=source or {})
+        train_score_save(train_rows, val_rows, holdout, net, config, out, info)
 
-    def __init__(self, threshold: int, launch: Callable[[], object]) -> None:
-        self.threshold = threshold
-        self.launch = launch
-        self.pending = 0
-        self._lock = threading.Lock()
-        self._running: object | None = None
-
-    def __call__(self, rows: int) -> bool:
-        with self._lock:
-            self.pending += rows
-            busy = self._running is not None and getattr(self._running, "poll", lambda: 0)() is None
-            if self.pending < self.threshold or busy:
-                return False
-            self.pending = 0
-            self._running = self.launch()
-            return True
-
-
-def launch_retrain_process(dataset: Path, predictors: Path, name: str, extra_args: Sequence[str] = ()) -> subprocess.Popen:
-    """A separate process, so training never slows the writer or the server."""
-    return subprocess.Popen([sys.executable, "-m", "perfseer.cli", "retrain", "--dataset", str(dataset),
-                             "--predictors", str(predictors), "--name", name, *extra_args])
+    return retrain_and_maybe_promote(root, name, samples, train, guard)
