@@ -26,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .data import Sample, dataset_hash
+from .data import Sample
 from .graph import build_graph
 from .graph_cache import graph_for
 from .nn import SeerNetConfig
@@ -209,20 +209,19 @@ def run_fit(request: FitRequest, methods: Sequence[str] = FIT_METHODS) -> dict:
                  "candidates": {c.name: {k: c.validation.get(k) for k in ("spearman", "kendall", "mape", "acc10")}
                                 for c in candidates}}
     if request.out is not None:
-        device_key = f"custom:{request.measurements.stem}"
-        source = {"fitted_from": str(request.measurements), "pretrained": str(request.pretrained or "") or None,
-                  "selection": selection}
+        train, val = _split(samples, request)
+        info = ManifestInfo(request.out.name, f"custom:{request.measurements.stem}",
+                            split={"kind": "fit train/validation", "seed": request.seed},
+                            source={"fitted_from": str(request.measurements),
+                                    "pretrained": str(request.pretrained or "") or None, "selection": selection})
         if isinstance(best.model, TrainedEnsemble):
-            train, val = _split(samples, request)
-            info = ManifestInfo(request.out.name, device_key, split={"kind": "fit train/validation",
-                                                                     "seed": request.seed}, source=source)
             save_scored(best.model, request.out, info, train, val, [])
         else:
             save_tabular(best.model, request.out, {
-                "name": request.out.name, "device_key": device_key, "metrics": [request.target],
-                "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": len(samples),
-                "dataset_hash": dataset_hash(samples, [request.target]),
-                "scores": {"validation": best.validation}, **source})
+                "name": info.name, "device_key": info.device_key, "metrics": [request.target],
+                "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                **info.manifest_fields(train, val, [], [request.target],
+                                       {"validation": best.validation, "test": {}})})
     return selection
 
 

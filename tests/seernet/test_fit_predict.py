@@ -33,7 +33,7 @@ def test_fit_then_predict_csv_and_files(tmp_path):
     assert fitted.returncode == 0, fitted.stderr
     assert json.loads(fitted.stdout)["target"] == "latency_ms"
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["metrics"] == ["latency_ms"] and manifest["rows"] == 10
+    assert manifest["metrics"] == ["latency_ms"] and sum(manifest["rows"].values()) == 10
 
     query = tmp_path / "q.csv"
     model_path = tmp_path / "mlp.onnx"
