@@ -263,9 +263,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_serve)
 
     p = sub.add_parser("predict", help="predict metrics for ONNX files, or a CSV of models")
+    p.add_argument("--dim", action="append", metavar="NAME=N",
+                   help="value for a symbolic input dimension, e.g. --dim seq=128 (repeatable)")
     p.add_argument("models", nargs="*", help="ONNX files")
     p.add_argument("--predictor", help=f"predictor directory (default {DEFAULT_PREDICTOR})")
-    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="default: the model's own batch when it was exported with a fixed one, else 1")
     p.add_argument("--csv", help="CSV with an 'onnx' or 'arch_str' column (and optional 'batch_size')")
     p.add_argument("--output", help="where --csv predictions go (CSV)")
     p.add_argument("--server", help="HOST:PORT of a PerfSeer service: predict there instead of in-process")

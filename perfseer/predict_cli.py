@@ -15,27 +15,28 @@ def _default_predictor() -> Path:
     return REPO_ROOT / "predictors" / "cpu"
 
 
-def _source_for_row(row: dict, base: Path):
-    """A CSV row's model: an ONNX path (relative to the CSV) or a NAS-Bench-201 arch string."""
-    from seernet.spaces import ModelConfig
+def _graph_for_row(row: dict, base: Path):
+    """A CSV row's graph: an ONNX path (relative to the CSV; its own batch when fixed and none is given) or a
+    NAS-Bench-201 arch string (the graph knows its cell, which tabular predictors fitted on arch rows read)."""
+    from seernet.graph import build_graph
 
+    batch = int(row["batch_size"]) if row.get("batch_size") else None
     if row.get("onnx"):
         path = Path(row["onnx"])
-        return path if path.is_absolute() else base / path
+        return build_graph(path if path.is_absolute() else base / path, batch_size=batch)
     if row.get("arch_str"):
-        from seernet.graph_cache import stripped_onnx
+        from seernet.graph_cache import graph_for
+        from seernet.spaces import ModelConfig
         from seernet.spaces.nasbench201 import parse_arch_str
 
         parse_arch_str(row["arch_str"])
-        input_size = int(row.get("input_size") or 32)
-        return stripped_onnx(ModelConfig("nasbench201", {"arch_str": row["arch_str"]}, 1, input_size))
+        return graph_for(ModelConfig("nasbench201", {"arch_str": row["arch_str"]}, batch or 1,
+                                     int(row.get("input_size") or 32)))
     raise ValueError("each row needs an 'onnx' path or an 'arch_str'")
 
 
 def predict_csv(predictor, csv_in: Path, csv_out: Path, metrics: list[str]) -> int:
     """One prediction per row, written beside the row's key columns; failures get an ``error`` column."""
-    from seernet.graph import build_graph
-
     with csv_in.open(newline="") as f:
         rows = list(csv.DictReader(f))
     keys = [k for k in ("onnx", "arch_str", "batch_size", "input_size") if rows and k in rows[0]]
@@ -43,7 +44,7 @@ def predict_csv(predictor, csv_in: Path, csv_out: Path, metrics: list[str]) -> i
     for row in rows:
         out = {k: row.get(k, "") for k in keys}
         try:
-            graph = build_graph(_source_for_row(row, csv_in.parent), batch_size=int(row.get("batch_size") or 1))
+            graph = _graph_for_row(row, csv_in.parent)
             prediction = predictor.predict_graphs([graph])[0]
             out.update({m: f"{prediction.values[m]:.6g}" for m in metrics})
             out["error"] = ""
@@ -85,17 +86,33 @@ def predict_command(args: argparse.Namespace, settings: Settings) -> int:
         failures = predict_csv(predictor, Path(args.csv), Path(args.output), metrics)
         print(f"wrote {args.output}" + (f" ({failures} row(s) failed; see the error column)" if failures else ""))
         return 0
-    return _print_results(_in_process(predictor, args.models, args.batch_size, metrics), args.json)
+    try:
+        dims = dict(parse_dim(d) for d in args.dim or [])
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return _print_results(_in_process(predictor, args.models, args.batch_size, metrics, dims, settings), args.json)
 
 
-def _in_process(predictor, models: list[str], batch_size: int, metrics: list[str]) -> list[dict]:
+def parse_dim(text: str) -> tuple[str, int]:
+    """``NAME=N`` → (NAME, N); ValueError naming the problem otherwise."""
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value.strip().isdigit():
+        raise ValueError(f"--dim wants NAME=N (a positive integer), got {text!r}")
+    return name.strip(), int(value)
+
+
+def _in_process(predictor, models: list[str], batch_size: int | None, metrics: list[str], dims: dict[str, int],
+                settings: Settings) -> list[dict]:
     from seernet.errors import GraphBuildError
+    from seernet.graph import build_graph
 
     results = []
     for model in models:
         try:
-            prediction = predictor.predict(Path(model), batch_size=batch_size)
-            results.append({"file": model, "batch_size": batch_size, "predictor": predictor.name,
+            graph = build_graph(Path(model), batch_size=batch_size, dims=dims, limits=settings.limits)
+            prediction = predictor.predict_graphs([graph])[0]
+            results.append({"file": model, "batch_size": graph.batch_size, "predictor": predictor.name,
                             "predictor_version": predictor.version,
                             **{m: prediction.values[m] for m in metrics},
                             "uncertainty": {m: _finite(prediction.uncertainty[m]) for m in metrics}})
@@ -111,11 +128,12 @@ def _via_server(args: argparse.Namespace) -> int:
     with PerfSeerClient(args.server) as client:
         for model in args.models:
             try:
-                r = client.predict(model, batch_size=args.batch_size, metrics=args.metrics or None)
-                results.append({"file": model, "batch_size": args.batch_size, "predictor": r.predictor,
+                r = client.predict(model, batch_size=args.batch_size, metrics=args.metrics or None,
+                                   dims=dict(parse_dim(d) for d in args.dim or []))
+                results.append({"file": model, "batch_size": r.batch_size or args.batch_size, "predictor": r.predictor,
                                 "predictor_version": r.predictor_version, "cache_hit": r.cache_hit, **r.metrics,
                                 "uncertainty": {m: _finite(v) for m, v in r.uncertainty.items()}})
-            except (PerfSeerError, OSError) as exc:
+            except (PerfSeerError, OSError, ValueError) as exc:
                 results.append({"file": model, "error": str(exc)})
     return _print_results(results, args.json)
 

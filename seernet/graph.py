@@ -19,7 +19,7 @@ from .errors import GraphBuildError, ImplausibleModelError, InvalidBatchSizeErro
 from .loader import ModelSource, load_model
 from .op_vocab import CATEGORIES, category_index, op_index
 from .settings import DEFAULT_LIMITS, Limits
-from .shapes import TensorInfo, infer_shapes
+from .shapes import TensorInfo, infer_shapes, static_batch
 
 FEATURE_SCHEMA_VERSION = 2
 
@@ -146,19 +146,25 @@ def _check_finite(node_x: np.ndarray, edge_x: np.ndarray, global_x: np.ndarray) 
                                         "no prediction can be made for it")
 
 
-def build_graph(source: ModelSource, batch_size: int = 1, training: bool = False, dims: dict[str, int] | None = None,
-                limits: Limits | None = None, max_batch_size: int | None = None) -> PerfGraph:
+def build_graph(source: ModelSource, batch_size: int | None = 1, training: bool = False,
+                dims: dict[str, int] | None = None, limits: Limits | None = None,
+                max_batch_size: int | None = None) -> PerfGraph:
     """The performance graph of ``source`` run at ``batch_size``, within ``limits`` (size and CPU time).
 
+    ``batch_size=None``: the batch the model was exported with when it is fixed, else 1.  A fixed-batch
+    model asked for another batch is re-bound where its graph allows, and refused in one line otherwise.
     Raises a :class:`~seernet.errors.GraphBuildError` subtype for every refusal.
     """
     started = time.perf_counter()
     limits = limits or DEFAULT_LIMITS
     budget = CpuBudget(limits.max_build_cpu_s)
     max_batch = max_batch_size or limits.max_batch_size
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= max_batch:
+    if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool)
+                                   or not 1 <= batch_size <= max_batch):
         raise InvalidBatchSizeError(f"batch size must be an integer in 1..{max_batch}, got {batch_size!r}")
     model = load_model(source, limits)
+    if batch_size is None:
+        batch_size = min(static_batch(model) or 1, max_batch)
     graph = model.graph
     _check_topological(graph)
     shapes = infer_shapes(model, batch_size, dims, limits, budget)

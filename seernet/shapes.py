@@ -73,6 +73,33 @@ def _light_copy(model: onnx.ModelProto) -> onnx.ModelProto:
     return light
 
 
+def static_batch(model: onnx.ModelProto) -> int | None:
+    """The batch a model was exported with, when every graph input's axis 0 is the same fixed size; else None.
+
+    ``torch.onnx.export`` without ``dynamic_axes`` writes the example's batch into the file: such a model is
+    predicted at that batch unless another is asked for."""
+    initializers = {t.name for t in model.graph.initializer}
+    sizes = set()
+    for value in model.graph.input:
+        if value.name in initializers or not value.type.HasField("tensor_type"):
+            continue
+        dims = value.type.tensor_type.shape.dim
+        if not dims or not dims[0].HasField("dim_value") or dims[0].dim_value <= 0:
+            return None
+        sizes.add(int(dims[0].dim_value))
+    return sizes.pop() if len(sizes) == 1 else None
+
+
+def _unfix_batch(model: onnx.ModelProto, batch: int) -> None:
+    """Before re-binding a fixed-batch model: declared shapes that carry the old batch on axis 0 are dropped
+    (value_info) or made symbolic (outputs), so inference recomputes them from the new batch."""
+    del model.graph.value_info[:]
+    for value in model.graph.output:
+        dims = value.type.tensor_type.shape.dim if value.type.HasField("tensor_type") else []
+        if dims and dims[0].HasField("dim_value") and dims[0].dim_value == batch:
+            dims[0].dim_param = "batch"
+
+
 def bind_inputs(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | None = None) -> None:
     """Fix dims in place: every graph input's axis 0 → ``batch_size``, named dims → ``dims``.
 
@@ -167,8 +194,19 @@ def infer_shapes(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] |
     budget = budget or CpuBudget(limits.max_build_cpu_s)
     check_dims(model, dims, batch_size, limits)
     light = _light_copy(model)
+    fixed = static_batch(model)
+    rebinding = fixed is not None and fixed != batch_size
+    if rebinding:
+        _unfix_batch(light, fixed)
     bind_inputs(light, batch_size, dims)
-    shapes = _collect(_infer(light))
+    try:
+        shapes = _collect(_infer(light))
+    except GraphBuildError as exc:
+        if rebinding:
+            raise GraphBuildError(_fixed_batch_message(fixed, batch_size, str(exc))) from None
+        raise
+    if rebinding:
+        _check_rebound(light, shapes, fixed, batch_size)
     _check_sizes(shapes, limits)
     for _ in range(3):  # each round can unlock shapes the next round folds
         budget.check("shape inference")
@@ -184,6 +222,22 @@ def infer_shapes(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] |
         shapes = {**shapes, **{k: v for k, v in _collect(refined).items() if v.known}}
         _check_sizes(shapes, limits)
     return shapes
+
+
+def _fixed_batch_message(fixed: int, wanted: int, why: str) -> str:
+    return (f"the model was exported with a fixed batch of {fixed} and cannot be re-bound to batch {wanted} ({why[:160]}); "
+            f"predict it at batch {fixed}, or export it with a dynamic batch: torch.onnx.export(..., "
+            "dynamic_axes={'input': {0: 'batch'}, 'output': {0: 'batch'}})")
+
+
+def _check_rebound(model: onnx.ModelProto, shapes: dict[str, TensorInfo], fixed: int, wanted: int) -> None:
+    """A re-bound model must carry the new batch to its outputs; a Reshape with the old batch baked in would
+    not, and its costs would silently be those of another model."""
+    for value in model.graph.output:
+        info = shapes.get(value.name)
+        if info is not None and info.known and info.shape and info.shape[0] != wanted:
+            raise GraphBuildError(_fixed_batch_message(
+                fixed, wanted, f"output {value.name[:40]!r} keeps axis 0 = {info.shape[0]}"))
 
 
 def _check_sizes(shapes: dict[str, TensorInfo], limits: Limits) -> None:

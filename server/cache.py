@@ -25,7 +25,7 @@ class PredictionCache(Protocol):
 
 def _answer_bytes(value: dict) -> int:
     """Memory of one cached answer: two small dicts of metric → float."""
-    return 120 * sum(len(part) for part in value.values()) + 500
+    return 120 * sum(len(part) for part in value.values() if isinstance(part, dict)) + 500
 
 
 class LocalLRUCache(LRU[dict]):

@@ -74,7 +74,7 @@ def answer_to_proto(answer: PredictAnswer) -> pb.PredictResponse:
         metrics=[pb.MetricValue(name=m, value=v, uncertainty=answer.uncertainty.get(m, math.nan))
                  for m, v in answer.values.items()],
         predictor=answer.predictor, predictor_version=answer.predictor_version, cache_hit=answer.cache_hit,
-        model_sha256=answer.model_sha256, server_ms=answer.server_ms)
+        model_sha256=answer.model_sha256, server_ms=answer.server_ms, batch_size=answer.batch_size)
 
 
 def predictor_to_proto(predictor: Predictor, is_default: bool, history: list[str]) -> pb.PredictorInfo:

@@ -64,6 +64,7 @@ class _Prepared:
     cached: dict | None
     started: float
     graph: PerfGraph | None = None
+    batch_size: int = 0  # the batch predicted (the model's own when the request asked 0)
 
 
 @dataclass
@@ -76,6 +77,7 @@ class PredictAnswer:
     cache_hit: bool
     model_sha256: str
     server_ms: float
+    batch_size: int = 0
 
 
 class BuildPool:
@@ -133,10 +135,13 @@ class PredictionService:
         self._checked_configs: LRU[ModelConfig] = LRU(8 * 2**20, lambda c: 2 * len(c.to_json()) + 400)
 
     # ------------------------------------------------------------------ checks shared by predictions and jobs
-    def _check_batch(self, batch_size: object) -> int:
+    def _check_batch(self, batch_size: object, allow_auto: bool = False) -> int:
+        """1..max_batch_size; with ``allow_auto``, 0 too (a prediction at the model's own batch)."""
+        low = 0 if allow_auto else 1
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or \
-                not 1 <= batch_size <= self.limits.max_batch_size:
-            raise invalid(f"batch_size must be in 1..{self.limits.max_batch_size}, got {batch_size}")
+                not low <= batch_size <= self.limits.max_batch_size:
+            raise invalid(f"batch_size must be in 1..{self.limits.max_batch_size}"
+                          + (" (or 0: the model's own batch)" if allow_auto else "") + f", got {batch_size}")
         return batch_size
 
     def _check_onnx_size(self, onnx: bytes) -> None:
@@ -187,7 +192,7 @@ class PredictionService:
                     raise invalid(f"cannot build model from config: {type(exc).__name__}: {str(exc)[:200]}") from None
             else:
                 onnx_bytes = source
-            graph = build_graph(onnx_bytes, batch_size=query.batch_size, dims=query.dims, limits=self.limits)
+            graph = build_graph(onnx_bytes, batch_size=query.batch_size or None, dims=query.dims, limits=self.limits)
             if not isinstance(source, ModelConfig) and self.models.lookup(sha) is None:
                 self.models.remember(sha, strip_bytes(onnx_bytes))
             return graph
@@ -199,7 +204,10 @@ class PredictionService:
         """Validate, resolve the predictor, identify the model, look up the cache, build the graph on a miss."""
         started = time.perf_counter()
         self.stats["requests"] += 1
-        self._check_batch(query.batch_size)
+        self._check_batch(query.batch_size, allow_auto=True)
+        if query.batch_size == 0 and query.config is not None:
+            query.config = query.config.with_batch(1)
+            query.batch_size = 1  # a config has no batch of its own
         unknown = [m[:40] for m in query.metrics if m not in METRICS]
         if unknown:
             raise invalid(f"unknown metric(s) {unknown[:6]}; known: {list(METRICS)}")
@@ -220,7 +228,9 @@ class PredictionService:
         prepared = _Prepared(query, predictor, sha, source, key, cached, started)
         if cached is None:
             prepared.graph = self._graph(sha, source, query)
+            prepared.batch_size = prepared.graph.batch_size
         else:
+            prepared.batch_size = int(cached.get("batch_size") or query.batch_size)
             self.stats["cache_hits"] += 1
         return prepared
 
@@ -229,7 +239,7 @@ class PredictionService:
         wanted = query.metrics or predictor.metrics
         return PredictAnswer(query.request_id, {m: values[m] for m in wanted},
                              {m: uncertainty.get(m, math.nan) for m in wanted}, predictor.name, predictor.version,
-                             hit, prepared.sha, (time.perf_counter() - prepared.started) * 1000.0)
+                             hit, prepared.sha, (time.perf_counter() - prepared.started) * 1000.0, prepared.batch_size)
 
     def predict(self, query: PredictQuery) -> PredictAnswer:
         answer = self.predict_many([query])[0]
@@ -264,7 +274,8 @@ class PredictionService:
             except Exception as exc:
                 results[i] = exc
                 continue
-            self.cache.put(prepared.key, {"values": prediction.values, "uncertainty": prediction.uncertainty})
+            self.cache.put(prepared.key, {"values": prediction.values, "uncertainty": prediction.uncertainty,
+                                          "batch_size": prepared.batch_size})
             self._maybe_request_profiling(prepared.query, prepared.source, prediction.uncertainty)
             results[i] = self._finish(prepared, prediction.values, prediction.uncertainty, False)
         return results  # type: ignore[return-value]
@@ -280,7 +291,7 @@ class PredictionService:
         try:
             config = source.with_batch(query.batch_size) if isinstance(source, ModelConfig) else None
             job = (ProfileJob.for_config(config) if config is not None
-                   else ProfileJob(onnx_bytes=source, batch_size=query.batch_size))
+                   else ProfileJob(onnx_bytes=source, batch_size=query.batch_size or 1))
             self.jobs.submit(job)
             self.stats["profiling_requested"] += 1
         except Exception as exc:  # asking for a measurement is best effort

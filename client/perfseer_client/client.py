@@ -37,6 +37,7 @@ class PredictionResult:
     cache_hit: bool
     model_sha256: str
     request_id: str = ""
+    batch_size: int = 0  # the batch predicted (0 from servers older than this field)
 
     def __getitem__(self, metric: str) -> float:
         return self.metrics[metric]
@@ -45,7 +46,7 @@ class PredictionResult:
     def from_proto(cls, response: pb.PredictResponse) -> "PredictionResult":
         return cls({m.name: m.value for m in response.metrics}, {m.name: m.uncertainty for m in response.metrics},
                    response.predictor, response.predictor_version, response.cache_hit, response.model_sha256,
-                   response.request_id)
+                   response.request_id, response.batch_size)
 
 
 def _export_torch(module: Any, example_input: Any = None, input_shape: Sequence[int] | None = None) -> bytes:
@@ -139,9 +140,9 @@ class PerfSeerClient:
         self.close()
 
     # ------------------------------------------------------------------ predictions
-    def _request(self, model: Any, batch_size: int, metrics: Iterable[str] | None, device: str,
+    def _request(self, model: Any, batch_size: int | None, metrics: Iterable[str] | None, device: str,
                  dims: dict[str, int] | None, by_hash: bool, **export: Any) -> tuple[pb.PredictRequest, bytes | None]:
-        common = dict(batch_size=batch_size, device=device, metrics=list(metrics or []), dims=dims or {})
+        common = dict(batch_size=batch_size or 0, device=device, metrics=list(metrics or []), dims=dims or {})
         if isinstance(model, dict) and "space" in model:
             config = pb.ModelSpaceConfig(space=model["space"], arch_json=json.dumps(model.get("arch", {})),
                                          input_size=int(model.get("input_size", 0)))
@@ -152,10 +153,13 @@ class PerfSeerClient:
             return pb.PredictRequest(model_sha256=sha, **common), data
         return pb.PredictRequest(onnx=data, **common), data
 
-    def predict(self, model: Any, *, batch_size: int = 1, metrics: Iterable[str] | None = None, device: str = "",
+    def predict(self, model: Any, *, batch_size: int | None = None, metrics: Iterable[str] | None = None, device: str = "",
                 dims: dict[str, int] | None = None, example_input: Any = None,
                 input_shape: Sequence[int] | None = None) -> PredictionResult:
-        """Predict ``model`` (path, bytes, ModelProto, torch module, or ``{"space", "arch", "input_size"}``)."""
+        """Predict ``model`` (path, bytes, ModelProto, torch module, or ``{"space", "arch", "input_size"}``).
+
+        ``batch_size=None``: the model's own batch when it was exported with a fixed one, else 1
+        (``result.batch_size`` says which)."""
         request, data = self._request(model, batch_size, metrics, device, dims, True,
                                       example_input=example_input, input_shape=input_shape)
         try:

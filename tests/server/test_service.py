@@ -60,7 +60,7 @@ def test_predict_by_config_and_batch_and_stream(server, model):
     batch = s.PredictPerformanceBatch(pb.PredictBatchRequest(requests=[
         pb.PredictRequest(request_id="a", onnx=model, batch_size=1),
         pb.PredictRequest(request_id="b", onnx=b"not onnx", batch_size=1),
-        pb.PredictRequest(request_id="c", config=config, batch_size=0),
+        pb.PredictRequest(request_id="c", config=config, batch_size=-1),
         pb.PredictRequest(request_id="d", config=config, batch_size=2)]), timeout=60)
     assert [i.request_id for i in batch.items] == ["a", "b", "c", "d"]
     assert [i.code for i in batch.items] == [0, grpc.StatusCode.INVALID_ARGUMENT.value[0],
@@ -98,7 +98,7 @@ def test_invalid_argument_errors_name_the_problem(server, model):
         (pb.PredictRequest(onnx=b"\x00garbage", batch_size=1), "not an ONNX model"),
         (pb.PredictRequest(onnx=model, batch_size=1, metrics=["latency"]), "unknown metric"),
         (pb.PredictRequest(onnx=model, batch_size=1, metrics=["infer_sm_util"]), "does not predict"),
-        (pb.PredictRequest(onnx=model, batch_size=0), "batch_size"),
+        (pb.PredictRequest(onnx=model, batch_size=-1), "batch_size"),  # 0: the model's own batch (valid)
         (pb.PredictRequest(onnx=model, batch_size=5000), "batch_size"),
         (pb.PredictRequest(batch_size=1), "names no model"),
         (pb.PredictRequest(config=pb.ModelSpaceConfig(space="nasbench201", arch_json="{oops"), batch_size=1), "JSON"),
@@ -214,3 +214,15 @@ def test_codegen_reproduces_the_checked_in_code(tmp_path):
 
     for path in codegen.generate(tmp_path):
         assert path.read_text() == (codegen.OUT / path.name).read_text(), f"{path.name} is stale: run `make proto`"
+
+
+def test_batch_zero_predicts_a_fixed_batch_model_at_its_own_batch(server):
+    from tests.seernet.test_static_batch import Net, export
+
+    s = stub(server)
+    model = export(Net(), 8)
+    response = s.PredictPerformance(pb.PredictRequest(onnx=model), timeout=30)
+    assert response.batch_size == 8
+    again = s.PredictPerformance(pb.PredictRequest(onnx=model), timeout=30)
+    assert again.cache_hit and again.batch_size == 8
+    assert s.PredictPerformance(pb.PredictRequest(onnx=model, batch_size=2), timeout=30).batch_size == 2

@@ -56,7 +56,7 @@ class MetricValue(_message.Message):
     def __init__(self, name: _Optional[str] = ..., value: _Optional[float] = ..., uncertainty: _Optional[float] = ...) -> None: ...
 
 class PredictResponse(_message.Message):
-    __slots__ = ("request_id", "metrics", "predictor", "predictor_version", "cache_hit", "model_sha256", "server_ms")
+    __slots__ = ("request_id", "metrics", "predictor", "predictor_version", "cache_hit", "model_sha256", "server_ms", "batch_size")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
     PREDICTOR_FIELD_NUMBER: _ClassVar[int]
@@ -64,6 +64,7 @@ class PredictResponse(_message.Message):
     CACHE_HIT_FIELD_NUMBER: _ClassVar[int]
     MODEL_SHA256_FIELD_NUMBER: _ClassVar[int]
     SERVER_MS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     metrics: _containers.RepeatedCompositeFieldContainer[MetricValue]
     predictor: str
@@ -71,7 +72,8 @@ class PredictResponse(_message.Message):
     cache_hit: bool
     model_sha256: str
     server_ms: float
-    def __init__(self, request_id: _Optional[str] = ..., metrics: _Optional[_Iterable[_Union[MetricValue, _Mapping]]] = ..., predictor: _Optional[str] = ..., predictor_version: _Optional[str] = ..., cache_hit: _Optional[bool] = ..., model_sha256: _Optional[str] = ..., server_ms: _Optional[float] = ...) -> None: ...
+    batch_size: int
+    def __init__(self, request_id: _Optional[str] = ..., metrics: _Optional[_Iterable[_Union[MetricValue, _Mapping]]] = ..., predictor: _Optional[str] = ..., predictor_version: _Optional[str] = ..., cache_hit: _Optional[bool] = ..., model_sha256: _Optional[str] = ..., server_ms: _Optional[float] = ..., batch_size: _Optional[int] = ...) -> None: ...
 
 class PredictBatchRequest(_message.Message):
     __slots__ = ("requests",)
