@@ -263,6 +263,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_serve)
 
     p = sub.add_parser("predict", help="predict metrics for ONNX files, or a CSV of models")
+    p.add_argument("--gpu", help="predict on this GPU (a name from predictors/gpu, e.g. 'Tesla T4')")
+    p.add_argument("--gpu-spec", help="predict on the GPU this spec describes (JSON: sms, fp32_gflops, …)")
+    p.add_argument("--gpu-predictor", help="the GPU kernel cost model directory (default: predictors/gpu)")
+    p.add_argument("--explain", action="store_true", help="with --gpu: the costliest operators")
+    p.add_argument("--top", type=int, default=10, help="with --explain: how many operators")
     p.add_argument("--dim", action="append", metavar="NAME=N",
                    help="value for a symbolic input dimension, e.g. --dim seq=128 (repeatable)")
     p.add_argument("models", nargs="*", help="ONNX files")

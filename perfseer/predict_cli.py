@@ -66,6 +66,8 @@ def predict_command(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     if args.server:
         return _via_server(args)
+    if args.gpu or args.gpu_spec:
+        return _on_gpu(args)
     from seernet.predictor import Predictor, PredictorLoadError
 
     try:
@@ -136,6 +138,41 @@ def _via_server(args: argparse.Namespace) -> int:
             except (PerfSeerError, OSError, ValueError) as exc:
                 results.append({"file": model, "error": str(exc)})
     return _print_results(results, args.json)
+
+
+def _on_gpu(args: argparse.Namespace) -> int:
+    """``--gpu NAME`` / ``--gpu-spec SPEC.json``: the GPU kernel cost model, for GPUs known by their spec."""
+    from seernet.errors import GraphBuildError
+    from seernet.gpu.predictor import GpuPredictor
+    from seernet.gpu.specs import GpuSpec, GpuSpecError
+
+    directory = Path(args.gpu_predictor or REPO_ROOT / "predictors" / "gpu")
+    try:
+        predictor = GpuPredictor.load(directory)
+        gpu = GpuSpec.from_file(args.gpu_spec) if args.gpu_spec else predictor.spec(args.gpu)
+        dims = dict(parse_dim(d) for d in args.dim or [])
+    except (GpuSpecError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    results = []
+    for model in args.models:
+        try:
+            results.append({"file": model, **predictor.predict(Path(model), gpu, args.batch_size, dims,
+                                                               top=args.top if args.explain else 0)})
+        except (GraphBuildError, OSError) as exc:
+            results.append({"file": model, "error": str(exc)})
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for r in results:
+            if "error" in r:
+                print(f"{r['file']}: error: {r['error']}")
+                continue
+            print(f"{r['file']} on {r['gpu']} (batch {r['batch_size']}): infer_time_ms={r['infer_time_ms']:.4g}  "
+                  f"train_time_ms={r['train_time_ms']:.4g}")
+            for op in r.get("operators", []):
+                print(f"  {op['share']:6.1%}  {op['infer_time_ms']:9.4f} ms  {op['op_type']:<12} {op['node']}")
+    return 1 if any("error" in r for r in results) else 0
 
 
 def _finite(value: float) -> float | None:

@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 
 from .graph import NODE_FEATURES, PerfGraph
 from .op_vocab import OP_VOCAB
+from .trees import export_trees, predict_trees
 
 _KERNEL = NODE_FEATURES.index("kernel_h")
 _FLOPS, _BYTES = NODE_FEATURES.index("flops"), NODE_FEATURES.index("bytes_written")
@@ -99,19 +100,7 @@ class TabularModel:
         a = self.arrays
         if self.kind == "ridge":
             return ((x - a["mean"]) / a["scale"]) @ a["coef"] + float(self.params["intercept"])
-        out = np.full(len(x), float(self.params["init"]))
-        feature, threshold, left, right, value, roots = (a[k] for k in ("feature", "threshold", "left", "right",
-                                                                        "value", "roots"))
-        for root in roots:
-            node = np.full(len(x), root)
-            for _ in range(int(self.params["max_depth"]) + 1):
-                leaf = left[node] < 0
-                if leaf.all():
-                    break
-                go_left = x[np.arange(len(x)), np.maximum(feature[node], 0)] <= threshold[node]
-                node = np.where(leaf, node, np.where(go_left, left[node], right[node]))
-            out += float(self.params["learning_rate"]) * value[node]
-        return out
+        return predict_trees(x, a, self.params)
 
     def predict(self, graphs: Sequence[PerfGraph]) -> np.ndarray:
         return np.exp(self.predict_log(self.features(graphs)))
@@ -153,22 +142,8 @@ def fit_tabular(kind: str, graphs: Sequence[PerfGraph], targets: np.ndarray, see
                             {"intercept": float(model.intercept_), "alpha": float(model.alpha_), "edges": edges})
     gbt = GradientBoostingRegressor(n_estimators=400, max_depth=3, learning_rate=0.05, subsample=0.8,
                                     random_state=seed).fit(x, y)
-    parts = {k: [] for k in ("feature", "threshold", "left", "right", "value")}
-    roots, offset = [], 0
-    for (estimator,) in gbt.estimators_:
-        tree = estimator.tree_
-        roots.append(offset)
-        parts["feature"].append(tree.feature.astype(np.int64))
-        parts["threshold"].append(tree.threshold.astype(np.float64))
-        for side, children in (("left", tree.children_left), ("right", tree.children_right)):
-            parts[side].append(np.where(children >= 0, children + offset, -1).astype(np.int64))
-        parts["value"].append(tree.value.reshape(-1).astype(np.float64))
-        offset += tree.node_count
-    arrays = {k: np.concatenate(v) for k, v in parts.items()}
-    arrays["roots"] = np.array(roots, dtype=np.int64)
-    init = float(np.asarray(gbt.init_.predict(x[:1])).reshape(-1)[0])
-    return TabularModel("gbt", vocabulary, arrays, {"init": init, "learning_rate": 0.05, "max_depth": 3,
-                                                   "edges": edges})
+    arrays, params = export_trees(gbt)
+    return TabularModel("gbt", vocabulary, arrays, {**params, "edges": edges})
 
 
 def save_tabular(model: TabularModel, directory: Path, manifest: dict) -> Path:

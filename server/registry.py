@@ -44,10 +44,13 @@ class PredictorRegistry:
         for directory in self._directories():
             name = directory.name
             try:
-                version = json.loads((directory / MANIFEST).read_text()).get("version")
+                manifest = json.loads((directory / MANIFEST).read_text())
             except (OSError, json.JSONDecodeError) as exc:
                 self.load_errors[name] = f"unreadable manifest: {exc}"
                 continue
+            if manifest.get("kind") == "gpu-kernels":
+                continue  # the GPU kernel cost model is used by `perfseer predict --gpu`, not served yet
+            version = manifest.get("version")
             current = self._predictors.get(name)
             if current is not None and current.version == version:
                 continue

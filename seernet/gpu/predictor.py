@@ -1,0 +1,53 @@
+"""The shipped GPU predictor: the kernel cost model, the GPUs it knows by name, and the backward factors.
+
+``infer_time_ms`` is the sum of the model's kernels (one forward pass, as NeuSight's ``inf`` runs);
+``train_time_ms`` adds the backward pass as a per-family multiple of the forward time, learned from the
+training GPUs' traced training runs (NeuSight's ``train`` ``e2e_latency``: forward + backward).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .cost_model import MANIFEST, KernelCostModel
+from .onnx_kernels import onnx_kernels
+from .specs import GpuSpec, find_spec
+
+DEFAULT_BACKWARD = 2.0  # backward ≈ twice the forward (two GEMMs per forward GEMM) where no trace says otherwise
+
+
+@dataclass
+class GpuPredictor:
+    model: KernelCostModel
+    specs: dict[str, GpuSpec]
+    backward: dict[str, float]
+    manifest: dict
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "GpuPredictor":
+        directory = Path(directory)
+        manifest = json.loads((directory / MANIFEST).read_text())
+        specs = {name: GpuSpec.from_dict(d) for name, d in manifest["gpus"].items()}
+        return cls(KernelCostModel.load(directory), specs, dict(manifest.get("backward", {})), manifest)
+
+    def spec(self, name: str) -> GpuSpec:
+        return find_spec(self.specs, name)
+
+    def predict(self, source, gpu: GpuSpec, batch_size: int | None = None, dims: dict[str, int] | None = None,
+                top: int = 0) -> dict:
+        """``infer_time_ms`` and ``train_time_ms`` of ``source`` on ``gpu``; with ``top``, the costliest kernels."""
+        kernels, batch = onnx_kernels(source, batch_size, dims)
+        times = self.model.predict_ms([k for _, _, k in kernels], gpu) if kernels else np.zeros(0)
+        backward = np.array([self.backward.get(k.family, DEFAULT_BACKWARD) for _, _, k in kernels])
+        result = {"gpu": gpu.name, "batch_size": batch, "infer_time_ms": float(times.sum()),
+                  "train_time_ms": float((times * (1.0 + backward)).sum()), "kernels": len(kernels)}
+        if top:
+            order = np.argsort(-times)[:top]
+            total = float(times.sum()) or 1.0
+            result["operators"] = [{"node": kernels[i][0], "op_type": kernels[i][1], "family": kernels[i][2].family,
+                                    "infer_time_ms": float(times[i]), "share": float(times[i]) / total}
+                                   for i in order]
+        return result

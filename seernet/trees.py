@@ -1,0 +1,69 @@
+"""Gradient-boosted trees as plain arrays: exported from scikit-learn once, evaluated with numpy.
+
+Predictors are stored as safetensors + JSON so that loading one never executes
+code (a pickled scikit-learn model would); this is the one place that turns a
+fitted ensemble into arrays and evaluates them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+TREE_ARRAYS = ("feature", "threshold", "left", "right", "value", "roots")
+
+
+def export_trees(model: object) -> tuple[dict[str, np.ndarray], dict]:
+    """Arrays (every tree's nodes, concatenated; ``left == -1`` marks a leaf) and params for :func:`predict_trees`.
+
+    Accepts ``GradientBoostingRegressor`` (leaf values times its learning rate) and
+    ``HistGradientBoostingRegressor`` (leaf values already shrunk)."""
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in TREE_ARRAYS[:-1]}
+    roots, offset = [], 0
+    if hasattr(model, "estimators_"):  # GradientBoostingRegressor
+        rate = float(model.learning_rate)
+        init = float(np.asarray(model.init_.constant_).reshape(-1)[0]) if hasattr(model.init_, "constant_") \
+            else float(model._raw_predict_init(np.zeros((1, model.n_features_in_))).reshape(-1)[0])
+        for (estimator,) in model.estimators_:
+            tree = estimator.tree_
+            left = np.where(tree.children_left >= 0, tree.children_left + offset, -1)
+            right = np.where(tree.children_right >= 0, tree.children_right + offset, -1)
+            _append(parts, tree.feature, tree.threshold, left, right, rate * tree.value.reshape(-1))
+            roots.append(offset)
+            offset += tree.node_count
+    else:  # HistGradientBoostingRegressor
+        init = float(np.asarray(model._baseline_prediction).reshape(-1)[0])
+        for (predictor,) in model._predictors:
+            nodes = predictor.nodes
+            leaf = nodes["is_leaf"].astype(bool)
+            left = np.where(leaf, -1, nodes["left"].astype(np.int64) + offset)
+            right = np.where(leaf, -1, nodes["right"].astype(np.int64) + offset)
+            _append(parts, nodes["feature_idx"], nodes["num_threshold"], left, right, nodes["value"])
+            roots.append(offset)
+            offset += len(nodes)
+    arrays = {k: np.concatenate(v) for k, v in parts.items()}
+    arrays["roots"] = np.array(roots, dtype=np.int64)
+    return arrays, {"init": init}
+
+
+def _append(parts: dict, feature, threshold, left, right, value) -> None:
+    parts["feature"].append(np.asarray(feature, dtype=np.int64))
+    parts["threshold"].append(np.asarray(threshold, dtype=np.float64))
+    parts["left"].append(np.asarray(left, dtype=np.int64))
+    parts["right"].append(np.asarray(right, dtype=np.int64))
+    parts["value"].append(np.asarray(value, dtype=np.float64))
+
+
+def predict_trees(x: np.ndarray, arrays: dict[str, np.ndarray], params: dict) -> np.ndarray:
+    """Sum of every tree's leaf for each row of ``x`` (all rows walk a tree together, one level per step)."""
+    feature, threshold, left, right, value = (arrays[k] for k in TREE_ARRAYS[:-1])
+    out = np.full(len(x), float(params["init"]))
+    rows = np.arange(len(x))
+    for root in arrays["roots"]:
+        node = np.full(len(x), root)
+        while True:
+            inner = left[node] >= 0
+            if not inner.any():
+                break
+            go_left = x[rows, np.maximum(feature[node], 0)] <= threshold[node]
+            node = np.where(inner, np.where(go_left, left[node], right[node]), node)
+        out += value[node]
+    return out
