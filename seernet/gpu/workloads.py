@@ -92,7 +92,10 @@ def kernel_of_fx(row: dict) -> Kernel | None:
         return Kernel.rows("elementwise", "relu", _numel(out[:-1]), out[-1] if out else 1)
     if word in _FREE or word.startswith("get"):
         return None
-    if word in ("matmul", "bmm", "baddbmm") and len(inputs) >= 2 and len(inputs[0]) >= 2 and len(inputs[1]) >= 2:
+    if word in ("addmm", "baddbmm") and len(inputs) >= 3:  # bias, a, b (HF's Conv1D is an addmm)
+        inputs = inputs[1:]
+        word = "matmul"
+    if word in ("matmul", "bmm", "mm") and len(inputs) >= 2 and len(inputs[0]) >= 2 and len(inputs[1]) >= 2:
         a, b = inputs[0], inputs[1]
         return Kernel.gemm(_numel(out[:-2]) if len(out) > 2 else 1, a[-2], b[-1], a[-1])
     if word == "softmax":
