@@ -10,8 +10,10 @@ roofline bounds).  ``--ship DIR`` then fits on every GPU and writes the shipped 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from seernet.gpu.kernels import FAMILIES, load_measurements  # noqa: E402
 from seernet.gpu.predictor import DEFAULT_BACKWARD  # noqa: E402
 from seernet.gpu.specs import load_spec_dir  # noqa: E402
 from seernet.gpu.workloads import load_traced  # noqa: E402
+from seernet.predictor import manifest_version  # noqa: E402
 from seernet.settings import shared_data_dir  # noqa: E402
 
 
@@ -150,10 +153,15 @@ def ship(directory: Path, max_iter: int) -> None:
     specs = load_spec_dir(root / "device_configs")
     model = fit_cost_model(load_measurements(root), specs, max_iter=max_iter)
     backward = backward_factors(load_traced(root))
-    model.save(directory, extra={"name": directory.name, "metrics": ["infer_time_ms", "train_time_ms"],
-                                 "backward": backward, "gpus": {n: s.to_dict() for n, s in specs.items()},
-                                 "source": "NeuSight public kernel measurements (MIT licence)"})
-    print(f"wrote {directory}")
+    extra = {"name": directory.name, "metrics": ["infer_time_ms", "train_time_ms"], "backward": backward,
+             "gpus": {n: s.to_dict() for n, s in specs.items()}, "max_iter": max_iter,
+             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+             "source": "NeuSight public kernel measurements (MIT licence)"}
+    model.save(directory, extra=extra)
+    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest["version"] = manifest_version(manifest, [directory / "kernels.safetensors"])
+    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    print(f"wrote {directory} (version {manifest['version']})")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,7 @@ import json
 import math
 
 from perfseer_client.v1 import perfseer_pb2 as pb
+from seernet.gpu.specs import GpuSpec, GpuSpecError
 from seernet.predictor import Predictor
 from seernet.settings import Limits
 from seernet.spaces import ModelConfig
@@ -65,7 +66,16 @@ def query_from_proto(request: pb.PredictRequest, limits: Limits) -> PredictQuery
         metrics=tuple(request.metrics),
         predictor_version=request.predictor_version,
         dims={k: int(v) for k, v in request.dims.items()},
+        gpu_spec=gpu_spec_from_proto(request.gpu_spec) if request.HasField("gpu_spec") else None,
     )
+
+
+def gpu_spec_from_proto(message: pb.GpuSpec) -> GpuSpec:
+    fields = {f: getattr(message, f) for f in GpuSpec.__dataclass_fields__}
+    try:
+        return GpuSpec.from_dict(fields)
+    except GpuSpecError as exc:
+        raise invalid(f"gpu_spec: {exc}") from None
 
 
 def answer_to_proto(answer: PredictAnswer) -> pb.PredictResponse:
@@ -78,6 +88,7 @@ def answer_to_proto(answer: PredictAnswer) -> pb.PredictResponse:
 
 
 def predictor_to_proto(predictor: Predictor, is_default: bool, history: list[str]) -> pb.PredictorInfo:
+    """Any predictor: SeerNet, tabular, or the GPU kernel cost model (its manifest lists the GPUs it knows)."""
     test = predictor.manifest.get("scores", {}).get("test", {})
     return pb.PredictorInfo(
         name=predictor.name, version=predictor.version, device_key=predictor.device_key,

@@ -20,6 +20,7 @@ from typing import Callable, TypeVar
 
 from profiler_worker.job import METRICS, ProfileJob
 from seernet.errors import LimitExceededError
+from seernet.gpu.specs import GpuSpec, GpuSpecError
 from seernet.graph import PerfGraph, build_graph
 from seernet.metrics import unit_of
 from seernet.settings import Limits
@@ -52,6 +53,7 @@ class PredictQuery:
     metrics: tuple[str, ...] = ()
     predictor_version: str = ""
     dims: dict[str, int] = field(default_factory=dict)
+    gpu_spec: GpuSpec | None = None  # predict on this GPU (the GPU kernel cost model), as does device "gpu:NAME"
 
 
 @dataclass
@@ -257,6 +259,10 @@ class PredictionService:
         pending: list[tuple[int, _Prepared, object]] = []
         for i, query in enumerate(queries):
             try:
+                gpu = self._gpu_target(query)
+                if gpu is not None:
+                    results[i] = self._predict_gpu(query, gpu)
+                    continue
                 prepared = self._prepare(query)
                 if prepared.cached is not None:
                     results[i] = self._finish(prepared, prepared.cached["values"], prepared.cached["uncertainty"],
@@ -279,6 +285,61 @@ class PredictionService:
             self._maybe_request_profiling(prepared.query, prepared.source, prediction.uncertainty)
             results[i] = self._finish(prepared, prediction.values, prediction.uncertainty, False)
         return results  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ GPUs by spec
+    def _gpu_target(self, query: PredictQuery) -> GpuSpec | None:
+        if query.gpu_spec is not None:
+            return query.gpu_spec
+        if query.device.startswith("gpu:"):
+            try:
+                return self.registry.gpu().spec(query.device[4:])
+            except GpuSpecError as exc:
+                raise not_found(str(exc)[:300]) from None
+        return None
+
+    def _predict_gpu(self, query: PredictQuery, gpu: GpuSpec) -> PredictAnswer:
+        """The GPU kernel cost model: no network, so no batching; the same limits, pool and answer checks."""
+        started = time.perf_counter()
+        self.stats["requests"] += 1
+        self._check_batch(query.batch_size, allow_auto=True)
+        predictor = self.registry.gpu()
+        unknown = [m[:40] for m in query.metrics if m not in predictor.metrics]
+        if unknown:
+            raise invalid(f"the GPU predictor predicts {list(predictor.metrics)}, not {unknown[:6]}")
+        if len(query.dims) > self.limits.max_dims_keys:
+            raise exhausted(f"dims has {len(query.dims)} entries, over the limit of {self.limits.max_dims_keys}")
+        if query.config is not None and query.batch_size == 0:
+            query.config, query.batch_size = query.config.with_batch(1), 1
+        sha, source = self._model_source(query)
+        key = f"{predictor.name}:{predictor.version}:{sha}:{query.batch_size}:" \
+              f"{json.dumps(gpu.to_dict(), sort_keys=True)}:{json.dumps(query.dims, sort_keys=True)}"
+        cached = self.cache.get(key)
+        CACHE.labels("hit" if cached is not None else "miss").inc()
+        if cached is None:
+            def run() -> dict:
+                if isinstance(source, ModelConfig):
+                    from seernet.graph_cache import stripped_onnx
+
+                    data = stripped_onnx(source)
+                else:
+                    data = source
+                    if self.models.lookup(sha) is None:
+                        self.models.remember(sha, strip_bytes(data))
+                return predictor.predict(data, gpu, query.batch_size or None, query.dims, limits=self.limits)
+
+            result = self.builds.run(run)
+            cached = {"values": {m: result[m] for m in predictor.metrics},
+                      "uncertainty": {m: math.nan for m in predictor.metrics}, "batch_size": result["batch_size"]}
+            check_answer(cached["values"], self.limits)
+            self.cache.put(key, cached)
+            hit = False
+        else:
+            self.stats["cache_hits"] += 1
+            hit = True
+        wanted = query.metrics or predictor.metrics
+        return PredictAnswer(query.request_id, {m: cached["values"][m] for m in wanted},
+                             {m: math.nan for m in wanted}, predictor.name, predictor.version, hit, sha,
+                             (time.perf_counter() - started) * 1000.0, int(cached.get("batch_size") or 0))
 
     def _maybe_request_profiling(self, query: PredictQuery, source: bytes | ModelConfig,
                                  uncertainty: dict[str, float]) -> None:

@@ -13,6 +13,7 @@ import logging
 import threading
 from pathlib import Path
 
+from seernet.gpu.predictor import GpuPredictor
 from seernet.predictor import MANIFEST, Predictor, PredictorLoadError
 
 from .errors import not_found, unavailable
@@ -25,6 +26,7 @@ class PredictorRegistry:
         self.root = Path(root)
         self.default_name = default
         self._predictors: dict[str, Predictor] = {}
+        self._gpu: dict[str, GpuPredictor] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -49,7 +51,8 @@ class PredictorRegistry:
                 self.load_errors[name] = f"unreadable manifest: {exc}"
                 continue
             if manifest.get("kind") == "gpu-kernels":
-                continue  # the GPU kernel cost model is used by `perfseer predict --gpu`, not served yet
+                swapped += self._refresh_gpu(name, directory, manifest)
+                continue
             version = manifest.get("version")
             current = self._predictors.get(name)
             if current is not None and current.version == version:
@@ -65,6 +68,35 @@ class PredictorRegistry:
             self.swap(name, predictor)
             swapped.append(name)
         return swapped
+
+    def _refresh_gpu(self, name: str, directory: Path, manifest: dict) -> list[str]:
+        """GPU kernel cost models are kept apart: they answer requests that name a GPU, never the default."""
+        current = self._gpu.get(name)
+        if current is not None and current.version == manifest.get("version"):
+            return []
+        try:
+            predictor = GpuPredictor.load(directory)
+        except Exception as exc:  # json, safetensors and spec errors each have their own type
+            self.load_errors[name] = f"cannot load GPU predictor: {type(exc).__name__}: {exc}"
+            return []
+        with self._lock:
+            self._gpu[name] = predictor
+        self.load_errors.pop(name, None)
+        log.info("GPU predictor %s: serving version %s for %d known GPUs", name, predictor.version,
+                 len(predictor.specs))
+        return [name]
+
+    def gpu(self) -> GpuPredictor:
+        """The GPU kernel cost model (the first by name), or UNAVAILABLE."""
+        with self._lock:
+            if not self._gpu:
+                raise unavailable(f"no GPU predictor in {self.root}; ship one with `perfseer bench gpu --ship "
+                                  f"{self.root}/gpu`")
+            return self._gpu[sorted(self._gpu)[0]]
+
+    def gpu_predictors(self) -> list[GpuPredictor]:
+        with self._lock:
+            return [self._gpu[n] for n in sorted(self._gpu)]
 
     def swap(self, name: str, predictor: Predictor) -> None:
         with self._lock:

@@ -81,7 +81,8 @@ class PerfSeerServicer(pb_grpc.PerfSeerServicer):
             registry = self.service.registry
             default = registry.default().name if registry.ready else ""
             return pb.ListPredictorsResponse(predictors=[
-                convert.predictor_to_proto(p, p.name == default, registry.history(p.name)) for p in registry.all()])
+                convert.predictor_to_proto(p, p.name == default, registry.history(p.name))
+                for p in (*registry.all(), *registry.gpu_predictors())])
 
         return _call(context, "ListPredictors", run)
 

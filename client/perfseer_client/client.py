@@ -141,8 +141,11 @@ class PerfSeerClient:
 
     # ------------------------------------------------------------------ predictions
     def _request(self, model: Any, batch_size: int | None, metrics: Iterable[str] | None, device: str,
-                 dims: dict[str, int] | None, by_hash: bool, **export: Any) -> tuple[pb.PredictRequest, bytes | None]:
+                 dims: dict[str, int] | None, by_hash: bool, gpu_spec: dict | None = None,
+                 **export: Any) -> tuple[pb.PredictRequest, bytes | None]:
         common = dict(batch_size=batch_size or 0, device=device, metrics=list(metrics or []), dims=dims or {})
+        if gpu_spec:
+            common["gpu_spec"] = pb.GpuSpec(**gpu_spec)
         if isinstance(model, dict) and "space" in model:
             config = pb.ModelSpaceConfig(space=model["space"], arch_json=json.dumps(model.get("arch", {})),
                                          input_size=int(model.get("input_size", 0)))
@@ -155,12 +158,14 @@ class PerfSeerClient:
 
     def predict(self, model: Any, *, batch_size: int | None = None, metrics: Iterable[str] | None = None, device: str = "",
                 dims: dict[str, int] | None = None, example_input: Any = None,
-                input_shape: Sequence[int] | None = None) -> PredictionResult:
+                input_shape: Sequence[int] | None = None, gpu_spec: dict | None = None) -> PredictionResult:
         """Predict ``model`` (path, bytes, ModelProto, torch module, or ``{"space", "arch", "input_size"}``).
 
         ``batch_size=None``: the model's own batch when it was exported with a fixed one, else 1
-        (``result.batch_size`` says which)."""
-        request, data = self._request(model, batch_size, metrics, device, dims, True,
+        (``result.batch_size`` says which).  On a GPU: ``device="gpu:Tesla T4"`` (a GPU the server knows), or
+        ``gpu_spec={"name", "memory_gb", "bandwidth_gbs", "sms", "cores_per_sm", "clock_mhz", "fp32_gflops",
+        "l2_mb"}`` for any GPU."""
+        request, data = self._request(model, batch_size, metrics, device, dims, True, gpu_spec,
                                       example_input=example_input, input_shape=input_shape)
         try:
             response = self._rpc("PredictPerformance", request)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..settings import Limits
 from .cost_model import MANIFEST, KernelCostModel
 from .onnx_kernels import onnx_kernels
 from .specs import GpuSpec, find_spec
@@ -33,13 +34,33 @@ class GpuPredictor:
         specs = {name: GpuSpec.from_dict(d) for name, d in manifest["gpus"].items()}
         return cls(KernelCostModel.load(directory), specs, dict(manifest.get("backward", {})), manifest)
 
+    @property
+    def name(self) -> str:
+        return str(self.manifest.get("name", "gpu"))
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest.get("version", ""))
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return tuple(self.manifest.get("metrics", ("infer_time_ms", "train_time_ms")))
+
+    @property
+    def device_key(self) -> str:
+        return "gpu:" + ",".join(sorted(self.manifest.get("trained_on", [])))
+
+    @property
+    def members(self) -> list:
+        return [self.model]
+
     def spec(self, name: str) -> GpuSpec:
         return find_spec(self.specs, name)
 
     def predict(self, source, gpu: GpuSpec, batch_size: int | None = None, dims: dict[str, int] | None = None,
-                top: int = 0) -> dict:
+                top: int = 0, limits: Limits | None = None) -> dict:
         """``infer_time_ms`` and ``train_time_ms`` of ``source`` on ``gpu``; with ``top``, the costliest kernels."""
-        kernels, batch = onnx_kernels(source, batch_size, dims)
+        kernels, batch = onnx_kernels(source, batch_size, dims, limits)
         times = self.model.predict_ms([k for _, _, k in kernels], gpu) if kernels else np.zeros(0)
         backward = np.array([self.backward.get(k.family, DEFAULT_BACKWARD) for _, _, k in kernels])
         result = {"gpu": gpu.name, "batch_size": batch, "infer_time_ms": float(times.sum()),

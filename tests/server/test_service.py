@@ -5,6 +5,7 @@ import json
 import shutil
 import threading
 import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -226,3 +227,31 @@ def test_batch_zero_predicts_a_fixed_batch_model_at_its_own_batch(server):
     again = s.PredictPerformance(pb.PredictRequest(onnx=model), timeout=30)
     assert again.cache_hit and again.batch_size == 8
     assert s.PredictPerformance(pb.PredictRequest(onnx=model, batch_size=2), timeout=30).batch_size == 2
+
+
+def test_predictions_on_a_gpu_by_name_and_by_spec(tmp_path, predictors_dir, model):
+    """The GPU kernel cost model through the service: device 'gpu:NAME', or any GPU by its spec."""
+    shipped = Path(__file__).resolve().parents[2] / "predictors" / "gpu"
+    if not (shipped / "manifest.json").exists():
+        pytest.skip("no shipped GPU predictor")
+    shutil.copytree(shipped, predictors_dir / "gpu")
+    running = build_server(make_settings(predictors_dir), watch_interval_s=0.2)
+    try:
+        s = stub(running)
+        by_name = s.PredictPerformance(pb.PredictRequest(onnx=model, batch_size=8, device="gpu:Tesla T4"), timeout=30)
+        values = {m.name: m.value for m in by_name.metrics}
+        assert set(values) == {"infer_time_ms", "train_time_ms"} and values["train_time_ms"] > values["infer_time_ms"]
+        spec = pb.GpuSpec(name="Future GPU", memory_gb=192, bandwidth_gbs=8000, sms=160, cores_per_sm=128,
+                          clock_mhz=2000, fp32_gflops=80000, l2_mb=96)
+        fast = s.PredictPerformance(pb.PredictRequest(onnx=model, batch_size=8, gpu_spec=spec), timeout=30)
+        assert fast.metrics[0].value < by_name.metrics[0].value and fast.predictor == "gpu"
+        assert s.PredictPerformance(pb.PredictRequest(onnx=model, batch_size=8, gpu_spec=spec), timeout=30).cache_hit
+        code, details = code_of(s.PredictPerformance, pb.PredictRequest(onnx=model, device="gpu:RTX 9090"))
+        assert code == grpc.StatusCode.NOT_FOUND and "unknown GPU" in details
+        code, details = code_of(s.PredictPerformance, pb.PredictRequest(onnx=model, gpu_spec=pb.GpuSpec(name="x")))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "gpu_spec" in details
+        listed = {p.name: p for p in s.ListPredictors(pb.ListPredictorsRequest(), timeout=10).predictors}
+        assert listed["gpu"].device_key.startswith("gpu:") and "Tesla_T4" in listed["gpu"].device_key
+        assert "infer_time_ms" in listed["gpu"].metrics and listed["cpu"].is_default
+    finally:
+        running.stop(0.5)

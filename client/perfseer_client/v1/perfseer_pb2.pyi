@@ -17,7 +17,7 @@ class ModelSpaceConfig(_message.Message):
     def __init__(self, space: _Optional[str] = ..., arch_json: _Optional[str] = ..., input_size: _Optional[int] = ...) -> None: ...
 
 class PredictRequest(_message.Message):
-    __slots__ = ("request_id", "onnx", "config", "model_sha256", "batch_size", "device", "metrics", "predictor_version", "dims")
+    __slots__ = ("request_id", "onnx", "config", "model_sha256", "batch_size", "device", "metrics", "predictor_version", "dims", "gpu_spec")
     class DimsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +34,7 @@ class PredictRequest(_message.Message):
     METRICS_FIELD_NUMBER: _ClassVar[int]
     PREDICTOR_VERSION_FIELD_NUMBER: _ClassVar[int]
     DIMS_FIELD_NUMBER: _ClassVar[int]
+    GPU_SPEC_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     onnx: bytes
     config: ModelSpaceConfig
@@ -43,7 +44,28 @@ class PredictRequest(_message.Message):
     metrics: _containers.RepeatedScalarFieldContainer[str]
     predictor_version: str
     dims: _containers.ScalarMap[str, int]
-    def __init__(self, request_id: _Optional[str] = ..., onnx: _Optional[bytes] = ..., config: _Optional[_Union[ModelSpaceConfig, _Mapping]] = ..., model_sha256: _Optional[str] = ..., batch_size: _Optional[int] = ..., device: _Optional[str] = ..., metrics: _Optional[_Iterable[str]] = ..., predictor_version: _Optional[str] = ..., dims: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    gpu_spec: GpuSpec
+    def __init__(self, request_id: _Optional[str] = ..., onnx: _Optional[bytes] = ..., config: _Optional[_Union[ModelSpaceConfig, _Mapping]] = ..., model_sha256: _Optional[str] = ..., batch_size: _Optional[int] = ..., device: _Optional[str] = ..., metrics: _Optional[_Iterable[str]] = ..., predictor_version: _Optional[str] = ..., dims: _Optional[_Mapping[str, int]] = ..., gpu_spec: _Optional[_Union[GpuSpec, _Mapping]] = ...) -> None: ...
+
+class GpuSpec(_message.Message):
+    __slots__ = ("name", "memory_gb", "bandwidth_gbs", "sms", "cores_per_sm", "clock_mhz", "fp32_gflops", "l2_mb")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_GB_FIELD_NUMBER: _ClassVar[int]
+    BANDWIDTH_GBS_FIELD_NUMBER: _ClassVar[int]
+    SMS_FIELD_NUMBER: _ClassVar[int]
+    CORES_PER_SM_FIELD_NUMBER: _ClassVar[int]
+    CLOCK_MHZ_FIELD_NUMBER: _ClassVar[int]
+    FP32_GFLOPS_FIELD_NUMBER: _ClassVar[int]
+    L2_MB_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    memory_gb: float
+    bandwidth_gbs: float
+    sms: int
+    cores_per_sm: int
+    clock_mhz: float
+    fp32_gflops: float
+    l2_mb: float
+    def __init__(self, name: _Optional[str] = ..., memory_gb: _Optional[float] = ..., bandwidth_gbs: _Optional[float] = ..., sms: _Optional[int] = ..., cores_per_sm: _Optional[int] = ..., clock_mhz: _Optional[float] = ..., fp32_gflops: _Optional[float] = ..., l2_mb: _Optional[float] = ...) -> None: ...
 
 class MetricValue(_message.Message):
     __slots__ = ("name", "value", "uncertainty")
