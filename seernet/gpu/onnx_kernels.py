@@ -47,8 +47,10 @@ def node_kernel(node: onnx.NodeProto, shapes: dict[str, TensorInfo]) -> Kernel |
             trans_b = any(x.name == "transB" and x.i for x in node.attribute)
             m, k = (a[-1], a[-2]) if trans_a else (a[-2], a[-1])
             n = b[-2] if trans_b else b[-1]
+            if len(b) == 2:  # a linear layer: every leading dim of the input is rows of one GEMM, as torch runs it
+                return Kernel.gemm(1, math.prod(a[:-1]), n, k, "linear")
             batch = math.prod(out[:-2]) if len(out) > 2 else 1
-            return Kernel.gemm(batch, m, n, k, "linear" if op == "Gemm" or len(b) == 2 else "bmm")
+            return Kernel.gemm(batch, m, n, k, "bmm")
     if op == "Conv" and len(node.input) >= 2:
         x, w = _shape(shapes, node.input[0]), _shape(shapes, node.input[1])
         if len(x) == 4 and len(w) == 4:

@@ -47,6 +47,8 @@ class TracedWorkload:
     e2e_ms: float
     fw_ms: float
     ops: list[TracedOp] = field(default_factory=list)
+    seq: int = 0
+    batch: int = 0
 
     def compose(self, per_op_ms: np.ndarray) -> float:
         """``num_layer`` × the first layer's op times + the rest."""
@@ -117,7 +119,10 @@ def load_traced(root: str | Path) -> list[TracedWorkload]:
         if "fusion" in stem or not trace.exists():
             continue
         info = json.loads(gzip.open(summary).read())
-        model, mode = stem.split("-")[0], stem.split("-")[1]
+        parts = stem.split("-")
+        if len(parts) != 4:
+            continue  # parallel runs (dp4, tp4, pp4) are not single-GPU workloads
+        model, mode, seq, batch = parts[0], parts[1], int(parts[2]), int(parts[3])
         with gzip.open(trace, "rt", newline="") as f:
             rows = list(csv.DictReader(f))
         ops = []
@@ -128,5 +133,5 @@ def load_traced(root: str | Path) -> list[TracedWorkload]:
                                 float(row.get("fw_latency") or row.get("latency") or 0),
                                 float(row.get("bw_latency") or 0)))
         workloads.append(TracedWorkload(summary.parent.name, model, mode, int(info["num_layer"]),
-                                        float(info["e2e_latency"]), float(info["fw_latency"]), ops))
+                                        float(info["e2e_latency"]), float(info["fw_latency"]), ops, seq, batch))
     return workloads

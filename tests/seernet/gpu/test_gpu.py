@@ -40,8 +40,11 @@ def test_onnx_operators_map_to_measured_kernels():
                    {"x": (1, 128, 64)}, ["y"], [weight("w", (64, 256))])
     kernels, batch = onnx_kernels(matmul.SerializeToString(), batch_size=4)
     (_, _, gemm), (_, _, softmax) = kernels
-    assert batch == 4 and gemm.family == "gemm" and gemm.dims == (4, 128, 256, 64)
+    assert batch == 4 and gemm.family == "gemm" and gemm.dims == (1, 4 * 128, 256, 64)  # a linear layer: one GEMM
     assert gemm.flops == 2 * 4 * 128 * 256 * 64 and softmax.family == "softmax" and softmax.dims == (4 * 128, 256)
+    bmm = chain([helper.make_node("MatMul", ["x", "y"], ["z"])], {"x": (1, 8, 32, 16), "y": (1, 8, 16, 64)}, ["z"])
+    (_, _, batched), = onnx_kernels(bmm.SerializeToString(), batch_size=2)[0]
+    assert batched.dims == (16, 32, 64, 16)
     conv = single_op("Conv", {"x": (1, 3, 32, 32)}, initializers=[weight("k", (16, 3, 3, 3))], pads=[1, 1, 1, 1])
     (_, _, k), = onnx_kernels(conv.SerializeToString(), batch_size=2)[0]
     assert k.family == "conv" and k.dims == (2, 3, 16, 3, 32, 1, 1)
