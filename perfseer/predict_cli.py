@@ -161,18 +161,7 @@ def _on_gpu(args: argparse.Namespace) -> int:
                                                                top=args.top if args.explain else 0)})
         except (GraphBuildError, OSError) as exc:
             results.append({"file": model, "error": str(exc)})
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        for r in results:
-            if "error" in r:
-                print(f"{r['file']}: error: {r['error']}")
-                continue
-            print(f"{r['file']} on {r['gpu']} (batch {r['batch_size']}): infer_time_ms={r['infer_time_ms']:.4g}  "
-                  f"train_time_ms={r['train_time_ms']:.4g}")
-            for op in r.get("operators", []):
-                print(f"  {op['share']:6.1%}  {op['infer_time_ms']:9.4f} ms  {op['op_type']:<12} {op['node']}")
-    return 1 if any("error" in r for r in results) else 0
+    return _print_results(results, args.json)
 
 
 def _finite(value: float) -> float | None:
@@ -188,5 +177,8 @@ def _print_results(results: list[dict], as_json: bool) -> int:
                 print(f"{r['file']}: error: {r['error']}")
                 continue
             values = "  ".join(f"{k}={v:.4g}" for k, v in r.items() if isinstance(v, float))
-            print(f"{r['file']} (batch {r['batch_size']}): {values}")
+            where = f" on {r['gpu']}" if r.get("gpu") else ""
+            print(f"{r['file']}{where} (batch {r['batch_size']}): {values}")
+            for op in r.get("operators", []):  # --explain: where the time goes
+                print(f"  {op['share']:6.1%}  {op['infer_time_ms']:9.4f} ms  {op['op_type']:<12} {op['node']}")
     return 1 if any("error" in r for r in results) else 0
