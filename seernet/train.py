@@ -19,8 +19,8 @@ from tqdm import tqdm
 
 from .data import Sample
 from .features import FeatureNormalizer, work_log_scale
-from .nn import PCGrad, SeerNet, SeerNetConfig
-from .nn.pcgrad import shared_representation_step
+from .nn import SeerNet, SeerNetConfig
+from .pcgrad import PCGrad, shared_representation_step
 from .normalize import TargetNormalizer
 from .pyg import to_data
 from .scores import score

@@ -10,7 +10,7 @@ import torch
 from seernet.fit import _transfer_state
 from seernet.nn import SeerNet, SeerNetConfig
 from seernet.nn.additive import AdditiveReadout
-from seernet.nn.pcgrad import shared_representation_step
+from seernet.pcgrad import shared_representation_step
 from seernet.predictor import Predictor, save_predictor
 from seernet.pyg import pool_logsumexp
 from seernet.train import TrainConfig, fit_ensemble

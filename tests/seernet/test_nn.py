@@ -10,7 +10,8 @@ import torch
 from seernet.features import FeatureNormalizer, Standardizer
 from seernet.graph import GLOBAL_FEATURES, build_graph
 from seernet.graph_cache import stripped_onnx
-from seernet.nn import GraphNetworkBlock, PCGrad, SeerNet, SeerNetConfig, SynMM, project_conflicting
+from seernet.nn import GraphNetworkBlock, SeerNet, SeerNetConfig, SynMM
+from seernet.pcgrad import PCGrad, project_conflicting
 from seernet.normalize import TargetNormalizer
 from seernet.predictor import Predictor, PredictorLoadError, save_predictor, write_manifest
 from seernet.pyg import collate, pool_max, to_data
@@ -185,7 +186,7 @@ def test_corrupt_or_pickled_checkpoints_are_refused(tmp_path):
 def test_shared_representation_pcgrad_backpropagates_the_projected_sum():
     import random
 
-    from seernet.nn.pcgrad import shared_representation_step
+    from seernet.pcgrad import shared_representation_step
 
     w = torch.nn.Parameter(torch.eye(2))  # trunk: z = w @ x
     head_scale = torch.nn.Parameter(torch.ones(2))  # task k reads z[:, k] scaled
