@@ -266,8 +266,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gpu", help="predict on this GPU (a name from predictors/gpu, e.g. 'Tesla T4')")
     p.add_argument("--gpu-spec", help="predict on the GPU this spec describes (JSON: sms, fp32_gflops, …)")
     p.add_argument("--gpu-predictor", help="the GPU kernel cost model directory (default: predictors/gpu)")
-    p.add_argument("--explain", action="store_true", help="with --gpu: the costliest operators")
+    p.add_argument("--explain", action="store_true", help="also print where the time goes, per operator "
+                                                         "(--json: under 'operators')")
     p.add_argument("--top", type=int, default=10, help="with --explain: how many operators")
+    p.add_argument("--plot", help="with --explain: draw the operators' bar chart to this PNG")
     p.add_argument("--dim", action="append", metavar="NAME=N",
                    help="value for a symbolic input dimension, e.g. --dim seq=128 (repeatable)")
     p.add_argument("models", nargs="*", help="ONNX files")

@@ -93,7 +93,11 @@ def predict_command(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return _print_results(_in_process(predictor, args.models, args.batch_size, metrics, dims, settings), args.json)
+    results = _in_process(predictor, args.models, args.batch_size, metrics, dims, settings,
+                          args.top if args.explain else 0)
+    if args.plot:
+        plot_operators(results, Path(args.plot))
+    return _print_results(results, args.json)
 
 
 def parse_dim(text: str) -> tuple[str, int]:
@@ -105,7 +109,7 @@ def parse_dim(text: str) -> tuple[str, int]:
 
 
 def _in_process(predictor, models: list[str], batch_size: int | None, metrics: list[str], dims: dict[str, int],
-                settings: Settings) -> list[dict]:
+                settings: Settings, explain_top: int = 0) -> list[dict]:
     from seernet.errors import GraphBuildError
     from seernet.graph import build_graph
 
@@ -118,7 +122,9 @@ def _in_process(predictor, models: list[str], batch_size: int | None, metrics: l
                             "predictor_version": predictor.version,
                             **{m: prediction.values[m] for m in metrics},
                             "uncertainty": {m: _finite(prediction.uncertainty[m]) for m in metrics}})
-        except (GraphBuildError, OSError) as exc:
+            if explain_top:
+                results[-1]["operators"] = predictor.explain(graph, prediction, "infer_time_ms", explain_top)
+        except (GraphBuildError, OSError, ValueError) as exc:
             results.append({"file": model, "error": str(exc)})
     return results
 
@@ -131,10 +137,12 @@ def _via_server(args: argparse.Namespace) -> int:
         for model in args.models:
             try:
                 r = client.predict(model, batch_size=args.batch_size, metrics=args.metrics or None,
-                                   dims=dict(parse_dim(d) for d in args.dim or []))
+                                   dims=dict(parse_dim(d) for d in args.dim or []),
+                                   explain=args.top if args.explain else False)
                 results.append({"file": model, "batch_size": r.batch_size or args.batch_size, "predictor": r.predictor,
                                 "predictor_version": r.predictor_version, "cache_hit": r.cache_hit, **r.metrics,
-                                "uncertainty": {m: _finite(v) for m, v in r.uncertainty.items()}})
+                                "uncertainty": {m: _finite(v) for m, v in r.uncertainty.items()},
+                                **({"operators": list(r.operators)} if r.operators else {})})
             except (PerfSeerError, OSError, ValueError) as exc:
                 results.append({"file": model, "error": str(exc)})
     return _print_results(results, args.json)
@@ -162,6 +170,26 @@ def _on_gpu(args: argparse.Namespace) -> int:
         except (GraphBuildError, OSError) as exc:
             results.append({"file": model, "error": str(exc)})
     return _print_results(results, args.json)
+
+
+def plot_operators(results: list[dict], path: Path) -> None:
+    """A horizontal bar chart of each model's costliest operators (``--plot``): where the time goes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [r for r in results if r.get("operators")]
+    if not shown:
+        return
+    fig, axes = plt.subplots(len(shown), 1, figsize=(8, 0.35 * sum(len(r["operators"]) for r in shown) + 1.2 * len(shown)),
+                             squeeze=False)
+    for ax, r in zip(axes[:, 0], shown):
+        ops = r["operators"][::-1]
+        ax.barh([f"{o['op_type']} {o['node'][-40:]}" for o in ops], [o["infer_time_ms"] for o in ops])
+        ax.set(xlabel="predicted infer_time_ms", title=f"{Path(r['file']).name}: {r['infer_time_ms']:.3g} ms in all")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 def _finite(value: float) -> float | None:

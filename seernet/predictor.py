@@ -24,6 +24,7 @@ from .features import FeatureNormalizer
 from .graph import FEATURE_SCHEMA_VERSION, PerfGraph, build_graph
 from .loader import ModelSource
 from .nn import SeerNet, SeerNetConfig
+from .op_vocab import OP_VOCAB
 from .normalize import TargetNormalizer
 from .pyg import Data, collate, to_data
 from .scores import score
@@ -158,6 +159,23 @@ class Predictor:
 
     def predict(self, source: ModelSource, batch_size: int = 1, **graph_kwargs: object) -> Prediction:
         return self.predict_graphs([build_graph(source, batch_size=batch_size, **graph_kwargs)])[0]
+
+    @torch.inference_mode()
+    def explain(self, graph: PerfGraph, prediction: Prediction, metric: str = "infer_time_ms",
+                top: int = 20) -> list[dict]:
+        """The ``top`` costliest operators for ``metric``, largest first: each operator's share of the additive
+        read-out's sum (mean over members), applied to the predicted total.  ``fused`` lists the nodes a runtime
+        runs in the same kernel; graphs carry no fusion map yet, so it holds the node alone."""
+        if metric not in self.metrics:
+            raise ValueError(f"predictor {self.name} does not predict {metric}")
+        k = self.metrics.index(metric)
+        data = collate([self.encode(graph)])
+        shares = np.mean([torch.softmax(m.operator_costs(data)[:, k], dim=0).numpy() for m in self.members], axis=0)
+        names = graph.node_names or [f"{OP_VOCAB[int(i)]}_{n}" for n, i in enumerate(graph.node_op)]
+        ops = graph.op_types or [OP_VOCAB[int(i)] for i in graph.node_op]
+        total = prediction.values[metric]
+        return [{"node": names[i], "op_type": ops[i], metric: float(shares[i] * total), "share": float(shares[i]),
+                 "fused": [names[i]]} for i in np.argsort(-shares)[:max(0, top)]]
 
 
 class TabularPredictor:

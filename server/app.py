@@ -109,7 +109,7 @@ def build_server(settings: Settings, watch_interval_s: float = 2.0, max_workers:
                              settings.redis_timeout_s),
         ModelStore(settings.model_cache_bytes, settings.graph_cache_bytes, redis_client=redis_client),
         settings.limits, MicroBatcher(), jobs, profile_uncertain_above=settings.profile_uncertain_above,
-        builds=BuildPool(settings.build_workers, settings.build_queue))
+        builds=BuildPool(settings.build_workers, settings.build_queue), explain_top_k=settings.explain_top_k)
     options = [("grpc.max_receive_message_length", settings.limits.max_request_bytes),
                ("grpc.max_send_message_length", settings.limits.max_request_bytes)]
     interceptors = [TokenAuthInterceptor(settings.auth_token)] if settings.auth_token else []

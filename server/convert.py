@@ -67,7 +67,15 @@ def query_from_proto(request: pb.PredictRequest, limits: Limits) -> PredictQuery
         predictor_version=request.predictor_version,
         dims={k: int(v) for k, v in request.dims.items()},
         gpu_spec=gpu_spec_from_proto(request.gpu_spec) if request.HasField("gpu_spec") else None,
+        explain=bool(request.explain),
+        explain_top_k=_top_k(request.explain_top_k),
     )
+
+
+def _top_k(value: int) -> int:
+    if value < 0:
+        raise invalid(f"explain_top_k must be 0 (the server's default) or positive, got {value}")
+    return int(value)
 
 
 def gpu_spec_from_proto(message: pb.GpuSpec) -> GpuSpec:
@@ -84,7 +92,10 @@ def answer_to_proto(answer: PredictAnswer) -> pb.PredictResponse:
         metrics=[pb.MetricValue(name=m, value=v, uncertainty=answer.uncertainty.get(m, math.nan))
                  for m, v in answer.values.items()],
         predictor=answer.predictor, predictor_version=answer.predictor_version, cache_hit=answer.cache_hit,
-        model_sha256=answer.model_sha256, server_ms=answer.server_ms, batch_size=answer.batch_size)
+        model_sha256=answer.model_sha256, server_ms=answer.server_ms, batch_size=answer.batch_size,
+        operators=[pb.OperatorCost(node=op["node"][:200], op_type=op["op_type"], infer_time_ms=op["infer_time_ms"],
+                                   share=op["share"], fused=[f[:200] for f in op.get("fused", [])])
+                   for op in answer.operators])
 
 
 def predictor_to_proto(predictor: Predictor, is_default: bool, history: list[str]) -> pb.PredictorInfo:

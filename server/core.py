@@ -54,6 +54,8 @@ class PredictQuery:
     predictor_version: str = ""
     dims: dict[str, int] = field(default_factory=dict)
     gpu_spec: GpuSpec | None = None  # predict on this GPU (the GPU kernel cost model), as does device "gpu:NAME"
+    explain: bool = False  # also say where the time goes, per operator
+    explain_top_k: int = 0  # 0: the server's default
 
 
 @dataclass
@@ -80,6 +82,7 @@ class PredictAnswer:
     model_sha256: str
     server_ms: float
     batch_size: int = 0
+    operators: list[dict] = field(default_factory=list)
 
 
 class BuildPool:
@@ -124,7 +127,8 @@ def check_answer(values: dict[str, float], limits: Limits) -> None:
 class PredictionService:
     def __init__(self, registry: PredictorRegistry, cache: PredictionCache, models: ModelStore, limits: Limits,
                  batcher: MicroBatcher | None = None, jobs: JobService | None = None,
-                 profile_uncertain_above: float = 0.0, builds: BuildPool | None = None) -> None:
+                 profile_uncertain_above: float = 0.0, builds: BuildPool | None = None,
+                 explain_top_k: int = 20) -> None:
         self.registry = registry
         self.cache = cache
         self.models = models
@@ -133,6 +137,7 @@ class PredictionService:
         self.builds = builds or BuildPool()
         self.jobs = jobs
         self.profile_uncertain_above = profile_uncertain_above
+        self.explain_top_k = explain_top_k
         self.stats = {"requests": 0, "cache_hits": 0, "profiling_requested": 0}
         self._checked_configs: LRU[ModelConfig] = LRU(8 * 2**20, lambda c: 2 * len(c.to_json()) + 400)
 
@@ -236,12 +241,30 @@ class PredictionService:
             self.stats["cache_hits"] += 1
         return prepared
 
+    def _top_k(self, query: PredictQuery) -> int:
+        return min(query.explain_top_k or self.explain_top_k, self.explain_top_k)
+
+    def _explain(self, prepared: _Prepared, values: dict, uncertainty: dict) -> list[dict]:
+        """Where the inference time goes: the request's own thread runs this one-graph pass, not the batcher."""
+        predictor, query = prepared.predictor, prepared.query
+        if not hasattr(predictor, "explain") or "infer_time_ms" not in predictor.metrics:
+            raise invalid(f"predictor {predictor.name} cannot break a prediction down by operator")
+        graph = prepared.graph or self._graph(prepared.sha, prepared.source, query)
+        from seernet.predictor import Prediction
+
+        try:
+            return predictor.explain(graph, Prediction(values, uncertainty), "infer_time_ms", self._top_k(query))
+        except ValueError as exc:
+            raise invalid(str(exc)) from None
+
     def _finish(self, prepared: _Prepared, values: dict, uncertainty: dict, hit: bool) -> PredictAnswer:
         query, predictor = prepared.query, prepared.predictor
         wanted = query.metrics or predictor.metrics
+        operators = self._explain(prepared, values, uncertainty) if query.explain else []
         return PredictAnswer(query.request_id, {m: values[m] for m in wanted},
                              {m: uncertainty.get(m, math.nan) for m in wanted}, predictor.name, predictor.version,
-                             hit, prepared.sha, (time.perf_counter() - prepared.started) * 1000.0, prepared.batch_size)
+                             hit, prepared.sha, (time.perf_counter() - prepared.started) * 1000.0, prepared.batch_size,
+                             operators)
 
     def predict(self, query: PredictQuery) -> PredictAnswer:
         answer = self.predict_many([query])[0]
@@ -313,7 +336,7 @@ class PredictionService:
         sha, source = self._model_source(query)
         key = f"{predictor.name}:{predictor.version}:{sha}:{query.batch_size}:" \
               f"{json.dumps(gpu.to_dict(), sort_keys=True)}:{json.dumps(query.dims, sort_keys=True)}"
-        cached = self.cache.get(key)
+        cached = None if query.explain else self.cache.get(key)  # the breakdown is computed, never cached
         CACHE.labels("hit" if cached is not None else "miss").inc()
         if cached is None:
             def run() -> dict:
@@ -325,21 +348,23 @@ class PredictionService:
                     data = source
                     if self.models.lookup(sha) is None:
                         self.models.remember(sha, strip_bytes(data))
-                return predictor.predict(data, gpu, query.batch_size or None, query.dims, limits=self.limits)
+                return predictor.predict(data, gpu, query.batch_size or None, query.dims, limits=self.limits,
+                                         top=self._top_k(query) if query.explain else 0)
 
             result = self.builds.run(run)
             cached = {"values": {m: result[m] for m in predictor.metrics},
                       "uncertainty": {m: math.nan for m in predictor.metrics}, "batch_size": result["batch_size"]}
+            operators = [{**op, "fused": [op["node"]]} for op in result.get("operators", [])]
             check_answer(cached["values"], self.limits)
             self.cache.put(key, cached)
             hit = False
         else:
             self.stats["cache_hits"] += 1
-            hit = True
+            hit, operators = True, []
         wanted = query.metrics or predictor.metrics
         return PredictAnswer(query.request_id, {m: cached["values"][m] for m in wanted},
                              {m: math.nan for m in wanted}, predictor.name, predictor.version, hit, sha,
-                             (time.perf_counter() - started) * 1000.0, int(cached.get("batch_size") or 0))
+                             (time.perf_counter() - started) * 1000.0, int(cached.get("batch_size") or 0), operators)
 
     def _maybe_request_profiling(self, query: PredictQuery, source: bytes | ModelConfig,
                                  uncertainty: dict[str, float]) -> None:

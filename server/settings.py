@@ -29,6 +29,7 @@ class Settings:
     model_cache_bytes: int = field(default_factory=lambda: int(env("model_cache_bytes", str(256 * 2**20))))
     build_workers: int = field(default_factory=lambda: int(env("build_workers", "2")))  # concurrent graph builds
     build_queue: int = field(default_factory=lambda: int(env("build_queue", "64")))  # builds waiting beyond those
+    explain_top_k: int = field(default_factory=lambda: int(env("explain_top_k", "20")))  # default and cap
     redis_timeout_s: float = field(default_factory=lambda: float(env("redis_timeout_s", "0.25")))
     auth_token: str = field(default_factory=lambda: env("auth_token", ""))
     tls_cert: str = field(default_factory=lambda: env("tls_cert", ""))

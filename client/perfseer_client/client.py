@@ -38,6 +38,7 @@ class PredictionResult:
     model_sha256: str
     request_id: str = ""
     batch_size: int = 0  # the batch predicted (0 from servers older than this field)
+    operators: tuple = ()  # with explain=True: ({node, op_type, infer_time_ms, share, fused}, …), largest first
 
     def __getitem__(self, metric: str) -> float:
         return self.metrics[metric]
@@ -46,7 +47,9 @@ class PredictionResult:
     def from_proto(cls, response: pb.PredictResponse) -> "PredictionResult":
         return cls({m.name: m.value for m in response.metrics}, {m.name: m.uncertainty for m in response.metrics},
                    response.predictor, response.predictor_version, response.cache_hit, response.model_sha256,
-                   response.request_id, response.batch_size)
+                   response.request_id, response.batch_size,
+                   tuple({"node": o.node, "op_type": o.op_type, "infer_time_ms": o.infer_time_ms, "share": o.share,
+                          "fused": list(o.fused)} for o in response.operators))
 
 
 def _export_torch(module: Any, example_input: Any = None, input_shape: Sequence[int] | None = None) -> bytes:
@@ -141,9 +144,10 @@ class PerfSeerClient:
 
     # ------------------------------------------------------------------ predictions
     def _request(self, model: Any, batch_size: int | None, metrics: Iterable[str] | None, device: str,
-                 dims: dict[str, int] | None, by_hash: bool, gpu_spec: dict | None = None,
+                 dims: dict[str, int] | None, by_hash: bool, gpu_spec: dict | None = None, explain: int = 0,
                  **export: Any) -> tuple[pb.PredictRequest, bytes | None]:
-        common = dict(batch_size=batch_size or 0, device=device, metrics=list(metrics or []), dims=dims or {})
+        common = dict(batch_size=batch_size or 0, device=device, metrics=list(metrics or []), dims=dims or {},
+                      explain=bool(explain), explain_top_k=max(0, int(explain)) if not isinstance(explain, bool) else 0)
         if gpu_spec:
             common["gpu_spec"] = pb.GpuSpec(**gpu_spec)
         if isinstance(model, dict) and "space" in model:
@@ -158,14 +162,16 @@ class PerfSeerClient:
 
     def predict(self, model: Any, *, batch_size: int | None = None, metrics: Iterable[str] | None = None, device: str = "",
                 dims: dict[str, int] | None = None, example_input: Any = None,
-                input_shape: Sequence[int] | None = None, gpu_spec: dict | None = None) -> PredictionResult:
+                input_shape: Sequence[int] | None = None, gpu_spec: dict | None = None,
+                explain: bool | int = False) -> PredictionResult:
         """Predict ``model`` (path, bytes, ModelProto, torch module, or ``{"space", "arch", "input_size"}``).
 
         ``batch_size=None``: the model's own batch when it was exported with a fixed one, else 1
         (``result.batch_size`` says which).  On a GPU: ``device="gpu:Tesla T4"`` (a GPU the server knows), or
         ``gpu_spec={"name", "memory_gb", "bandwidth_gbs", "sms", "cores_per_sm", "clock_mhz", "fp32_gflops",
-        "l2_mb"}`` for any GPU."""
-        request, data = self._request(model, batch_size, metrics, device, dims, True, gpu_spec,
+        "l2_mb"}`` for any GPU.  ``explain=True`` (or a number of operators): ``result.operators`` says where the
+        inference time goes, largest first."""
+        request, data = self._request(model, batch_size, metrics, device, dims, True, gpu_spec, explain,
                                       example_input=example_input, input_shape=input_shape)
         try:
             response = self._rpc("PredictPerformance", request)

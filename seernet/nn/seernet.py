@@ -91,6 +91,16 @@ class SeerNet(nn.Module):
             out = out + self.additive(x, g, _batch_index(data), z.size(0), data.work)
         return out
 
+    def operator_costs(self, data) -> torch.Tensor:
+        """``[num_nodes, metrics]``: each operator's cost as the additive read-out sees it (log ms, log MB).
+
+        Where the time goes, per operator: the per-node terms the prediction sums; a network without the
+        additive read-out has no per-operator view and raises."""
+        if self.additive is None:
+            raise ValueError("this predictor has no additive read-out: it cannot break a prediction down by operator")
+        _, x, g = self.embed(data)
+        return self.additive.node_terms(x, g, _batch_index(data), data.work)
+
     def embed(self, data) -> tuple[torch.Tensor, ...]:
         """The shared representation every metric head reads (where multi-task PCGrad projects):
         ``(graph vector,)``, and with the additive read-out ``(graph vector, node states, global node)``."""

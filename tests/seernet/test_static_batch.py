@@ -62,3 +62,16 @@ def test_predict_cli_uses_the_models_batch_and_takes_dims(tmp_path, trained_pred
                           str(trained_predictor), "--dim", "seq"], cwd=REPO, capture_output=True, text=True,
                          timeout=120)
     assert bad.returncode == 2 and "NAME=N" in bad.stderr
+
+
+def test_predict_cli_explains_and_plots(tmp_path, trained_predictor):
+    path = tmp_path / "net.onnx"
+    path.write_bytes(export(Net(), 4))
+    plot = tmp_path / "ops.png"
+    run = subprocess.run([sys.executable, "-m", "perfseer.cli", "predict", str(path), "--predictor",
+                          str(trained_predictor), "--explain", "--top", "3", "--json", "--plot", str(plot)], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    ops = json.loads(run.stdout)[0]["operators"]
+    assert len(ops) == 3 and {"node", "op_type", "infer_time_ms", "share", "fused"} <= set(ops[0])
+    assert plot.stat().st_size > 1000

@@ -255,3 +255,24 @@ def test_predictions_on_a_gpu_by_name_and_by_spec(tmp_path, predictors_dir, mode
         assert "infer_time_ms" in listed["gpu"].metrics and listed["cpu"].is_default
     finally:
         running.stop(0.5)
+
+
+def test_explain_says_where_the_time_goes(server, model):
+    s = stub(server)
+    response = s.PredictPerformance(pb.PredictRequest(onnx=model, batch_size=2, explain=True, explain_top_k=3),
+                                    timeout=30)
+    ops = list(response.operators)
+    assert 1 <= len(ops) <= 3 and ops[0].node and ops[0].op_type
+    assert all(a.infer_time_ms >= b.infer_time_ms for a, b in zip(ops, ops[1:]))
+    total = {m.name: m.value for m in response.metrics}["infer_time_ms"]
+    assert sum(o.infer_time_ms for o in ops) <= total * 1.0001 and all(0 <= o.share <= 1 for o in ops)
+    cached = s.PredictPerformance(pb.PredictRequest(onnx=model, batch_size=2, explain=True), timeout=30)
+    assert cached.cache_hit and len(cached.operators) >= len(ops)  # a cached answer is still explained
+    plain = s.PredictPerformance(pb.PredictRequest(onnx=model, batch_size=2), timeout=30)
+    assert not plain.operators
+    code, details = code_of(s.PredictPerformance, pb.PredictRequest(onnx=model, explain=True, explain_top_k=-1))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "explain_top_k" in details
+    with PerfSeerClient(f"127.0.0.1:{server.port}") as client:
+        result = client.predict(model, batch_size=2, explain=2)
+    assert len(result.operators) == 2 and set(result.operators[0]) == {"node", "op_type", "infer_time_ms", "share",
+                                                                        "fused"}

@@ -17,7 +17,7 @@ class ModelSpaceConfig(_message.Message):
     def __init__(self, space: _Optional[str] = ..., arch_json: _Optional[str] = ..., input_size: _Optional[int] = ...) -> None: ...
 
 class PredictRequest(_message.Message):
-    __slots__ = ("request_id", "onnx", "config", "model_sha256", "batch_size", "device", "metrics", "predictor_version", "dims", "gpu_spec")
+    __slots__ = ("request_id", "onnx", "config", "model_sha256", "batch_size", "device", "metrics", "predictor_version", "dims", "gpu_spec", "explain", "explain_top_k")
     class DimsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +35,8 @@ class PredictRequest(_message.Message):
     PREDICTOR_VERSION_FIELD_NUMBER: _ClassVar[int]
     DIMS_FIELD_NUMBER: _ClassVar[int]
     GPU_SPEC_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_TOP_K_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     onnx: bytes
     config: ModelSpaceConfig
@@ -45,7 +47,23 @@ class PredictRequest(_message.Message):
     predictor_version: str
     dims: _containers.ScalarMap[str, int]
     gpu_spec: GpuSpec
-    def __init__(self, request_id: _Optional[str] = ..., onnx: _Optional[bytes] = ..., config: _Optional[_Union[ModelSpaceConfig, _Mapping]] = ..., model_sha256: _Optional[str] = ..., batch_size: _Optional[int] = ..., device: _Optional[str] = ..., metrics: _Optional[_Iterable[str]] = ..., predictor_version: _Optional[str] = ..., dims: _Optional[_Mapping[str, int]] = ..., gpu_spec: _Optional[_Union[GpuSpec, _Mapping]] = ...) -> None: ...
+    explain: bool
+    explain_top_k: int
+    def __init__(self, request_id: _Optional[str] = ..., onnx: _Optional[bytes] = ..., config: _Optional[_Union[ModelSpaceConfig, _Mapping]] = ..., model_sha256: _Optional[str] = ..., batch_size: _Optional[int] = ..., device: _Optional[str] = ..., metrics: _Optional[_Iterable[str]] = ..., predictor_version: _Optional[str] = ..., dims: _Optional[_Mapping[str, int]] = ..., gpu_spec: _Optional[_Union[GpuSpec, _Mapping]] = ..., explain: _Optional[bool] = ..., explain_top_k: _Optional[int] = ...) -> None: ...
+
+class OperatorCost(_message.Message):
+    __slots__ = ("node", "op_type", "infer_time_ms", "share", "fused")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    OP_TYPE_FIELD_NUMBER: _ClassVar[int]
+    INFER_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    FUSED_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    op_type: str
+    infer_time_ms: float
+    share: float
+    fused: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, node: _Optional[str] = ..., op_type: _Optional[str] = ..., infer_time_ms: _Optional[float] = ..., share: _Optional[float] = ..., fused: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GpuSpec(_message.Message):
     __slots__ = ("name", "memory_gb", "bandwidth_gbs", "sms", "cores_per_sm", "clock_mhz", "fp32_gflops", "l2_mb")
@@ -78,7 +96,7 @@ class MetricValue(_message.Message):
     def __init__(self, name: _Optional[str] = ..., value: _Optional[float] = ..., uncertainty: _Optional[float] = ...) -> None: ...
 
 class PredictResponse(_message.Message):
-    __slots__ = ("request_id", "metrics", "predictor", "predictor_version", "cache_hit", "model_sha256", "server_ms", "batch_size")
+    __slots__ = ("request_id", "metrics", "predictor", "predictor_version", "cache_hit", "model_sha256", "server_ms", "batch_size", "operators")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
     PREDICTOR_FIELD_NUMBER: _ClassVar[int]
@@ -87,6 +105,7 @@ class PredictResponse(_message.Message):
     MODEL_SHA256_FIELD_NUMBER: _ClassVar[int]
     SERVER_MS_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    OPERATORS_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     metrics: _containers.RepeatedCompositeFieldContainer[MetricValue]
     predictor: str
@@ -95,7 +114,8 @@ class PredictResponse(_message.Message):
     model_sha256: str
     server_ms: float
     batch_size: int
-    def __init__(self, request_id: _Optional[str] = ..., metrics: _Optional[_Iterable[_Union[MetricValue, _Mapping]]] = ..., predictor: _Optional[str] = ..., predictor_version: _Optional[str] = ..., cache_hit: _Optional[bool] = ..., model_sha256: _Optional[str] = ..., server_ms: _Optional[float] = ..., batch_size: _Optional[int] = ...) -> None: ...
+    operators: _containers.RepeatedCompositeFieldContainer[OperatorCost]
+    def __init__(self, request_id: _Optional[str] = ..., metrics: _Optional[_Iterable[_Union[MetricValue, _Mapping]]] = ..., predictor: _Optional[str] = ..., predictor_version: _Optional[str] = ..., cache_hit: _Optional[bool] = ..., model_sha256: _Optional[str] = ..., server_ms: _Optional[float] = ..., batch_size: _Optional[int] = ..., operators: _Optional[_Iterable[_Union[OperatorCost, _Mapping]]] = ...) -> None: ...
 
 class PredictBatchRequest(_message.Message):
     __slots__ = ("requests",)
