@@ -86,6 +86,7 @@ class ProfileResult:
     settings: dict[str, Any]
     worker: str = ""
     measured_at: float = field(default_factory=time.time)
+    operators: dict[str, Any] = field(default_factory=dict)  # the inference's per-operator profile (op_profile)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

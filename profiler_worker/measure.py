@@ -43,6 +43,7 @@ def measure_job(job: ProfileJob, settings: ProfileSettings, worker: str = "",
     descriptor = describe_device(settings.device, settings.threads, settings.cpu_affinity)
     metrics: dict[str, float | None] = {m: None for m in METRICS}
     stats: dict = {}
+    operators: dict = {}
     failures: list[str] = []
     limits = {"timeout_s": settings.timeout_s, "memory_cap_mb": settings.memory_cap_mb, "affinity": settings.cpu_affinity}
 
@@ -59,6 +60,7 @@ def measure_job(job: ProfileJob, settings: ProfileSettings, worker: str = "",
         outcome = run_isolated(measure_inference, (onnx_bytes, job.batch_size, settings), **limits)
         if outcome.ok:
             stats["infer"] = outcome.result.pop("infer_stats")
+            operators = outcome.result.pop("infer_operators", {}) or {}
             metrics.update(outcome.result)
         else:
             failures.append(f"infer {outcome.status}: {outcome.reason}")
@@ -91,4 +93,5 @@ def measure_job(job: ProfileJob, settings: ProfileSettings, worker: str = "",
         descriptor=descriptor,
         settings=settings.describe(),
         worker=worker or socket.gethostname(),
+        operators=operators,
     )

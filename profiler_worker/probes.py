@@ -43,15 +43,32 @@ def random_feeds(onnx_bytes: bytes, batch_size: int) -> dict[str, np.ndarray]:
     return feeds
 
 
-def measure_inference(onnx_bytes: bytes, batch_size: int, settings: ProfileSettings) -> dict[str, Any]:
+def _session_options(settings: ProfileSettings):
     import onnxruntime as ort
 
-    feeds = random_feeds(onnx_bytes, batch_size)
     options = ort.SessionOptions()
     options.intra_op_num_threads = settings.threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3
+    return options
+
+
+def _operator_profile(onnx_bytes: bytes, settings: ProfileSettings, providers: list, feeds: dict) -> dict:
+    """The per-operator profile, after (never during) the end-to-end timing; {} when switched off."""
+    if not settings.op_profile:
+        return {}
+    from .op_profile import profile_operators
+
+    return profile_operators(onnx_bytes, lambda: _session_options(settings), providers, feeds,
+                             settings.op_profile_repeats).to_dict()
+
+
+def measure_inference(onnx_bytes: bytes, batch_size: int, settings: ProfileSettings) -> dict[str, Any]:
+    import onnxruntime as ort
+
+    feeds = random_feeds(onnx_bytes, batch_size)
+    options = _session_options(settings)
     on_gpu = settings.device.startswith("cuda")
     providers: list[Any] = ["CPUExecutionProvider"]
     if on_gpu:
@@ -70,12 +87,16 @@ def measure_inference(onnx_bytes: bytes, batch_size: int, settings: ProfileSetti
             raise RuntimeError("onnxruntime has no CUDA execution provider here (install onnxruntime-gpu)")
         with sampler:
             stats = time_repeated(lambda: session.run(None, feeds), settings)
+        del session
         return {"infer_time_ms": stats.median_ms, "infer_mem_mb": sampler.peak_growth_mb,
-                "infer_sm_util": sampler.mean_util, "infer_stats": stats.to_dict()}
+                "infer_sm_util": sampler.mean_util, "infer_stats": stats.to_dict(),
+                "infer_operators": _operator_profile(onnx_bytes, settings, providers, feeds)}
     with RssPeakMeter() as meter:
         session = ort.InferenceSession(onnx_bytes, options, providers=providers)
         stats = time_repeated(lambda: session.run(None, feeds), settings)
-    return {"infer_time_ms": stats.median_ms, "infer_mem_mb": meter.peak_growth_mb, "infer_stats": stats.to_dict()}
+    del session
+    return {"infer_time_ms": stats.median_ms, "infer_mem_mb": meter.peak_growth_mb, "infer_stats": stats.to_dict(),
+            "infer_operators": _operator_profile(onnx_bytes, settings, providers, feeds)}
 
 
 def measure_training(config_json: str, settings: ProfileSettings) -> dict[str, Any]:

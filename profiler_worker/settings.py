@@ -35,6 +35,9 @@ class ProfileSettings:
     timeout_s: float = field(default_factory=lambda: _env_float("PERFSEER_PROFILE_TIMEOUT_S", 120.0))
     memory_cap_mb: float = field(default_factory=lambda: _env_float("PERFSEER_PROFILE_MEMORY_CAP_MB", 6144.0))
     modes: tuple[str, ...] = ("infer", "train")
+    # per-operator inference profile, in a session of its own after the timing (profiler_worker.op_profile)
+    op_profile: bool = field(default_factory=lambda: os.environ.get("PERFSEER_PROFILE_OPERATORS", "1") != "0")
+    op_profile_repeats: int = field(default_factory=lambda: _env_int("PERFSEER_PROFILE_OPERATOR_REPEATS", 10))
     onnx_cache_dir: str | None = field(default_factory=lambda: os.environ.get("PERFSEER_ONNX_CACHE") or None)
 
     def describe(self) -> dict:
@@ -46,4 +49,5 @@ class ProfileSettings:
             "max_repeats": self.max_repeats,
             "time_cap_s": self.time_cap_s,
             "stable_tolerance": self.stable_tolerance,
+            "op_profile_repeats": self.op_profile_repeats if self.op_profile else 0,
         }

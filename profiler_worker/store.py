@@ -47,6 +47,25 @@ CREATE INDEX IF NOT EXISTS {table}_family ON {table}(family);
 CREATE INDEX IF NOT EXISTS {table}_config ON {table}(config_id, device_key);
 """
 
+# Per-operator inference profiles (``profiler_worker.op_profile``), keyed by the measurement's job id.
+_OPERATOR_SCHEMA = """
+CREATE TABLE IF NOT EXISTS operator_profiles (
+    job_id TEXT NOT NULL,
+    kernel TEXT NOT NULL,          -- onnxruntime's node in the optimized graph
+    op_type TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    median_ms REAL NOT NULL,
+    nodes_json TEXT NOT NULL,      -- the original ONNX nodes it executes; [] = a kernel the runtime inserted
+    PRIMARY KEY (job_id, kernel)
+);
+CREATE TABLE IF NOT EXISTS operator_profile_runs (
+    job_id TEXT PRIMARY KEY,
+    end_to_end_ms REAL NOT NULL,   -- median of the profiled runs (onnxruntime's executor spans)
+    kernel_share REAL NOT NULL,    -- Σ kernel medians / end_to_end_ms
+    uncovered_json TEXT NOT NULL   -- original nodes no kernel covers (folded away)
+);
+"""
+
 
 class DatasetStore:
     """Append-only measurement store (SQLite, WAL mode)."""
@@ -57,6 +76,7 @@ class DatasetStore:
         with closing(self._connect()) as conn, conn:
             for table in TABLES:
                 conn.executescript(_SCHEMA.format(table=table, metric_columns=", ".join(f"{m} REAL" for m in METRICS)))
+            conn.executescript(_OPERATOR_SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=30)
@@ -83,9 +103,28 @@ class DatasetStore:
         }
         columns = ", ".join(row)
         marks = ", ".join("?" for _ in row)
-        with closing(self._connect()) as conn, conn:
+        with closing(self._connect()) as conn, conn:  # one transaction: the row and its operator profile
             cursor = conn.execute(f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({marks})", list(row.values()))
-            return cursor.rowcount == 1
+            added = cursor.rowcount == 1
+            if added and table == "measurements" and result.operators:
+                self._add_operators(conn, result.job_id, result.operators)
+            return added
+
+    @staticmethod
+    def _add_operators(conn: sqlite3.Connection, job_id: str, profile: dict) -> None:
+        conn.executemany("INSERT OR IGNORE INTO operator_profiles VALUES (?, ?, ?, ?, ?, ?)",
+                         [(job_id, k["kernel"], k["op_type"], k["provider"], k["median_ms"], json.dumps(k["nodes"]))
+                          for k in profile.get("kernels", [])])
+        conn.execute("INSERT OR IGNORE INTO operator_profile_runs VALUES (?, ?, ?, ?)",
+                     (job_id, profile.get("end_to_end_ms", 0.0), profile.get("kernel_share", 0.0),
+                      json.dumps(profile.get("uncovered", []))))
+
+    def operator_profile(self, job_id: str) -> list[dict]:
+        """The kernels measured for ``job_id``, costliest first ([] when the row has no profile)."""
+        with closing(self._connect()) as conn:
+            rows = conn.execute("SELECT * FROM operator_profiles WHERE job_id = ? ORDER BY median_ms DESC",
+                                (job_id,)).fetchall()
+        return [{**dict(r), "nodes": json.loads(r["nodes_json"])} for r in rows]
 
     def quarantine(self, job_ids: list[str], reason: str) -> int:
         """Move rows out of ``measurements`` into ``quarantined`` with ``reason``; returns rows moved.

@@ -1,0 +1,71 @@
+"""Per-operator profiles: onnxruntime's kernels mapped back to the ONNX nodes they execute."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+from profiler_worker.op_profile import map_kernels, profile_operators
+
+
+def conv_relu_add(batch: int = 1) -> onnx.ModelProto:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, 32, 32])
+    w = numpy_helper.from_array(np.random.default_rng(0).random((8, 3, 3, 3), dtype=np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("Add", ["r", "r"], ["y"], name="add")]
+    graph = helper.make_graph(nodes, "g", [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def test_a_fused_kernel_covers_its_nodes_and_runtime_kernels_are_unmapped():
+    covered, uncovered = map_kernels(conv_relu_add(), ["r_nchwc", "add", "ReorderOutput"])
+    assert covered == {"r_nchwc": ["conv", "relu"], "add": ["add"], "ReorderOutput": []}
+    assert uncovered == []
+
+
+def test_unfused_kernels_map_one_to_one_and_leftovers_are_reported():
+    covered, uncovered = map_kernels(conv_relu_add(), ["conv", "relu"])
+    assert covered == {"conv": ["conv"], "relu": ["relu"]} and uncovered == ["add"]
+
+
+def test_profile_of_a_real_session(tmp_path):
+    model = conv_relu_add().SerializeToString()
+
+    def options():
+        o = ort.SessionOptions()
+        o.intra_op_num_threads = 1
+        o.log_severity_level = 3
+        return o
+
+    profile = profile_operators(model, options, ["CPUExecutionProvider"],
+                                {"x": np.ones((1, 3, 32, 32), dtype=np.float32)}, repeats=5)
+    assert profile.end_to_end_ms > 0 and 0.2 < profile.kernel_share <= 1.0
+    nodes = {n for k in profile.kernels for n in k.nodes}
+    assert nodes | set(profile.uncovered) == {"conv", "relu", "add"}
+    assert all(k.median_ms >= 0 for k in profile.kernels) and profile.to_dict()["kernels"][0]["provider"]
+
+
+def test_a_measured_job_carries_its_operator_profile_into_the_dataset(tmp_path):
+    from profiler_worker.job import ProfileJob, ProfileResult
+    from profiler_worker.measure import measure_job
+    from profiler_worker.store import DatasetStore
+    from tests.profiler_worker.test_profiler import TINY_MLP, fast_settings
+
+    result = measure_job(ProfileJob.for_config(TINY_MLP), fast_settings(modes=("infer",)))
+    assert result.status == "ok", result.reason
+    profile = result.operators
+    assert profile["kernels"] and 0 < profile["kernel_share"] <= 1.0 and result.settings["op_profile_repeats"] > 0
+    gemms = [k for k in profile["kernels"] if "Gemm" in k["op_type"] or "MatMul" in k["op_type"]]
+    assert gemms and all(k["nodes"] for k in gemms)  # the layers' kernels map to their ONNX nodes
+    again = ProfileResult.from_json(result.to_json())  # through the queue
+    store = DatasetStore(tmp_path / "d.sqlite")
+    assert store.add(again) and not store.add(again)  # exactly once, profile included
+    stored = store.operator_profile(result.job_id)
+    assert {k["kernel"] for k in stored} == {k["kernel"] for k in profile["kernels"]}
+    assert all(a["median_ms"] >= b["median_ms"] for a, b in zip(stored, stored[1:])) and stored[0]["nodes_json"]
+    off = measure_job(ProfileJob.for_config(TINY_MLP), fast_settings(modes=("infer",), op_profile=False))
+    assert off.operators == {} and off.settings["op_profile_repeats"] == 0
