@@ -87,14 +87,14 @@ def measure_inference(onnx_bytes: bytes, batch_size: int, settings: ProfileSetti
             raise RuntimeError("onnxruntime has no CUDA execution provider here (install onnxruntime-gpu)")
         with sampler:
             stats = time_repeated(lambda: session.run(None, feeds), settings)
-        del session
+        session = None  # free the timed session before the profiling one
         return {"infer_time_ms": stats.median_ms, "infer_mem_mb": sampler.peak_growth_mb,
                 "infer_sm_util": sampler.mean_util, "infer_stats": stats.to_dict(),
                 "infer_operators": _operator_profile(onnx_bytes, settings, providers, feeds)}
     with RssPeakMeter() as meter:
         session = ort.InferenceSession(onnx_bytes, options, providers=providers)
         stats = time_repeated(lambda: session.run(None, feeds), settings)
-    del session
+    session = None  # free the timed session before the profiling one
     return {"infer_time_ms": stats.median_ms, "infer_mem_mb": meter.peak_growth_mb, "infer_stats": stats.to_dict(),
             "infer_operators": _operator_profile(onnx_bytes, settings, providers, feeds)}
 

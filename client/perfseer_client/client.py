@@ -160,7 +160,8 @@ class PerfSeerClient:
             return pb.PredictRequest(model_sha256=sha, **common), data
         return pb.PredictRequest(onnx=data, **common), data
 
-    def predict(self, model: Any, *, batch_size: int | None = None, metrics: Iterable[str] | None = None, device: str = "",
+    def predict(self, model: Any, *, batch_size: int | None = None, metrics: Iterable[str] | None = None,
+                device: str = "",
                 dims: dict[str, int] | None = None, example_input: Any = None,
                 input_shape: Sequence[int] | None = None, gpu_spec: dict | None = None,
                 explain: bool | int = False) -> PredictionResult:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper
+from onnx import helper
 
 from seernet.gpu.cost_model import KernelCostModel, fit_cost_model
 from seernet.gpu.kernels import Kernel, Measurement
