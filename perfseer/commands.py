@@ -93,12 +93,25 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_fit(args: argparse.Namespace, settings: Settings) -> int:
-    from seernet.fit import FitRequest, run_fit
+    from seernet.data import with_targets
+    from seernet.fit import FIT_METHODS, FitRequest, run_fit
 
-    request = FitRequest(Path(args.measurements), args.target, Path(args.out), args.space,
+    if bool(args.measurements) == bool(args.dataset):
+        print("error: give --measurements CSV or --dataset SQLITE (rows measured by dataset build or workers)",
+              file=sys.stderr)
+        return 2
+    source = Path(args.measurements or args.dataset)
+    request = FitRequest(source, args.target, Path(args.out), args.space,
                          Path(args.pretrained) if args.pretrained else None, _train_config(args))
     try:
-        selection = run_fit(request, *([tuple(args.methods)] if args.methods else []))
+        samples, device_key = None, None
+        if args.dataset:
+            if not source.is_file():
+                raise ValueError(f"{source} is not a dataset file")
+            dataset = open_dataset(source, (args.target,), progress=False)
+            samples = with_targets(dataset.samples, (args.target,))
+            device_key = next(iter(dataset.device_keys), None)
+        selection = run_fit(request, tuple(args.methods or FIT_METHODS), samples, device_key)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -202,7 +215,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_train)
 
     p = sub.add_parser("fit", help="train a predictor for a new device from your own measurements (CSV)")
-    p.add_argument("--measurements", required=True, help="CSV: 'onnx' or 'arch_str', optional 'batch_size', target")
+    p.add_argument("--measurements", help="CSV: 'onnx' or 'arch_str', optional 'batch_size', target")
+    p.add_argument("--dataset", help="or a dataset store (SQLite of dataset build, calibrate or workers); "
+                                     "--target is then one of its metrics, e.g. infer_time_ms")
     p.add_argument("--target", required=True, help="the column to predict, e.g. latency_ms")
     p.add_argument("--out", required=True)
     p.add_argument("--space", help="nasbench201 when rows are arch strings")

@@ -201,16 +201,19 @@ def select_and_fit(samples: list[Sample], target: str, request: FitRequest,
     return best, candidates
 
 
-def run_fit(request: FitRequest, methods: Sequence[str] = FIT_METHODS) -> dict:
-    """CSV → every candidate → the best saved to ``request.out``; returns what was chosen and every score."""
-    samples = samples_from_csv(request.measurements, request.target, request.space)
+def run_fit(request: FitRequest, methods: Sequence[str] = FIT_METHODS, samples: list[Sample] | None = None,
+            device_key: str | None = None) -> dict:
+    """CSV (or ``samples`` already read, e.g. from the dataset store) → every candidate → the best saved to
+    ``request.out``; returns what was chosen and every score."""
+    if samples is None:
+        samples = samples_from_csv(request.measurements, request.target, request.space)
     best, candidates = select_and_fit(samples, request.target, request, methods)
     selection = {"chosen": best.name, "by": "validation Spearman, then MAPE",
                  "candidates": {c.name: {k: c.validation.get(k) for k in ("spearman", "kendall", "mape", "acc10")}
                                 for c in candidates}}
     if request.out is not None:
         train, val = _split(samples, request)
-        info = ManifestInfo(request.out.name, f"custom:{request.measurements.stem}",
+        info = ManifestInfo(request.out.name, device_key or f"custom:{request.measurements.stem}",
                             split={"kind": "fit train/validation", "seed": request.seed},
                             source={"fitted_from": str(request.measurements),
                                     "pretrained": str(request.pretrained or "") or None, "selection": selection})

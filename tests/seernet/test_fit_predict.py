@@ -66,3 +66,26 @@ def test_fit_reports_bad_input(tmp_path):
     assert result.returncode == 2 and "not a number" in result.stderr
     result = cli("fit", "--measurements", str(bad), "--target", "nope", "--out", str(tmp_path / "o"))
     assert result.returncode == 2 and "no column 'nope'" in result.stderr
+
+
+def test_fit_reads_the_dataset_store_directly(tmp_path):
+    """Rows measured by `dataset build` (or workers) fit a predictor without hand-writing a CSV."""
+    from profiler_worker.job import ProfileJob
+    from profiler_worker.measure import measure_job
+    from profiler_worker.settings import ProfileSettings
+    from profiler_worker.store import DatasetStore
+    from seernet.spaces import SPACES
+
+    store = DatasetStore(tmp_path / "d.sqlite")
+    settings = ProfileSettings(threads=1, warmup=1, min_repeats=3, max_repeats=5, time_cap_s=0.1, modes=("infer",),
+                               op_profile=False)
+    for config in SPACES["mlp"].sample_n(8, seed=4):
+        assert store.add(measure_job(ProfileJob.for_config(config), settings))
+    out = tmp_path / "fitted"
+    result = cli("fit", "--dataset", str(tmp_path / "d.sqlite"), "--target", "infer_time_ms", "--out", str(out),
+                 "--methods", "gbt", "ridge")
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["metrics"] == ["infer_time_ms"] and manifest["device_key"].startswith("cpu:")
+    both = cli("fit", "--dataset", "x", "--measurements", "y", "--target", "t", "--out", str(out))
+    assert both.returncode == 2 and "--measurements CSV or --dataset" in both.stderr
