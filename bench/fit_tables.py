@@ -60,8 +60,7 @@ def run(n_train: int, n_test: int, epochs: int, small: tuple[int, ...] = (50, 20
         truth = np.array([s.targets["latency_ms"] for s in test])
         entry = {"chosen": best.name, "seconds": round(time.perf_counter() - started, 1), "methods": {}}
         for c in [*candidates, best]:
-            p = (c.model.predict(test)[0][:, 0] if c.name.startswith("seernet")
-                 else c.model.predict([s.graph for s in test]))
+            p = c.predict(test)
             key = "shipped" if c is best else c.name
             entry["methods"][key] = {k: score(p, truth).get(k) for k in ("spearman", "kendall", "mape")}
         report["tables"][name] = entry

@@ -2,6 +2,11 @@
 from __future__ import annotations
 
 
+def clip(text: str, length: int = 64) -> str:
+    """Client-chosen names go into error messages shortened: a message never echoes unbounded input."""
+    return text if len(text) <= length else text[:length] + "…"
+
+
 class GraphBuildError(ValueError):
     """Base: the model cannot be turned into a performance graph."""
 

@@ -31,7 +31,7 @@ from .graph import build_graph
 from .graph_cache import graph_for
 from .nn import SeerNetConfig
 from .nn.additive import AdditiveReadout
-from .predictor import Predictor
+from .predictor import Predictor, TabularPredictor
 from .scores import score
 from .spaces import ModelConfig
 from .spaces.nasbench201 import parse_arch_str
@@ -126,7 +126,7 @@ def fit_seernet(train: list[Sample], val: list[Sample], target: str, request: Fi
     features, init_states = None, None
     if pretrained:
         source = Predictor.load(pretrained)
-        if not hasattr(source, "features"):
+        if isinstance(source, TabularPredictor):
             raise ValueError(f"{pretrained} is a tabular predictor; --pretrained needs a SeerNet predictor")
         net = SeerNetConfig(**{**source.members[0].config.to_dict(), "metrics": (target,)})
         features = source.features
@@ -151,19 +151,16 @@ class Candidate:
     model: object  # TrainedEnsemble or TabularModel
     validation: dict  # score() on the validation rows
 
+    def predict(self, samples: Sequence[Sample]) -> np.ndarray:
+        """The candidate's predicted target for each sample, whichever kind of model it is."""
+        if isinstance(self.model, TrainedEnsemble):
+            return self.model.predict(list(samples))[0][:, 0]
+        return self.model.predict([s.graph for s in samples])
+
     @property
     def rank_key(self) -> tuple[float, float]:
         """Higher Spearman first; within 0.002 of each other, lower MAPE (the tie-break a user would make)."""
         return (round(self.validation.get("spearman", -1.0) / 0.002), -self.validation.get("mape", float("inf")))
-
-
-def _candidate_scores(model: object, val: list[Sample], target: str) -> dict:
-    truth = np.array([s.targets[target] for s in val])
-    if isinstance(model, TrainedEnsemble):
-        predicted = model.predict(val)[0][:, 0]
-    else:
-        predicted = model.predict([s.graph for s in val])
-    return score(predicted, truth)
 
 
 def select_and_fit(samples: list[Sample], target: str, request: FitRequest,
@@ -190,7 +187,9 @@ def select_and_fit(samples: list[Sample], target: str, request: FitRequest,
         else:
             model = fit_tabular(method, [s.graph for s in train], np.array([s.targets[target] for s in train]),
                                 request.seed)
-        candidates.append(Candidate(method, model, _candidate_scores(model, val, target)))
+        candidate = Candidate(method, model, {})
+        candidate.validation = score(candidate.predict(val), np.array([s.targets[target] for s in val]))
+        candidates.append(candidate)
         log.info("fit %s: validation %s", method, candidates[-1].validation)
     best = max(candidates, key=lambda c: c.rank_key)
     if not best.name.startswith("seernet"):

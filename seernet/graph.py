@@ -15,7 +15,7 @@ import onnx
 
 from .budget import CpuBudget
 from .costs import NodeCost, node_cost
-from .errors import GraphBuildError, ImplausibleModelError, InvalidBatchSizeError
+from .errors import GraphBuildError, ImplausibleModelError, InvalidBatchSizeError, clip
 from .loader import ModelSource, load_model
 from .op_vocab import CATEGORIES, category_index, op_index
 from .settings import DEFAULT_LIMITS, Limits
@@ -135,8 +135,8 @@ def _check_topological(graph: onnx.GraphProto) -> None:
         for name in node.input:
             j = produced_later.get(name)
             if j is not None and j >= i:
-                raise GraphBuildError(f"operator {node.name[:64]!r} reads {name[:64]!r}, which is written by the same "
-                                      "or a later operator: the graph has a cycle or is not in topological order")
+                raise GraphBuildError(f"operator {clip(node.name)!r} reads {clip(name)!r}, which is written by the "
+                                      "same or a later operator: the graph has a cycle or is not in topological order")
 
 
 def _check_finite(node_x: np.ndarray, edge_x: np.ndarray, global_x: np.ndarray) -> None:

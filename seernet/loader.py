@@ -12,7 +12,7 @@ import onnx
 from google.protobuf.message import DecodeError
 
 from .errors import (ExternalDataError, GraphBuildError, LimitExceededError, ModelTooLargeError, NotOnnxError,
-                     TooManyNodesError)
+                     TooManyNodesError, clip)
 from .settings import DEFAULT_LIMITS, Limits
 
 ModelSource = Union[str, Path, bytes, bytearray, memoryview, onnx.ModelProto]
@@ -89,17 +89,12 @@ def check_structure(model: onnx.ModelProto, limits: Limits) -> None:
         for node in g.node:
             fan = len(node.input) + len(node.output)
             if fan > limits.max_node_inputs:
-                raise LimitExceededError(f"operator {_clip(node.name)!r} ({_clip(node.op_type)}) has {fan:,} inputs "
+                raise LimitExceededError(f"operator {clip(node.name)!r} ({clip(node.op_type)}) has {fan:,} inputs "
                                          f"and outputs, over the {limits.max_node_inputs:,} limit (max_node_inputs)")
             edges += len(node.input)
     if edges > limits.max_edges:
         raise LimitExceededError(f"model has {edges:,} operator inputs, over the {limits.max_edges:,} limit "
                                  "(max_edges)")
-
-
-def _clip(text: str, length: int = 64) -> str:
-    """Client-chosen names go into error messages shortened: a message never echoes unbounded input."""
-    return text if len(text) <= length else text[:length] + "…"
 
 
 def load_model(source: ModelSource, limits: Limits | None = None) -> onnx.ModelProto:

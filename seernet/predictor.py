@@ -85,15 +85,14 @@ class Prediction:
     uncertainty: dict[str, float]  # std of log(value) across the ensemble ≈ relative uncertainty
 
 
-class Predictor:
-    """A loaded predictor: ONNX or graphs in, metric values (and uncertainties) out."""
+class ServedPredictor:
+    """What every predictor on disk offers the server and the CLI: identity from its manifest, and graphs in,
+    predictions out — ``encode`` on the request's thread, ``predict_encoded`` on the batching thread."""
 
-    def __init__(self, manifest: dict, members: list[SeerNet], directory: Path | None = None) -> None:
+    def __init__(self, manifest: dict, members: list, directory: Path | None = None) -> None:
         self.manifest = manifest
         self.members = members
         self.directory = directory
-        self.features = FeatureNormalizer.from_dict(manifest["features"])
-        self.targets = TargetNormalizer.from_dict(manifest["targets"])
         self.metrics: tuple[str, ...] = tuple(manifest["metrics"])
 
     @property
@@ -107,6 +106,28 @@ class Predictor:
     @property
     def device_key(self) -> str:
         return str(self.manifest.get("device_key", ""))
+
+    def encode(self, graph: PerfGraph) -> object:
+        raise NotImplementedError
+
+    def predict_encoded(self, items: Sequence) -> list[Prediction]:
+        raise NotImplementedError
+
+    def predict_graphs(self, graphs: Sequence[PerfGraph]) -> list[Prediction]:
+        """One pass over all ``graphs`` at once (micro-batching happens here)."""
+        return self.predict_encoded([self.encode(g) for g in graphs])
+
+    def predict(self, source: ModelSource, batch_size: int = 1, **graph_kwargs: object) -> Prediction:
+        return self.predict_graphs([build_graph(source, batch_size=batch_size, **graph_kwargs)])[0]
+
+
+class Predictor(ServedPredictor):
+    """A loaded SeerNet predictor: ONNX or graphs in, metric values (and uncertainties) out."""
+
+    def __init__(self, manifest: dict, members: list[SeerNet], directory: Path | None = None) -> None:
+        super().__init__(manifest, members, directory)
+        self.features = FeatureNormalizer.from_dict(manifest["features"])
+        self.targets = TargetNormalizer.from_dict(manifest["targets"])
 
     @classmethod
     def load(cls, directory: str | Path) -> "Predictor | TabularPredictor":
@@ -140,10 +161,6 @@ class Predictor:
         belongs to the request, so a server's batching thread runs only :meth:`predict_encoded`."""
         return to_data(graph, self.features)
 
-    def predict_graphs(self, graphs: Sequence[PerfGraph]) -> list[Prediction]:
-        """One forward pass per member over all ``graphs`` at once (micro-batching happens here)."""
-        return self.predict_encoded([self.encode(g) for g in graphs])
-
     @torch.inference_mode()
     def predict_encoded(self, items: Sequence[Data]) -> list[Prediction]:
         """Predictions for encoded graphs, one forward pass per member over all of them."""
@@ -156,9 +173,6 @@ class Predictor:
                   else np.full_like(values, np.nan))
         return [Prediction({m: float(values[i, k]) for k, m in enumerate(self.metrics)},
                            {m: float(spread[i, k]) for k, m in enumerate(self.metrics)}) for i in range(len(items))]
-
-    def predict(self, source: ModelSource, batch_size: int = 1, **graph_kwargs: object) -> Prediction:
-        return self.predict_graphs([build_graph(source, batch_size=batch_size, **graph_kwargs)])[0]
 
     @torch.inference_mode()
     def explain(self, graph: PerfGraph, prediction: Prediction, metric: str = "infer_time_ms",
@@ -178,22 +192,15 @@ class Predictor:
                  "fused": [names[i]]} for i in np.argsort(-shares)[:max(0, top)]]
 
 
-class TabularPredictor:
+class TabularPredictor(ServedPredictor):
     """A ridge or tree model on per-operator-type counts and costs (``seernet.tabular``), served like SeerNet.
 
     It has one member, so its uncertainty is NaN (unknown), as for a one-member SeerNet.
     """
 
     def __init__(self, manifest: dict, model: object, directory: Path | None = None) -> None:
-        self.manifest = manifest
+        super().__init__(manifest, [model], directory)
         self.model = model
-        self.directory = directory
-        self.members = [model]
-        self.metrics: tuple[str, ...] = tuple(manifest["metrics"])
-
-    name = Predictor.name
-    version = Predictor.version
-    device_key = Predictor.device_key
 
     def encode(self, graph: PerfGraph) -> np.ndarray:
         return self.model.features([graph])[0]
@@ -204,12 +211,6 @@ class TabularPredictor:
         values = np.exp(self.model.predict_log(np.stack(items)))
         metric = self.metrics[0]
         return [Prediction({metric: float(v)}, {metric: math.nan}) for v in values]
-
-    def predict_graphs(self, graphs: Sequence[PerfGraph]) -> list[Prediction]:
-        return self.predict_encoded([self.encode(g) for g in graphs])
-
-    def predict(self, source: ModelSource, batch_size: int = 1, **graph_kwargs: object) -> Prediction:
-        return self.predict_graphs([build_graph(source, batch_size=batch_size, **graph_kwargs)])[0]
 
 
 def mean_mape(predictor: Predictor, samples: Sequence[Sample]) -> float:

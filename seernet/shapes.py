@@ -13,7 +13,7 @@ import onnx
 from onnx import numpy_helper, shape_inference
 
 from .budget import CpuBudget
-from .errors import GraphBuildError, LimitExceededError, UnknownDimensionError
+from .errors import GraphBuildError, LimitExceededError, UnknownDimensionError, clip
 from .settings import DEFAULT_LIMITS, Limits
 from .strip import is_strippable
 
@@ -73,16 +73,19 @@ def _light_copy(model: onnx.ModelProto) -> onnx.ModelProto:
     return light
 
 
+def data_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    """The graph inputs a caller feeds: tensors that are not initializers (older exports list weights as inputs)."""
+    initializers = {t.name for t in model.graph.initializer}
+    return [v for v in model.graph.input if v.name not in initializers and v.type.HasField("tensor_type")]
+
+
 def static_batch(model: onnx.ModelProto) -> int | None:
     """The batch a model was exported with, when every graph input's axis 0 is the same fixed size; else None.
 
     ``torch.onnx.export`` without ``dynamic_axes`` writes the example's batch into the file: such a model is
     predicted at that batch unless another is asked for."""
-    initializers = {t.name for t in model.graph.initializer}
     sizes = set()
-    for value in model.graph.input:
-        if value.name in initializers or not value.type.HasField("tensor_type"):
-            continue
+    for value in data_inputs(model):
         dims = value.type.tensor_type.shape.dim
         if not dims or not dims[0].HasField("dim_value") or dims[0].dim_value <= 0:
             return None
@@ -108,10 +111,7 @@ def bind_inputs(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | 
     batch symbol still resolves.
     """
     dims = dict(dims or {})
-    initializers = {t.name for t in model.graph.initializer}
-    for value in model.graph.input:
-        if value.name in initializers or not value.type.HasField("tensor_type"):
-            continue
+    for value in data_inputs(model):
         for axis, dim in enumerate(value.type.tensor_type.shape.dim):
             if dim.HasField("dim_param") and dim.dim_param in dims:
                 dim.dim_value = int(dims[dim.dim_param])
@@ -120,12 +120,12 @@ def bind_inputs(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | 
                     dims.setdefault(dim.dim_param, batch_size)
                 dim.dim_value = batch_size
             elif dim.HasField("dim_value") and dim.dim_value <= 0:
-                raise GraphBuildError(f"input {_clip(value.name)!r} axis {axis} has size {dim.dim_value}; "
+                raise GraphBuildError(f"input {clip(value.name)!r} axis {axis} has size {dim.dim_value}; "
                                       "every dimension must be at least 1")
             elif not dim.HasField("dim_value"):
-                name = _clip(dim.dim_param or "?")
+                name = clip(dim.dim_param or "?")
                 raise UnknownDimensionError(
-                    f"input {_clip(value.name)!r} axis {axis} is symbolic ({name!r}) and was not given a value; "
+                    f"input {clip(value.name)!r} axis {axis} is symbolic ({name!r}) and was not given a value; "
                     f"pass dims={{'{name}': N}} (CLI: --dim {name}=N)")
     for value in (*model.graph.value_info, *model.graph.output):
         if not value.type.HasField("tensor_type"):
@@ -135,20 +135,12 @@ def bind_inputs(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | 
                 dim.dim_value = int(dims[dim.dim_param])
 
 
-def _clip(text: str, length: int = 64) -> str:
-    return text if len(text) <= length else text[:length] + "…"
-
-
 def symbolic_dims(model: onnx.ModelProto) -> set[str]:
     """Names of the symbolic dimensions of the graph's inputs: the only keys a ``dims`` map may have."""
-    names: set[str] = set()
-    for value in model.graph.input:
-        if value.type.HasField("tensor_type"):
-            names.update(d.dim_param for d in value.type.tensor_type.shape.dim if d.HasField("dim_param"))
-    return names
+    return {d.dim_param for v in data_inputs(model) for d in v.type.tensor_type.shape.dim if d.HasField("dim_param")}
 
 
-def check_dims(model: onnx.ModelProto, dims: dict[str, int] | None, batch_size: int, limits: Limits) -> None:
+def check_dims(model: onnx.ModelProto, dims: dict[str, int] | None, limits: Limits) -> None:
     """A request's ``dims``: few keys, each a symbolic dim of this model, each value in 1..max_dim.
 
     A dim that names an input's batch axis is held to ``max_batch_size`` too,
@@ -161,16 +153,16 @@ def check_dims(model: onnx.ModelProto, dims: dict[str, int] | None, batch_size: 
     known = symbolic_dims(model)
     unknown = sorted(k for k in dims if k not in known)
     if unknown:
-        names = ", ".join(repr(_clip(k)) for k in unknown[:3])
+        names = ", ".join(repr(clip(k)) for k in unknown[:3])
         raise GraphBuildError(f"dims names {names}, which {'is' if len(unknown) == 1 else 'are'} not a symbolic "
                               f"dimension of this model's inputs (it has: {sorted(known)[:8]})")
-    batch_symbols = {v.type.tensor_type.shape.dim[0].dim_param for v in model.graph.input
-                     if v.type.HasField("tensor_type") and len(v.type.tensor_type.shape.dim) > 0}
+    batch_symbols = {v.type.tensor_type.shape.dim[0].dim_param for v in data_inputs(model)
+                     if len(v.type.tensor_type.shape.dim) > 0}
     for name, value in dims.items():
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limits.max_dim:
-            raise GraphBuildError(f"dims[{_clip(name)!r}] must be an integer in 1..{limits.max_dim}, got {value!r}")
+            raise GraphBuildError(f"dims[{clip(name)!r}] must be an integer in 1..{limits.max_dim}, got {value!r}")
         if name in batch_symbols and value > limits.max_batch_size:
-            raise GraphBuildError(f"dims[{_clip(name)!r}] is the batch axis; it must be in 1..{limits.max_batch_size}"
+            raise GraphBuildError(f"dims[{clip(name)!r}] is the batch axis; it must be in 1..{limits.max_batch_size}"
                                   f", got {value}")
 
 
@@ -183,8 +175,8 @@ def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
     except Exception as exc:  # onnx raises InferenceError, ValidationError, and bare C++ errors (vector::reserve)
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if type(exc).__name__ not in ("InferenceError", "ValidationError"):
-            first_line = f"the model is malformed ({type(exc).__name__}: {_clip(first_line, 120)})"
-        raise GraphBuildError(f"shape inference failed: {_clip(first_line, 300)}") from None
+            first_line = f"the model is malformed ({type(exc).__name__}: {clip(first_line, 120)})"
+        raise GraphBuildError(f"shape inference failed: {clip(first_line, 300)}") from None
 
 
 def infer_shapes(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | None = None,
@@ -192,7 +184,7 @@ def infer_shapes(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] |
     """Shapes of every tensor (inputs, initializers, intermediates, outputs) with the batch bound."""
     limits = limits or DEFAULT_LIMITS
     budget = budget or CpuBudget(limits.max_build_cpu_s)
-    check_dims(model, dims, batch_size, limits)
+    check_dims(model, dims, limits)
     light = _light_copy(model)
     fixed = static_batch(model)
     rebinding = fixed is not None and fixed != batch_size
@@ -237,17 +229,17 @@ def _check_rebound(model: onnx.ModelProto, shapes: dict[str, TensorInfo], fixed:
         info = shapes.get(value.name)
         if info is not None and info.known and info.shape and info.shape[0] != wanted:
             raise GraphBuildError(_fixed_batch_message(
-                fixed, wanted, f"output {value.name[:40]!r} keeps axis 0 = {info.shape[0]}"))
+                fixed, wanted, f"output {clip(value.name, 40)!r} keeps axis 0 = {info.shape[0]}"))
 
 
 def _check_sizes(shapes: dict[str, TensorInfo], limits: Limits) -> None:
     """No tensor of absurd rank or size: costs are computed from these, and must stay finite."""
     for name, info in shapes.items():
         if len(info.shape) > limits.max_rank:
-            raise LimitExceededError(f"tensor {_clip(name)!r} has rank {len(info.shape)}, over the limit of "
+            raise LimitExceededError(f"tensor {clip(name)!r} has rank {len(info.shape)}, over the limit of "
                                      f"{limits.max_rank} (max_rank)")
         if info.known and info.numel > limits.max_tensor_elements:
-            raise LimitExceededError(f"tensor {_clip(name)!r} has {info.numel:.3g} elements, over the limit of "
+            raise LimitExceededError(f"tensor {clip(name)!r} has {info.numel:.3g} elements, over the limit of "
                                      f"{limits.max_tensor_elements:.3g} (max_tensor_elements)")
 
 

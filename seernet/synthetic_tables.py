@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from .spaces.nasbench201 import is_connected, parse_arch_str
+from .spaces.nasbench201 import executed_ops, is_connected
 
 DEVICES: dict[str, dict[str, float]] = {
     "conv_heavy": {"skip_connect": 0.02, "nor_conv_1x1": 0.35, "nor_conv_3x3": 1.0, "avg_pool_3x3": 0.12},
@@ -32,16 +32,6 @@ BASE_MS = {"conv_heavy": 1.5, "pool_heavy": 1.0, "skip_heavy": 0.8, "flat": 6.0}
 class SyntheticRow:
     arch_str: str
     latency_ms: float
-
-
-def executed_ops(arch_str: str) -> list[str]:
-    """The cell's operations a runtime executes: not ``none``, and reading a node that something reaches."""
-    reach, ops = {0}, []
-    for to_node, from_node, op in parse_arch_str(arch_str):
-        if op != "none" and from_node in reach:
-            reach.add(to_node)
-            ops.append(op)
-    return ops
 
 
 def latency(arch_str: str, device: str, batch_size: int = 1, noise: float = 0.03, rng: random.Random | None = None

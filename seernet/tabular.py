@@ -46,8 +46,7 @@ def edge_features(arch_str: str) -> np.ndarray:
     input (two pools of node 0) are merged by the exporter, and a skip connection is no operator at all.
     A device that runs the network eagerly pays for each edge, so for arch rows the edges are features too.
     """
-    from .spaces.nasbench201 import OPS, parse_arch_str
-    from .synthetic_tables import executed_ops
+    from .spaces.nasbench201 import OPS, executed_ops, parse_arch_str
 
     one_hot = np.zeros((6, len(OPS)))
     for k, (_, _, op) in enumerate(parse_arch_str(arch_str)):

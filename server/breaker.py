@@ -9,6 +9,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Callable, TypeVar
+
+import redis
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -41,3 +46,16 @@ class CircuitBreaker:
                 if self._down_until:
                     log.info("%s: Redis is back", self.name)
                 self._down_until = 0.0
+
+    def call(self, fn: Callable[[], T]) -> T | None:
+        """``fn()`` unless the breaker is open; a Redis error opens it and gives None (callers treat None as
+        "not there", so an outage is a miss, never a failed request)."""
+        if not self.available:
+            return None
+        try:
+            result = fn()
+        except redis.RedisError as exc:
+            self.failed(exc)
+            return None
+        self.succeeded()
+        return result

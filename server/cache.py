@@ -63,25 +63,11 @@ class RedisCache:
         return self.breaker.failures
 
     def get(self, key: str) -> dict | None:
-        if not self.available:
-            return None
-        try:
-            raw = self.client.get(self.prefix + key)
-        except redis.RedisError as exc:
-            self.breaker.failed(exc)
-            return None
-        self.breaker.succeeded()
+        raw = self.breaker.call(lambda: self.client.get(self.prefix + key))
         return json.loads(raw) if raw else None
 
     def put(self, key: str, value: dict) -> None:
-        if not self.available:
-            return
-        try:
-            self.client.set(self.prefix + key, json.dumps(value), ex=self.ttl_s)
-        except redis.RedisError as exc:
-            self.breaker.failed(exc)
-            return
-        self.breaker.succeeded()
+        self.breaker.call(lambda: self.client.set(self.prefix + key, json.dumps(value), ex=self.ttl_s))
 
 
 def make_cache(redis_url: str, ttl_s: int, max_bytes: int, timeout_s: float = 0.25) -> PredictionCache:

@@ -54,8 +54,6 @@ def config_from_proto(message: pb.ModelSpaceConfig, batch_size: int, limits: Lim
 
 def query_from_proto(request: pb.PredictRequest, limits: Limits) -> PredictQuery:
     which = request.WhichOneof("model")
-    if len(request.dims) > limits.max_dims_keys:
-        raise invalid(f"dims has {len(request.dims)} entries, over the limit of {limits.max_dims_keys}")
     return PredictQuery(
         request_id=request.request_id,
         onnx=bytes(request.onnx) if which == "onnx" else None,

@@ -151,6 +151,16 @@ class PredictionService:
                           + (" (or 0: the model's own batch)" if allow_auto else "") + f", got {batch_size}")
         return batch_size
 
+    def _check_query(self, query: PredictQuery) -> None:
+        """What every prediction, network or GPU, checks first: batch (0: the model's own; a config has none,
+        so 1) and how many ``dims`` it names (before they go into a cache key)."""
+        self.stats["requests"] += 1
+        self._check_batch(query.batch_size, allow_auto=True)
+        if query.batch_size == 0 and query.config is not None:
+            query.config, query.batch_size = query.config.with_batch(1), 1
+        if len(query.dims) > self.limits.max_dims_keys:
+            raise exhausted(f"dims has {len(query.dims)} entries, over the limit of {self.limits.max_dims_keys}")
+
     def _check_onnx_size(self, onnx: bytes) -> None:
         if len(onnx) > self.limits.max_model_bytes:
             raise exhausted(f"model is {len(onnx):,} bytes, over the {self.limits.max_model_bytes:,}-byte limit")
@@ -188,20 +198,28 @@ class PredictionService:
             return sha, found
         raise invalid("request names no model: set onnx, config or model_sha256")
 
+    @staticmethod
+    def _onnx_of(source: bytes | ModelConfig) -> bytes:
+        """The ONNX bytes to build from: a config's stripped export, or the request's own.  Runs in the build pool."""
+        if isinstance(source, ModelConfig):
+            from seernet.graph_cache import stripped_onnx
+
+            try:
+                return stripped_onnx(source)
+            except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+                raise invalid(f"cannot build model from config: {type(exc).__name__}: {str(exc)[:200]}") from None
+        return source
+
+    def _remember(self, sha: str, source: bytes | ModelConfig) -> None:
+        """A model that built is kept (stripped) by sha256, so later requests may name it by hash."""
+        if not isinstance(source, ModelConfig) and self.models.lookup(sha) is None:
+            self.models.remember(sha, strip_bytes(source))
+
     def _graph(self, sha: str, source: bytes | ModelConfig, query: PredictQuery) -> PerfGraph:
         def build() -> PerfGraph:
-            if isinstance(source, ModelConfig):
-                from seernet.graph_cache import stripped_onnx
-
-                try:
-                    onnx_bytes = stripped_onnx(source)
-                except (ValueError, KeyError, TypeError, RuntimeError) as exc:
-                    raise invalid(f"cannot build model from config: {type(exc).__name__}: {str(exc)[:200]}") from None
-            else:
-                onnx_bytes = source
-            graph = build_graph(onnx_bytes, batch_size=query.batch_size or None, dims=query.dims, limits=self.limits)
-            if not isinstance(source, ModelConfig) and self.models.lookup(sha) is None:
-                self.models.remember(sha, strip_bytes(onnx_bytes))
+            graph = build_graph(self._onnx_of(source), batch_size=query.batch_size or None, dims=query.dims,
+                                limits=self.limits)
+            self._remember(sha, source)
             return graph
 
         return self.models.graph(sha, query.batch_size, query.dims, False, lambda: self.builds.run(build))
@@ -210,11 +228,7 @@ class PredictionService:
     def _prepare(self, query: PredictQuery) -> _Prepared:
         """Validate, resolve the predictor, identify the model, look up the cache, build the graph on a miss."""
         started = time.perf_counter()
-        self.stats["requests"] += 1
-        self._check_batch(query.batch_size, allow_auto=True)
-        if query.batch_size == 0 and query.config is not None:
-            query.config = query.config.with_batch(1)
-            query.batch_size = 1  # a config has no batch of its own
+        self._check_query(query)
         unknown = [m[:40] for m in query.metrics if m not in METRICS]
         if unknown:
             raise invalid(f"unknown metric(s) {unknown[:6]}; known: {list(METRICS)}")
@@ -225,8 +239,6 @@ class PredictionService:
         missing = [m for m in query.metrics if m not in predictor.metrics]
         if missing:
             raise invalid(f"predictor {predictor.name} does not predict {missing}; it predicts {list(predictor.metrics)}")
-        if len(query.dims) > self.limits.max_dims_keys:
-            raise exhausted(f"dims has {len(query.dims)} entries, over the limit of {self.limits.max_dims_keys}")
         sha, source = self._model_source(query)
         key = f"{predictor.name}:{predictor.version}:{sha}:{query.batch_size}:{predictor.device_key}:" \
               f"{json.dumps(query.dims, sort_keys=True)}"
@@ -323,35 +335,21 @@ class PredictionService:
     def _predict_gpu(self, query: PredictQuery, gpu: GpuSpec) -> PredictAnswer:
         """The GPU kernel cost model: no network, so no batching; the same limits, pool and answer checks."""
         started = time.perf_counter()
-        self.stats["requests"] += 1
-        self._check_batch(query.batch_size, allow_auto=True)
+        self._check_query(query)
         predictor = self.registry.gpu()
         unknown = [m[:40] for m in query.metrics if m not in predictor.metrics]
         if unknown:
             raise invalid(f"the GPU predictor predicts {list(predictor.metrics)}, not {unknown[:6]}")
-        if len(query.dims) > self.limits.max_dims_keys:
-            raise exhausted(f"dims has {len(query.dims)} entries, over the limit of {self.limits.max_dims_keys}")
-        if query.config is not None and query.batch_size == 0:
-            query.config, query.batch_size = query.config.with_batch(1), 1
         sha, source = self._model_source(query)
         key = f"{predictor.name}:{predictor.version}:{sha}:{query.batch_size}:" \
               f"{json.dumps(gpu.to_dict(), sort_keys=True)}:{json.dumps(query.dims, sort_keys=True)}"
         cached = None if query.explain else self.cache.get(key)  # the breakdown is computed, never cached
         CACHE.labels("hit" if cached is not None else "miss").inc()
         if cached is None:
-            def run() -> dict:
-                if isinstance(source, ModelConfig):
-                    from seernet.graph_cache import stripped_onnx
-
-                    data = stripped_onnx(source)
-                else:
-                    data = source
-                    if self.models.lookup(sha) is None:
-                        self.models.remember(sha, strip_bytes(data))
-                return predictor.predict(data, gpu, query.batch_size or None, query.dims, limits=self.limits,
-                                         top=self._top_k(query) if query.explain else 0)
-
-            result = self.builds.run(run)
+            result = self.builds.run(lambda: predictor.predict(
+                self._onnx_of(source), gpu, query.batch_size or None, query.dims, limits=self.limits,
+                top=self._top_k(query) if query.explain else 0))
+            self._remember(sha, source)
             cached = {"values": {m: result[m] for m in predictor.metrics},
                       "uncertainty": {m: math.nan for m in predictor.metrics}, "batch_size": result["batch_size"]}
             operators = [{**op, "fused": [op["node"]]} for op in result.get("operators", [])]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from typing import Callable
 
 import redis
@@ -17,9 +16,6 @@ from seernet.graph import PerfGraph
 
 from .breaker import CircuitBreaker
 from .lru import LRU
-
-log = logging.getLogger(__name__)
-
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -36,22 +32,13 @@ class ModelStore:
 
     def remember(self, sha: str, stripped: bytes) -> None:
         self._models.put(sha, stripped)
-        if self._redis is not None and self.breaker.available:
-            try:
-                self._redis.set(f"perfseer:model:{sha}", stripped, ex=self._ttl_s)
-                self.breaker.succeeded()
-            except redis.RedisError as exc:
-                self.breaker.failed(exc)
+        if self._redis is not None:
+            self.breaker.call(lambda: self._redis.set(f"perfseer:model:{sha}", stripped, ex=self._ttl_s))
 
     def lookup(self, sha: str) -> bytes | None:
         found = self._models.get(sha)
-        if found is None and self._redis is not None and self.breaker.available:
-            try:
-                found = self._redis.get(f"perfseer:model:{sha}")
-                self.breaker.succeeded()
-            except redis.RedisError as exc:
-                self.breaker.failed(exc)
-                found = None
+        if found is None and self._redis is not None:
+            found = self.breaker.call(lambda: self._redis.get(f"perfseer:model:{sha}"))
             if found is not None:
                 self._models.put(sha, found)
         return found

@@ -159,10 +159,22 @@ class NasBench201Space(ModelSpace):
         return ModelConfig("nasbench201", {"arch_str": arch_str}, batch_size, input_size)
 
 
-def is_connected(arch_str: str) -> bool:
-    """Whether the cell's output depends on its input (341 of 15,625 cells do not)."""
-    reach = {0}
+def _eager_run(arch_str: str) -> tuple[set[int], list[str]]:
+    """What ``Cell.forward`` does: the nodes the input reaches, and the operations it runs (not ``none``,
+    reading a reached node; operations whose output nothing reads still run)."""
+    reach, ops = {0}, []
     for to_node, from_node, op in parse_arch_str(arch_str):
         if op != "none" and from_node in reach:
             reach.add(to_node)
-    return 3 in reach
+            ops.append(op)
+    return reach, ops
+
+
+def executed_ops(arch_str: str) -> list[str]:
+    """The cell's operations an eager run executes (the exported ONNX graph drops or merges some of them)."""
+    return _eager_run(arch_str)[1]
+
+
+def is_connected(arch_str: str) -> bool:
+    """Whether the cell's output depends on its input (341 of 15,625 cells do not)."""
+    return 3 in _eager_run(arch_str)[0]
