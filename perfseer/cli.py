@@ -34,6 +34,8 @@ def _profile_settings(args: argparse.Namespace):
         settings.threads = args.threads
     if getattr(args, "time_cap", None):
         settings.time_cap_s = args.time_cap
+    if getattr(args, "graph_opt", None):
+        settings.graph_optimization = args.graph_opt
     return settings
 
 
@@ -193,7 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     def profile_flags(p: argparse.ArgumentParser) -> None:
         p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (falls back to cpu with a warning)")
-        p.add_argument("--threads", type=int, help="threads the profiled model may use (default 1)")
+        p.add_argument("--threads", type=int, help="threads the profiled model may use (default 1; 0: the runtime's "
+                                                   "default, all cores)")
+        p.add_argument("--graph-opt", choices=("disable", "basic", "extended", "all"),
+                       help="onnxruntime graph optimisation level (default all, the runtime's default)")
         p.add_argument("--cpus", help="comma-separated CPU ids to pin measurements to, e.g. 1")
         p.add_argument("--time-cap", type=float, help="seconds of timed repeats per metric")
 

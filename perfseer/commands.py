@@ -119,6 +119,44 @@ def cmd_fit(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
+    """Measure this machine for ``--budget-minutes`` and write a predictor for it (profiler_worker.calibrate)."""
+    from profiler_worker.backend import resolve_device
+    from profiler_worker.calibrate import CalibrationError, CalibrationRequest, calibrate
+
+    try:
+        cpus = tuple(int(c) for c in args.cpus.split(",")) if args.cpus else None
+    except ValueError:
+        print(f"error: --cpus wants comma-separated CPU ids, got {args.cpus!r}", file=sys.stderr)
+        return 2
+    if args.threads < 0:
+        print(f"error: --threads must be ≥ 0 (0: the runtime's default), got {args.threads}", file=sys.stderr)
+        return 2
+    request = CalibrationRequest(device=resolve_device(args.device), threads=args.threads,
+                                 budget_minutes=args.budget_minutes, out=Path(args.out or settings.predictors),
+                                 name=args.name or "", pretrained=Path(args.pretrained) if args.pretrained else None,
+                                 target=args.target, seed=args.seed, cpus=cpus, time_cap_s=args.time_cap,
+                                 max_gflops=args.max_gflops, graph_optimization=args.graph_opt,
+                                 workdir=Path(args.workdir) if args.workdir else None)
+    try:
+        result = calibrate(request)
+    except (CalibrationError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    summary = result.summary
+    print(json.dumps({**summary, "pool": result.pool, "measured_now": result.counts,
+                      "seconds": round(result.seconds, 1)}, indent=2, sort_keys=True, default=str))
+    held = summary["held_out"]
+    for who in ("calibrated", "shipped_scaled", "shipped"):
+        if who in held:
+            r = held[who]
+            print(f"held-out ({summary['held_out_rows']} rows) {who:<15} MAPE {r['mape']:6.1f} %  "
+                  f"Kendall {r['kendall']:.3f}  within ±10 % {r['acc10']:.0f} %")
+    print(f"wrote {summary['out']} for device {summary['device_key']}: serve it with `perfseer serve` and ask "
+          f"for device {summary['device_key']!r} (or {summary['name']!r})")
+    return 0
+
+
 def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
     """Train a candidate for predictor NAME on the dataset and promote it if it is not worse."""
     from seernet.data import with_targets
@@ -227,6 +265,25 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "seernet seernet_pretrained gbt ridge gbt_edges ridge_edges that apply)")
     add_train_flags(p)
     p.set_defaults(handler=cmd_fit, epochs=150, ensemble=2)
+
+    p = sub.add_parser("calibrate", help="measure this machine for a few minutes and write a predictor for it")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=int, default=1, help="threads the models run with (0: the runtime's default)")
+    p.add_argument("--graph-opt", default="all", choices=("disable", "basic", "extended", "all"),
+                   help="onnxruntime graph optimisation level")
+    p.add_argument("--budget-minutes", type=float, default=10.0, help="all of it: choosing, measuring, fitting")
+    p.add_argument("--out", help="predictors directory to write into (default: ./predictors)")
+    p.add_argument("--name", help="predictor name (default: from the device, e.g. cpu-intel-r-xeon-r-processor-1t)")
+    p.add_argument("--pretrained", default=str(DEFAULT_PREDICTOR),
+                   help="the predictor to fine-tune and to rank candidates by its uncertainty")
+    p.add_argument("--target", default="infer_time_ms", choices=("infer_time_ms", "train_time_ms"))
+    p.add_argument("--cpus", help="CPU ids to pin measurements to, e.g. 1 (default: none)")
+    p.add_argument("--time-cap", type=float, default=0.25, help="seconds of timed repeats per model")
+    p.add_argument("--max-gflops", type=float, default=1.0, help="largest candidate (forward GFLOPs)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workdir", help="where the pool and measurements are kept (default: the cache); a rerun "
+                                     "with the same name resumes")
+    p.set_defaults(handler=cmd_calibrate)
 
     p = sub.add_parser("retrain", help="retrain a served predictor; promote it only if not worse (or --rollback)")
     p.add_argument("--dataset")

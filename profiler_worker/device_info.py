@@ -45,14 +45,16 @@ def gpu_descriptor(index: int) -> dict:
     }
 
 
-def describe_device(device: str, threads: int, affinity: tuple[int, ...] | None = None) -> dict:
-    """Everything needed to tell two measurement machines apart."""
+def describe_device(device: str, threads: int, affinity: tuple[int, ...] | None = None,
+                    graph_optimization: str = "all") -> dict:
+    """Everything needed to tell two measurement setups apart: the machine, and how the runtime runs on it."""
     info = {
         "device": device,
         "host": socket.gethostname(),
         "cpu_model": cpu_model(),
         "cpu_cores": os.cpu_count() or 1,
         "threads": threads,
+        "graph_optimization": graph_optimization,
         "cpu_affinity": list(affinity) if affinity else None,
         "os": platform.platform(),
         "libraries": library_versions(),
@@ -65,7 +67,11 @@ def describe_device(device: str, threads: int, affinity: tuple[int, ...] | None 
 
 
 def device_key(descriptor: dict) -> str:
-    """A short stable name for the measuring setup: predictors are trained per device key."""
+    """A short stable name for the measuring setup: predictors are trained per device key.
+
+    ``cpu:MODEL:Nt`` (``0t``: the runtime's default thread count, all cores), with ``:opt-LEVEL`` when
+    onnxruntime's graph optimisation is not its default; ``gpu:NAME`` on a GPU."""
     if str(descriptor["device"]).startswith("cuda"):
         return f"gpu:{descriptor.get('gpu_name', 'unknown')}"
-    return f"cpu:{descriptor['cpu_model']}:{descriptor['threads']}t"
+    level = descriptor.get("graph_optimization", "all")
+    return f"cpu:{descriptor['cpu_model']}:{descriptor['threads']}t" + ("" if level == "all" else f":opt-{level}")

@@ -40,7 +40,7 @@ def measure_job(job: ProfileJob, settings: ProfileSettings, worker: str = "",
 
     ``exported``: the config's ONNX, already exported elsewhere (the dataset build prefetches it).
     """
-    descriptor = describe_device(settings.device, settings.threads, settings.cpu_affinity)
+    descriptor = describe_device(settings.device, settings.threads, settings.cpu_affinity, settings.graph_optimization)
     metrics: dict[str, float | None] = {m: None for m in METRICS}
     stats: dict = {}
     operators: dict = {}

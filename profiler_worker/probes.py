@@ -51,6 +51,10 @@ def _session_options(settings: ProfileSettings):
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3
+    options.graph_optimization_level = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[settings.graph_optimization]
     return options
 
 
@@ -105,7 +109,8 @@ def measure_training(config_json: str, settings: ProfileSettings) -> dict[str, A
 
     from seernet.spaces import ModelConfig, get_space
 
-    torch.set_num_threads(settings.threads)
+    if settings.threads > 0:  # 0: torch's own default
+        torch.set_num_threads(settings.threads)
     config = ModelConfig.from_json(config_json)
     space = get_space(config.space)
     on_gpu = settings.device.startswith("cuda")

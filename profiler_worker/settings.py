@@ -13,9 +13,12 @@ def _env_float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
 
+GRAPH_OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
+
+
 @dataclass
 class ProfileSettings:
-    """Repeat policy, isolation limits and thread pinning for one measurement.
+    """Repeat policy, isolation limits, threads (0: the runtime's default) and pinning for one measurement.
 
     Timing stops when the running median is stable to ``stable_tolerance``
     (compared with the median ``min_repeats`` samples earlier), when
@@ -39,10 +42,20 @@ class ProfileSettings:
     op_profile: bool = field(default_factory=lambda: os.environ.get("PERFSEER_PROFILE_OPERATORS", "1") != "0")
     op_profile_repeats: int = field(default_factory=lambda: _env_int("PERFSEER_PROFILE_OPERATOR_REPEATS", 10))
     onnx_cache_dir: str | None = field(default_factory=lambda: os.environ.get("PERFSEER_ONNX_CACHE") or None)
+    # onnxruntime's graph optimisation level: part of the device key when not the runtime's default ("all")
+    graph_optimization: str = field(default_factory=lambda: os.environ.get("PERFSEER_PROFILE_GRAPH_OPT", "all"))
+
+    def __post_init__(self) -> None:
+        if self.graph_optimization not in GRAPH_OPTIMIZATION_LEVELS:
+            raise ValueError(f"graph optimisation level must be one of {list(GRAPH_OPTIMIZATION_LEVELS)}, "
+                             f"got {self.graph_optimization!r}")
+        if self.threads < 0:
+            raise ValueError(f"threads must be ≥ 0 (0: the runtime's default), got {self.threads}")
 
     def describe(self) -> dict:
         return {
             "threads": self.threads,
+            "graph_optimization": self.graph_optimization,
             "cpu_affinity": list(self.cpu_affinity) if self.cpu_affinity else None,
             "warmup": self.warmup,
             "min_repeats": self.min_repeats,

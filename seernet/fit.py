@@ -10,8 +10,8 @@ head): a new device then needs tens of measurements, not thousands.
 fits ridge and gradient-boosted trees on per-operator-type counts and costs
 (``seernet.tabular``; for NAS-Bench-201 arch rows also on the cell's edge
 operations, which the ONNX graph does not fully show) and SeerNet from scratch
-(and from ``pretrained``),
-scores all of them on the same validation rows by Spearman (then MAPE), and
+(and from ``pretrained``), and ``pretrained`` itself through one fitted line in log
+space (``seernet.rescale``: often all a new CPU needs), scores all of them on the same validation rows by Spearman (then MAPE), and
 ships the best; the output and the manifest say which, with every score.
 """
 from __future__ import annotations
@@ -32,6 +32,7 @@ from .graph_cache import graph_for
 from .nn import SeerNetConfig
 from .nn.additive import AdditiveReadout
 from .predictor import Predictor, TabularPredictor
+from .rescale import RescaledPredictor, fit_rescaled
 from .scores import score
 from .spaces import ModelConfig
 from .spaces.nasbench201 import parse_arch_str
@@ -39,7 +40,8 @@ from .tabular import fit_tabular, save_tabular
 from .train import TrainConfig, TrainedEnsemble, fit_ensemble
 from .training_run import ManifestInfo, save_scored
 
-FIT_METHODS: tuple[str, ...] = ("seernet", "seernet_pretrained", "gbt", "ridge", "gbt_edges", "ridge_edges")
+FIT_METHODS: tuple[str, ...] = ("seernet", "seernet_pretrained", "pretrained_rescaled", "gbt", "ridge", "gbt_edges",
+                                "ridge_edges")
 
 log = logging.getLogger(__name__)
 
@@ -96,27 +98,28 @@ def samples_from_csv(path: Path, target: str, space: str | None = None) -> list[
 
 
 def _transfer_state(pretrained: Predictor, net: SeerNetConfig) -> dict:
-    """The pretrained weights renamed for a one-head network: trunk as is, the first metric's head
-    (and its row of the additive read-out's output layer) → the new metric's."""
+    """The pretrained weights renamed for a one-head network: trunk as is, the head of the same metric (else the
+    first) and its row of the additive read-out's output layer → the new metric's."""
     source = pretrained.members[0].state_dict()
-    first = pretrained.metrics[0]
+    heads = list(getattr(pretrained, "network_metrics", pretrained.metrics))
+    index = heads.index(net.metrics[0]) if net.metrics[0] in heads else 0
     state = {}
     for name, tensor in source.items():
         if name.startswith("heads."):
-            if name.startswith(f"heads.{first}."):
-                state[name.replace(f"heads.{first}.", f"heads.{net.metrics[0]}.")] = tensor.clone()
+            if name.startswith(f"heads.{heads[index]}."):
+                state[name.replace(f"heads.{heads[index]}.", f"heads.{net.metrics[0]}.")] = tensor.clone()
             continue
         if name.startswith("additive."):
-            tensor = AdditiveReadout.metric_slice(name.removeprefix("additive."), tensor, len(pretrained.metrics), 0)
+            tensor = AdditiveReadout.metric_slice(name.removeprefix("additive."), tensor, len(heads), index)
         state[name] = tensor.clone()
     return state
 
 
-def _split(samples: list[Sample], request: FitRequest) -> tuple[list[Sample], list[Sample]]:
-    order = list(samples)
-    random.Random(request.seed).shuffle(order)
-    n_val = max(2, int(len(order) * request.val_fraction))
-    return order[n_val:], order[:n_val]
+def _pretrained_network(path: Path) -> Predictor:
+    source = Predictor.load(path)
+    if isinstance(source, TabularPredictor):
+        raise ValueError(f"{path} is a tabular predictor; --pretrained needs a SeerNet predictor")
+    return source
 
 
 def fit_seernet(train: list[Sample], val: list[Sample], target: str, request: FitRequest,
@@ -125,9 +128,7 @@ def fit_seernet(train: list[Sample], val: list[Sample], target: str, request: Fi
     config = request.train or TrainConfig(epochs=150, ensemble=2, patience=20, progress=False)
     features, init_states = None, None
     if pretrained:
-        source = Predictor.load(pretrained)
-        if isinstance(source, TabularPredictor):
-            raise ValueError(f"{pretrained} is a tabular predictor; --pretrained needs a SeerNet predictor")
+        source = _pretrained_network(pretrained)
         net = SeerNetConfig(**{**source.members[0].config.to_dict(), "metrics": (target,)})
         features = source.features
         init_states = [_transfer_state(source, net)]
@@ -141,7 +142,7 @@ def fit_samples(samples: list[Sample], target: str, request: FitRequest) -> Trai
     """SeerNet only (transfer when ``request.pretrained``): the network half of :func:`select_and_fit`."""
     if len(samples) < 4:
         raise ValueError(f"need at least 4 measured rows to fit, got {len(samples)}")
-    train, val = _split(samples, request)
+    train, val = split_for_fit(samples, request)
     return fit_seernet(train, val, target, request, request.pretrained)
 
 
@@ -155,6 +156,8 @@ class Candidate:
         """The candidate's predicted target for each sample, whichever kind of model it is."""
         if isinstance(self.model, TrainedEnsemble):
             return self.model.predict(list(samples))[0][:, 0]
+        if isinstance(self.model, RescaledPredictor):
+            return self.model.predict(samples)
         return self.model.predict([s.graph for s in samples])
 
     @property
@@ -175,15 +178,17 @@ def select_and_fit(samples: list[Sample], target: str, request: FitRequest,
     unknown = [m for m in methods if m not in FIT_METHODS]
     if unknown:
         raise ValueError(f"unknown fit method(s) {unknown}; known: {list(FIT_METHODS)}")
-    train, val = _split(samples, request)
+    train, val = split_for_fit(samples, request)
     candidates = []
     all_cells = all(s.graph.arch_str for s in samples)
     for method in methods:
-        if (method == "seernet_pretrained" and not request.pretrained) or (method.endswith("_edges") and not all_cells):
+        if ("pretrained" in method and not request.pretrained) or (method.endswith("_edges") and not all_cells):
             continue  # transfer needs a pretrained predictor; edge features need every row to be an arch string
         if method.startswith("seernet"):
             model = fit_seernet(train, val, target, request,
                                 request.pretrained if method == "seernet_pretrained" else None)
+        elif method == "pretrained_rescaled":
+            model = fit_rescaled(_pretrained_network(request.pretrained), train, target)
         else:
             model = fit_tabular(method, [s.graph for s in train], np.array([s.targets[target] for s in train]),
                                 request.seed)
@@ -192,12 +197,41 @@ def select_and_fit(samples: list[Sample], target: str, request: FitRequest,
         candidates.append(candidate)
         log.info("fit %s: validation %s", method, candidates[-1].validation)
     best = max(candidates, key=lambda c: c.rank_key)
-    if not best.name.startswith("seernet"):
+    if isinstance(best.model, RescaledPredictor):
+        best = Candidate(best.name, fit_rescaled(best.model.base, train + val, target), best.validation)
+    elif not best.name.startswith("seernet"):
         rows = train + val
         best = Candidate(best.name, fit_tabular(best.name, [s.graph for s in rows],
                                                 np.array([s.targets[target] for s in rows]), request.seed),
                          best.validation)
     return best, candidates
+
+
+def save_candidate(best: Candidate, out: Path, target: str, info: ManifestInfo, train: Sequence[Sample],
+                   val: Sequence[Sample], test: Sequence[Sample] = ()) -> Path:
+    """Save the chosen candidate (SeerNet or tabular) with one manifest shape; ``test`` rows, when given,
+    are scored into it (rows no candidate saw, neither in fitting nor in choosing)."""
+    if isinstance(best.model, TrainedEnsemble):
+        save_scored(best.model, out, info, train, val, test)
+        return out
+    tested = {}
+    if test:
+        tested = {target: score(best.predict(test), np.array([s.targets[target] for s in test]))}
+    if isinstance(best.model, RescaledPredictor):
+        return best.model.save(out, {"name": info.name, "device_key": info.device_key,
+                                     "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                     **info.manifest_fields(train, val, test, [target],
+                                                            {"validation": best.validation, "test": tested})})
+    return save_tabular(best.model, out, {
+        "name": info.name, "device_key": info.device_key, "metrics": [target],
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **info.manifest_fields(train, val, test, [target], {"validation": best.validation, "test": tested})})
+
+
+def selection_summary(best: Candidate, candidates: Sequence[Candidate]) -> dict:
+    return {"chosen": best.name, "by": "validation Spearman, then MAPE",
+            "candidates": {c.name: {k: c.validation.get(k) for k in ("spearman", "kendall", "mape", "acc10")}
+                           for c in candidates}}
 
 
 def run_fit(request: FitRequest, methods: Sequence[str] = FIT_METHODS, samples: list[Sample] | None = None,
@@ -207,24 +241,16 @@ def run_fit(request: FitRequest, methods: Sequence[str] = FIT_METHODS, samples: 
     if samples is None:
         samples = samples_from_csv(request.measurements, request.target, request.space)
     best, candidates = select_and_fit(samples, request.target, request, methods)
-    selection = {"chosen": best.name, "by": "validation Spearman, then MAPE",
-                 "candidates": {c.name: {k: c.validation.get(k) for k in ("spearman", "kendall", "mape", "acc10")}
-                                for c in candidates}}
+    selection = selection_summary(best, candidates)
     if request.out is not None:
-        train, val = _split(samples, request)
+        train, val = split_for_fit(samples, request)
         info = ManifestInfo(request.out.name, device_key or f"custom:{request.measurements.stem}",
                             split={"kind": "fit train/validation", "seed": request.seed},
                             source={"fitted_from": str(request.measurements),
                                     "pretrained": str(request.pretrained or "") or None, "selection": selection})
-        if isinstance(best.model, TrainedEnsemble):
-            save_scored(best.model, request.out, info, train, val, [])
-        else:
-            save_tabular(best.model, request.out, {
-                "name": info.name, "device_key": info.device_key, "metrics": [request.target],
-                "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                **info.manifest_fields(train, val, [], [request.target],
-                                       {"validation": best.validation, "test": {}})})
+        save_candidate(best, request.out, request.target, info, train, val)
     return selection
 
 
-__all__ = ["FIT_METHODS", "FitRequest", "fit_samples", "run_fit", "samples_from_csv", "select_and_fit"]
+__all__ = ["FIT_METHODS", "Candidate", "FitRequest", "fit_samples", "run_fit", "samples_from_csv", "save_candidate",
+           "select_and_fit", "selection_summary", "split_for_fit"]

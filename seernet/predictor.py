@@ -128,6 +128,12 @@ class Predictor(ServedPredictor):
         super().__init__(manifest, members, directory)
         self.features = FeatureNormalizer.from_dict(manifest["features"])
         self.targets = TargetNormalizer.from_dict(manifest["targets"])
+        # the network's heads, in output order; ``metrics`` (what is served) may be a subset of them
+        self.network_metrics: tuple[str, ...] = tuple(manifest.get("network_metrics", self.metrics))
+        self._columns = [self.network_metrics.index(m) for m in self.metrics]
+        # a device calibration by a line in log space: log y = a + b·log(network's y)  (seernet.rescale)
+        self.log_affine: dict[str, tuple[float, float]] = {
+            m: (float(v["a"]), float(v["b"])) for m, v in manifest.get("log_affine", {}).items()}
 
     @classmethod
     def load(cls, directory: str | Path) -> "Predictor | TabularPredictor":
@@ -168,9 +174,14 @@ class Predictor(ServedPredictor):
             return []
         batch = collate(list(items))
         encoded = np.stack([m(batch).numpy() for m in self.members])
-        values = self.targets.decode(encoded.mean(axis=0))
+        values = self.targets.decode(encoded.mean(axis=0))[:, self._columns]
         spread = (self.targets.decode_log_std(encoded.std(axis=0)) if len(self.members) > 1
-                  else np.full_like(values, np.nan))
+                  else np.full(encoded.shape[1:], np.nan))[:, self._columns]
+        for k, metric in enumerate(self.metrics):
+            if metric in self.log_affine:
+                a, b = self.log_affine[metric]
+                values[:, k] = np.exp(a + b * np.log(values[:, k]))
+                spread[:, k] = spread[:, k] * abs(b)
         return [Prediction({m: float(values[i, k]) for k, m in enumerate(self.metrics)},
                            {m: float(spread[i, k]) for k, m in enumerate(self.metrics)}) for i in range(len(items))]
 
@@ -182,7 +193,7 @@ class Predictor(ServedPredictor):
         runs in the same kernel; graphs carry no fusion map yet, so it holds the node alone."""
         if metric not in self.metrics:
             raise ValueError(f"predictor {self.name} does not predict {metric}")
-        k = self.metrics.index(metric)
+        k = self.network_metrics.index(metric)
         data = collate([self.encode(graph)])
         shares = np.mean([torch.softmax(m.operator_costs(data)[:, k], dim=0).numpy() for m in self.members], axis=0)
         names = graph.node_names or [f"{OP_VOCAB[int(i)]}_{n}" for n, i in enumerate(graph.node_op)]
