@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 50051
 PYTEST_ARGS ?=
 
-.PHONY: setup venv system test serve bench proto lint clean dataset noise evaluate
+.PHONY: setup venv system test serve bench proto lint clean dataset noise evaluate calibrate
 
 setup: venv system
 
@@ -38,6 +38,12 @@ test: setup
 
 serve: setup
 	$(BIN)/perfseer serve --host $(HOST) --port $(PORT)
+
+# A predictor for this machine in ten minutes (measures on CPU 1, one thread; written to predictors/, which
+# `make serve` then serves beside the shipped one).  CALIBRATE_ARGS="--threads 0" for the runtime's default.
+CALIBRATE_ARGS ?=
+calibrate: setup
+	$(BIN)/perfseer calibrate --budget-minutes 10 --cpus 1 $(CALIBRATE_ARGS)
 
 bench: setup
 	$(BIN)/perfseer bench graph

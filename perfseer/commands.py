@@ -57,8 +57,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     settings.apply_overrides(host=args.host, port=args.port, redis_url=args.redis, predictors=args.predictors,
                              auth_token=token, tls_cert=args.tls_cert, tls_key=args.tls_key,
                              metrics_port=args.metrics_port, profile_uncertain_above=args.profile_uncertain_above)
+    from profiler_worker.device_info import cpu_model
+
     try:
-        return serve_forever(settings)
+        return serve_forever(settings, cpu_model())
     except StartupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -115,6 +115,14 @@ def _transfer_state(pretrained: Predictor, net: SeerNetConfig) -> dict:
     return state
 
 
+def split_for_fit(samples: list[Sample], request: FitRequest) -> tuple[list[Sample], list[Sample]]:
+    """The train/validation split every candidate of ``request`` is fitted and scored on (and saved with)."""
+    order = list(samples)
+    random.Random(request.seed).shuffle(order)
+    n_val = max(2, int(len(order) * request.val_fraction))
+    return order[n_val:], order[:n_val]
+
+
 def _pretrained_network(path: Path) -> Predictor:
     source = Predictor.load(path)
     if isinstance(source, TabularPredictor):

@@ -36,11 +36,14 @@ def collate(items: Sequence[Data]) -> Batch:
 
 
 def pool_sum(x: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
-    return scatter(x, index, dim=0, dim_size=size, reduce="sum")
+    """Per-group sum along dim 0 (``index_add``: on CPU several times faster than a broadcast scatter)."""
+    return x.new_zeros((size, *x.shape[1:])).index_add_(0, index, x)
 
 
 def pool_mean(x: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
-    return scatter(x, index, dim=0, dim_size=size, reduce="mean")
+    """Per-group mean (0 for an empty group)."""
+    counts = torch.bincount(index, minlength=size).clamp_min_(1).to(x.dtype)
+    return pool_sum(x, index, size) / counts.view(-1, *([1] * (x.dim() - 1)))
 
 
 def pool_max(x: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
@@ -48,8 +51,10 @@ def pool_max(x: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
 
     Same values and gradients as ``scatter(..., reduce="max")``, but its backward pass is a sum:
     on CPU, torch's own max-scatter backward took ~2.5× as long as forward and backward here
-    together, and SynMM calls it in every block.
+    together, and SynMM calls it in every block.  Without a gradient to share, it is the plain maximum.
     """
+    if not (torch.is_grad_enabled() and x.requires_grad):
+        return scatter(x, index, dim=0, dim_size=size, reduce="max")
     with torch.no_grad():
         peak = scatter(x, index, dim=0, dim_size=size, reduce="max")
         hit = (x == peak.index_select(0, index)).to(x.dtype)

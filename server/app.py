@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import signal
 import threading
 from concurrent import futures
@@ -147,8 +148,23 @@ def build_server(settings: Settings, watch_interval_s: float = 2.0, max_workers:
     return RunningServer(server, port, service, registry, health_servicer)
 
 
-def serve_forever(settings: Settings) -> int:
+def unmatched_machine_note(registry: PredictorRegistry, cpu_model: str) -> str | None:
+    """A line for the start-up log when no CPU predictor was measured on this machine's CPU, else None.
+
+    Absolute CPU timings do not transfer between CPU models; the user should know that, and how to fix it."""
+    keys = sorted({p.device_key for p in registry.all() if p.device_key.startswith("cpu:")})
+    if not keys or any(re.sub(r":\d+t(:opt-\w+)?$", "", key[4:]) == cpu_model for key in keys):
+        return None
+    return (f"this machine's CPU ({cpu_model}) matches no predictor's device key ({', '.join(keys)}): CPU "
+            "predictions here are for those machines; `make calibrate` (perfseer calibrate) writes one for this one")
+
+
+def serve_forever(settings: Settings, cpu_model: str | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; ``cpu_model``: this machine's, to note at start-up when no predictor matches it."""
     running = build_server(settings)
+    note = unmatched_machine_note(running.registry, cpu_model) if cpu_model else None
+    if note:
+        log.warning(note)
     stopped = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:

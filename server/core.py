@@ -18,6 +18,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 
+import onnx
+
 from profiler_worker.job import METRICS, ProfileJob
 from seernet.errors import LimitExceededError
 from seernet.gpu.specs import GpuSpec, GpuSpecError
@@ -25,7 +27,8 @@ from seernet.graph import PerfGraph, build_graph
 from seernet.metrics import unit_of
 from seernet.settings import Limits
 from seernet.spaces import ModelConfig, check_config
-from seernet.strip import strip_bytes
+from seernet.loader import load_model
+from seernet.strip import strip_weights
 
 from .batcher import MicroBatcher
 from .cache import PredictionCache
@@ -210,16 +213,22 @@ class PredictionService:
                 raise invalid(f"cannot build model from config: {type(exc).__name__}: {str(exc)[:200]}") from None
         return source
 
-    def _remember(self, sha: str, source: bytes | ModelConfig) -> None:
-        """A model that built is kept (stripped) by sha256, so later requests may name it by hash."""
+    def _remember(self, sha: str, source: bytes | ModelConfig, parsed: onnx.ModelProto | None = None) -> None:
+        """A model that built is kept (stripped) by sha256, so later requests may name it by hash.
+        ``parsed``: the request's model already parsed (and built: it is stripped in place, not parsed again)."""
         if not isinstance(source, ModelConfig) and self.models.lookup(sha) is None:
-            self.models.remember(sha, strip_bytes(source))
+            stripped = strip_weights(parsed, in_place=True) if parsed is not None else strip_weights(
+                onnx.load_from_string(source))
+            self.models.remember(sha, stripped.SerializeToString())
 
     def _graph(self, sha: str, source: bytes | ModelConfig, query: PredictQuery) -> PerfGraph:
         def build() -> PerfGraph:
-            graph = build_graph(self._onnx_of(source), batch_size=query.batch_size or None, dims=query.dims,
-                                limits=self.limits)
-            self._remember(sha, source)
+            if isinstance(source, ModelConfig):
+                return build_graph(self._onnx_of(source), batch_size=query.batch_size or None, dims=query.dims,
+                                   limits=self.limits)
+            model = load_model(source, self.limits)  # parsed once: the graph and the stripped copy share it
+            graph = build_graph(model, batch_size=query.batch_size or None, dims=query.dims, limits=self.limits)
+            self._remember(sha, source, model)
             return graph
 
         return self.models.graph(sha, query.batch_size, query.dims, False, lambda: self.builds.run(build))

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_PREDICTOR = ROOT / "predictors" / "cpu"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 

@@ -43,10 +43,14 @@ def _strip_tensor(tensor: onnx.TensorProto) -> None:
         tensor.ClearField(name)
 
 
-def strip_weights(model: onnx.ModelProto, min_bytes: int = DEFAULT_MIN_BYTES) -> onnx.ModelProto:
-    """A copy of ``model`` without the data of float tensors of ``min_bytes`` or more."""
-    stripped = onnx.ModelProto()
-    stripped.CopyFrom(model)
+def strip_weights(model: onnx.ModelProto, min_bytes: int = DEFAULT_MIN_BYTES,
+                  in_place: bool = False) -> onnx.ModelProto:
+    """``model`` without the data of float tensors of ``min_bytes`` or more: a copy, or ``model`` itself
+    with ``in_place`` (no copy of the weights about to be dropped, when the caller is done with them)."""
+    stripped = model
+    if not in_place:
+        stripped = onnx.ModelProto()
+        stripped.CopyFrom(model)
     for tensor in stripped.graph.initializer:
         if is_strippable(tensor, min_bytes):
             _strip_tensor(tensor)

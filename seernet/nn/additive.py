@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..pyg import pool_logsumexp
+from .parts import linear_of_parts
 
 TERMS = 3  # per operator: compute (× FLOPs), traffic (× bytes), fixed overhead
 
@@ -63,7 +64,8 @@ class AdditiveReadout(nn.Module):
 
     def node_terms(self, x: torch.Tensor, g: torch.Tensor, batch: torch.Tensor, work: torch.Tensor) -> torch.Tensor:
         """``[num_nodes, metrics]``: each operator's cost in log units (log ms, log MB)."""
-        adjust = self.bound * torch.tanh(self.adjust(torch.cat([x, g.index_select(0, batch)], dim=-1)))
+        first, act, last = self.adjust  # adjust([x ‖ g[batch]]), never concatenated
+        adjust = self.bound * torch.tanh(last(act(linear_of_parts(first, [x], g, batch))))
         logs = adjust.view(-1, TERMS, len(self.metrics)) + self.base
         scale = torch.cat([work, torch.zeros_like(work[:, :1])], dim=-1)  # log FLOPs, log bytes, log 1
         return torch.logsumexp(logs + scale[:, :, None], dim=1)

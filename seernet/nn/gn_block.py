@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .parts import linear_of_parts
 from .synmm import MeanAggregation, SynMM
 
 
@@ -54,5 +55,6 @@ class GraphNetworkBlock(nn.Module):
         e = self.edge_norm(edge_attr + self.dropout(e))
         aggregated = self.aggregate(e, dst, x.size(0))
         context = x + g.index_select(0, batch) if (self.gnpb and g is not None) else x
-        h = self.node_mlp(torch.cat([aggregated, context, u.index_select(0, batch)], dim=-1))
+        first, act, last = self.node_mlp  # node_mlp([aggregated ‖ context ‖ u[batch]]), never concatenated
+        h = last(act(linear_of_parts(first, [aggregated, context], u, batch)))
         return self.node_norm(x + self.dropout(h)), e

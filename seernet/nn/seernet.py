@@ -11,6 +11,7 @@ from ..op_vocab import CATEGORIES, OP_VOCAB
 from .gn_block import GraphNetworkBlock, mlp
 from .additive import AdditiveReadout
 from .gnpb import GlobalNode
+from .parts import linear_of_parts
 from .synmm import MeanAggregation, SynMM
 
 
@@ -106,7 +107,7 @@ class SeerNet(nn.Module):
         ``(graph vector,)``, and with the additive read-out ``(graph vector, node states, global node)``."""
         batch = _batch_index(data)
         size = int(data.u.size(0))
-        x = self.node_encoder(torch.cat([data.x, self.op_embedding(data.op), self.category_embedding(data.category)], -1))
+        x = self._encode_nodes(data)
         e = self.edge_encoder(data.edge_attr)
         u = self.global_encoder(data.u)
         g = self.global_node.initial(x, batch, size) if self.global_node is not None else None
@@ -119,6 +120,17 @@ class SeerNet(nn.Module):
         if self.additive is None:
             return (z,)
         return z, x, (g if g is not None else torch.zeros_like(u))
+
+    def _encode_nodes(self, data) -> torch.Tensor:
+        """``node_encoder([x ‖ op embedding ‖ category embedding])``: the embeddings' share of the first layer is
+        projected once per vocabulary entry and gathered, not computed per node on a concatenation."""
+        first, act, last = self.node_encoder
+        width, op_width = data.x.size(-1), self.config.op_embedding
+        op_part = self.op_embedding.weight @ first.weight[:, width:width + op_width].t()
+        category_part = self.category_embedding.weight @ first.weight[:, width + op_width:].t()
+        hidden = linear_of_parts(first, [data.x]) + op_part.index_select(0, data.op) \
+            + category_part.index_select(0, data.category)
+        return last(act(hidden))
 
 
 def _batch_index(data) -> torch.Tensor:

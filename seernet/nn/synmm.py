@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from ..pyg import pool_max, pool_mean
+from .parts import linear_of_parts
 
 
 class SynMM(nn.Module):
@@ -28,7 +29,7 @@ class SynMM(nn.Module):
         self.proj.reset_parameters()
 
     def forward(self, x: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
-        return self.proj(torch.cat([pool_max(x, index, size), pool_mean(x, index, size)], dim=-1))
+        return linear_of_parts(self.proj, [pool_max(x, index, size), pool_mean(x, index, size)])
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.in_channels}, {self.out_channels})"

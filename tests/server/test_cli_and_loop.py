@@ -44,3 +44,17 @@ def test_uncertain_predictions_are_turned_into_profiling_jobs(predictors_dir, re
         assert json.loads(entry["config"])["arch"] == dict(config.arch) and entry["batch_size"] == "2"
     finally:
         running.stop(0.5)
+
+
+def test_serve_notes_a_machine_no_predictor_was_measured_on():
+    from types import SimpleNamespace
+
+    from server.app import unmatched_machine_note
+
+    registry = SimpleNamespace(all=lambda: [SimpleNamespace(device_key="cpu:AMD EPYC 7B13:1t"),
+                                            SimpleNamespace(device_key="gpu:Tesla T4")])
+    note = unmatched_machine_note(registry, "Intel(R) Xeon(R) Processor")
+    assert note is not None and "Intel(R) Xeon(R) Processor" in note and "calibrate" in note
+    assert unmatched_machine_note(registry, "AMD EPYC 7B13") is None
+    calibrated = SimpleNamespace(all=lambda: [SimpleNamespace(device_key="cpu:Intel(R) Xeon(R) Processor:0t:opt-basic")])
+    assert unmatched_machine_note(calibrated, "Intel(R) Xeon(R) Processor") is None

@@ -1,0 +1,58 @@
+"""`perfseer calibrate`: a budgeted run on this machine writes a predictor keyed to it, and a rerun resumes."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from profiler_worker.calibrate import CalibrationError, CalibrationRequest, PoolEntry, calibrate, measurement_order
+from profiler_worker.device_info import cpu_model
+from seernet.predictor import Predictor
+from seernet.spaces import ModelConfig
+
+from ..conftest import SHIPPED_PREDICTOR
+
+
+def _entry(family: str, gflops: float, uncertainty: float, k: int) -> PoolEntry:
+    return PoolEntry(ModelConfig("mlp", {"widths": [8 + k]}, 1, 8), family, gflops, uncertainty, "")
+
+
+def test_the_order_spans_families_and_sizes_before_repeating_one():
+    pool = [_entry("cnn", 0.1, 0.1 * k, k) for k in range(4)] + [_entry("bert", 0.001, 0.2, 10),
+                                                                    _entry("mlp", 0.2, float("nan"), 11)]
+    order = measurement_order(pool)
+    assert {e.family for e in order[:3]} == {"cnn", "bert", "mlp"}  # one of each stratum first
+    cnn = [e.uncertainty for e in order if e.family == "cnn"]
+    assert cnn == sorted(cnn, reverse=True)  # least sure first within a stratum
+    assert sorted(id(e) for e in order) == sorted(id(e) for e in pool)  # nothing lost, nothing twice
+
+
+def test_budget_and_name_are_checked_before_any_work(tmp_path):
+    with pytest.raises(CalibrationError, match="budget-minutes"):
+        calibrate(CalibrationRequest(budget_minutes=0.1, out=tmp_path, workdir=tmp_path / "w"))
+    with pytest.raises(CalibrationError, match="--name"):
+        calibrate(CalibrationRequest(name="../evil", out=tmp_path, workdir=tmp_path / "w"))
+
+
+@pytest.mark.timeout(400)
+def test_a_one_minute_calibration_writes_a_scored_predictor_for_this_machine(tmp_path):
+    request = CalibrationRequest(budget_minutes=1.0, out=tmp_path / "predictors", name="here", time_cap_s=0.05,
+                                 max_gflops=0.05, methods=("pretrained_rescaled", "ridge"),
+                                 pretrained=SHIPPED_PREDICTOR, workdir=tmp_path / "work", progress=False)
+    started = time.monotonic()
+    result = calibrate(request)
+    assert time.monotonic() - started < 60 * 1.0 + 60  # the fit may overrun a little on a slow machine, not more
+    summary = result.summary
+    assert summary["device_key"] == f"cpu:{cpu_model()}:1t"
+    assert summary["measured"] >= 10 and summary["held_out_rows"] >= 3
+    assert set(summary["held_out"]) == {"calibrated", "shipped", "shipped_scaled"}
+    predictor = Predictor.load(tmp_path / "predictors" / "here")
+    assert predictor.device_key == summary["device_key"] and predictor.metrics == ("infer_time_ms",)
+    manifest = json.loads((tmp_path / "predictors" / "here" / "manifest.json").read_text())
+    assert manifest["calibration"]["device"]["libraries"]["onnxruntime"]
+    assert manifest["rows"]["test"] == summary["held_out_rows"]
+    assert (tmp_path / "predictors" / "here" / "calibration.png").stat().st_size > 1000
+    # a rerun under the same name resumes: what was measured is not measured again
+    again = calibrate(request)
+    assert again.counts.get("already", 0) >= summary["measured"]
