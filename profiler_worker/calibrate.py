@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 SELECT_SHARE = 0.15  # of the budget: drawing, exporting and ranking the pool
 FIT_SHARE = 0.30  # of the budget: kept for fitting and scoring
 MIN_ROWS = 10  # measured rows below which no calibrated predictor is written
-MAX_POOL = 400
+MAX_POOL = 2000
 
 
 class CalibrationError(ValueError):

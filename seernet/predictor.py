@@ -24,6 +24,7 @@ from .features import FeatureNormalizer
 from .graph import FEATURE_SCHEMA_VERSION, PerfGraph, build_graph
 from .loader import ModelSource
 from .nn import SeerNet, SeerNetConfig
+from .nn.plan import Plan, compressed_plan
 from .op_vocab import OP_VOCAB
 from .normalize import TargetNormalizer
 from .pyg import Data, collate, to_data
@@ -173,7 +174,8 @@ class Predictor(ServedPredictor):
         if not items:
             return []
         batch = collate(list(items))
-        encoded = np.stack([m(batch).numpy() for m in self.members])
+        plan = inference_plan(batch, self.members[0].config.layers)  # one plan serves every member
+        encoded = np.stack([m(batch, plan).numpy() for m in self.members])
         values = self.targets.decode(encoded.mean(axis=0))[:, self._columns]
         spread = (self.targets.decode_log_std(encoded.std(axis=0)) if len(self.members) > 1
                   else np.full(encoded.shape[1:], np.nan))[:, self._columns]
@@ -222,6 +224,14 @@ class TabularPredictor(ServedPredictor):
         values = np.exp(self.model.predict_log(np.stack(items)))
         metric = self.metrics[0]
         return [Prediction({metric: float(v)}, {metric: math.nan}) for v in values]
+
+
+def inference_plan(batch: Data, layers: int) -> Plan:
+    """The rows inference computes for ``batch``: one per class of identical nodes (``seernet.nn.plan``)."""
+    node_features = np.concatenate([batch.x.numpy(), batch.op.numpy()[:, None], batch.category.numpy()[:, None],
+                                    batch.work.numpy()], axis=1)
+    return compressed_plan(node_features, batch.edge_attr.numpy(), batch.edge_index.numpy(), batch.batch.numpy(),
+                           int(batch.u.size(0)), layers)
 
 
 def mean_mape(predictor: Predictor, samples: Sequence[Sample]) -> float:

@@ -40,10 +40,14 @@ def pool_sum(x: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
     return x.new_zeros((size, *x.shape[1:])).index_add_(0, index, x)
 
 
-def pool_mean(x: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
-    """Per-group mean (0 for an empty group)."""
-    counts = torch.bincount(index, minlength=size).clamp_min_(1).to(x.dtype)
-    return pool_sum(x, index, size) / counts.view(-1, *([1] * (x.dim() - 1)))
+def pool_mean(x: torch.Tensor, index: torch.Tensor, size: int, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-group mean (0 for an empty group); with ``weight``, each row counts that many times (a row that
+    stands for several identical nodes, ``seernet.nn.plan``)."""
+    if weight is None:
+        counts = torch.bincount(index, minlength=size).clamp_min_(1).to(x.dtype)
+        return pool_sum(x, index, size) / counts.view(-1, *([1] * (x.dim() - 1)))
+    w = weight.view(-1, *([1] * (x.dim() - 1)))
+    return pool_sum(x * w, index, size) / pool_sum(w, index, size).clamp_min(1.0)
 
 
 def pool_max(x: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
@@ -70,5 +74,5 @@ def segment_softmax(scores: torch.Tensor, index: torch.Tensor, size: int) -> tor
 def pool_logsumexp(x: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
     """``log Σ exp(x)`` per group, stable (the group max is subtracted first); ``-inf`` for empty groups."""
     peak = scatter(x.detach(), index, dim=0, dim_size=size, reduce="max")
-    total = scatter(torch.exp(x - peak.index_select(0, index)), index, dim=0, dim_size=size, reduce="sum")
+    total = pool_sum(torch.exp(x - peak.index_select(0, index)), index, size)
     return torch.log(total) + peak

@@ -71,8 +71,12 @@ class AdditiveReadout(nn.Module):
         return torch.logsumexp(logs + scale[:, :, None], dim=1)
 
     def forward(self, x: torch.Tensor, g: torch.Tensor, batch: torch.Tensor, size: int,
-                work: torch.Tensor) -> torch.Tensor:
-        operators = pool_logsumexp(self.node_terms(x, g, batch, work), batch, size)
+                work: torch.Tensor, count: torch.Tensor | None = None) -> torch.Tensor:
+        """``count``: operators each row of ``x`` stands for (its term is summed that many times)."""
+        terms = self.node_terms(x, g, batch, work)
+        if count is not None:
+            terms = terms + torch.log(count).unsqueeze(-1)
+        operators = pool_logsumexp(terms, batch, size)
         constant = self.constant + self.bound * torch.tanh(self.constant_adjust(g))
         total = torch.logaddexp(operators, constant)
         return (total - self.log_mean) / self.log_std

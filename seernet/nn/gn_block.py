@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from .parts import linear_of_parts
+from .plan import Layer
 from .synmm import MeanAggregation, SynMM
 
 
@@ -45,16 +46,19 @@ class GraphNetworkBlock(nn.Module):
         self.edge_norm.reset_parameters()
         self.node_norm.reset_parameters()
 
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor, u: torch.Tensor,
-                g: torch.Tensor | None, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        src, dst = edge_index
+    def forward(self, x: torch.Tensor, e: torch.Tensor, u: torch.Tensor, g: torch.Tensor | None,
+                rows: Layer) -> tuple[torch.Tensor, torch.Tensor]:
+        """New (node, edge) states for the rows of ``rows`` (every node and edge, or one per class)."""
+        e_prev = e if rows.edge_prev is None else e.index_select(0, rows.edge_prev)
         # index_select, not x[idx]: same values, and on CPU its backward (index_add) is ~2.5× faster
-        node_part = self.global_in(u).index_select(0, batch)
-        e = self.edge_out(self.edge_in(edge_attr) + (self.src_in(x) + node_part).index_select(0, src)
-                          + self.dst_in(x).index_select(0, dst))
-        e = self.edge_norm(edge_attr + self.dropout(e))
-        aggregated = self.aggregate(e, dst, x.size(0))
-        context = x + g.index_select(0, batch) if (self.gnpb and g is not None) else x
-        first, act, last = self.node_mlp  # node_mlp([aggregated ‖ context ‖ u[batch]]), never concatenated
-        h = last(act(linear_of_parts(first, [aggregated, context], u, batch)))
-        return self.node_norm(x + self.dropout(h)), e
+        e_new = self.edge_out(self.edge_in(e_prev) + self.src_in(x).index_select(0, rows.edge_src)
+                              + self.global_in(u).index_select(0, rows.edge_graph)
+                              + self.dst_in(x).index_select(0, rows.edge_dst))
+        e_new = self.edge_norm(e_prev + self.dropout(e_new))
+        incoming = e_new if rows.agg_edge is None else e_new.index_select(0, rows.agg_edge)
+        aggregated = self.aggregate(incoming, rows.agg_node, rows.size)
+        x_prev = x if rows.node_prev is None else x.index_select(0, rows.node_prev)
+        context = x_prev + g.index_select(0, rows.node_graph) if (self.gnpb and g is not None) else x_prev
+        first, act, last = self.node_mlp  # node_mlp([aggregated ‖ context ‖ u[graph]]), never concatenated
+        h = last(act(linear_of_parts(first, [aggregated, context], u, rows.node_graph)))
+        return self.node_norm(x_prev + self.dropout(h)), e_new

@@ -19,9 +19,12 @@ class AttentionPooling(nn.Module):
     def reset_parameters(self) -> None:
         self.score.reset_parameters()
 
-    def forward(self, x: torch.Tensor, batch: torch.Tensor, size: int) -> torch.Tensor:
-        weights = segment_softmax(self.score(x), batch, size)
-        return pool_sum(weights * x, batch, size)
+    def forward(self, x: torch.Tensor, batch: torch.Tensor, size: int, count: torch.Tensor | None = None) -> torch.Tensor:
+        """``count``: nodes each row stands for; its log is added to the score, the same softmax over the nodes."""
+        scores = self.score(x)
+        if count is not None:
+            scores = scores + torch.log(count).unsqueeze(-1)
+        return pool_sum(segment_softmax(scores, batch, size) * x, batch, size)
 
 
 class GlobalNode(nn.Module):
@@ -48,8 +51,9 @@ class GlobalNode(nn.Module):
                 layer.reset_parameters()
         self.norm.reset_parameters()
 
-    def initial(self, x: torch.Tensor, batch: torch.Tensor, size: int) -> torch.Tensor:
-        return self.init_pool(x, batch, size)
+    def initial(self, x: torch.Tensor, batch: torch.Tensor, size: int, count: torch.Tensor | None = None) -> torch.Tensor:
+        return self.init_pool(x, batch, size, count)
 
-    def forward(self, g: torch.Tensor, x: torch.Tensor, batch: torch.Tensor, size: int) -> torch.Tensor:
-        return self.norm(g + self.update(torch.cat([g, self.readout(x, batch, size)], dim=-1)))
+    def forward(self, g: torch.Tensor, x: torch.Tensor, batch: torch.Tensor, size: int,
+                count: torch.Tensor | None = None) -> torch.Tensor:
+        return self.norm(g + self.update(torch.cat([g, self.readout(x, batch, size, count)], dim=-1)))

@@ -12,6 +12,7 @@ from .gn_block import GraphNetworkBlock, mlp
 from .additive import AdditiveReadout
 from .gnpb import GlobalNode
 from .parts import linear_of_parts
+from .plan import Plan, identity_plan
 from .synmm import MeanAggregation, SynMM
 
 
@@ -78,18 +79,28 @@ class SeerNet(nn.Module):
                                          config.target_log_std or (1.0,) * k, config.work_log_scale or (0.0,) * 3)
                          if config.additive_readout else None)
 
-    def forward(self, data) -> torch.Tensor:
-        """``[num_graphs, len(metrics)]`` predictions in normalised log space."""
-        return self.predict_heads(self.embed(data), data)
+    def forward(self, data, plan: Plan | None = None) -> torch.Tensor:
+        """``[num_graphs, len(metrics)]`` predictions in normalised log space.  ``plan``: the rows to compute
+        (:func:`~seernet.nn.plan.compressed_plan` for inference; default every node and edge)."""
+        plan = plan or self.plan_of(data)
+        return self.predict_heads(self.embed(data, plan), data, plan)
 
-    def predict_heads(self, shared: tuple[torch.Tensor, ...], data) -> torch.Tensor:
+    def plan_of(self, data) -> Plan:
+        """Every node and edge of ``data``: the plain computation (training, explanations)."""
+        return identity_plan(data.x.size(0), data.edge_index, _batch_index(data), int(data.u.size(0)),
+                             self.config.layers)
+
+    def predict_heads(self, shared: tuple[torch.Tensor, ...], data, plan: Plan | None = None) -> torch.Tensor:
         """Every metric from the shared representation: the pooled heads, plus the additive
         read-out's per-operator sum where enabled (the heads then learn a correction to it)."""
         z = shared[0]
         out = torch.cat([self.heads[m](z) for m in self.config.metrics], dim=-1)
         if self.additive is not None:
             _, x, g = shared
-            out = out + self.additive(x, g, _batch_index(data), z.size(0), data.work)
+            plan = plan or self.plan_of(data)
+            graph, count = plan.final()
+            work = data.work if plan.work_rows is None else data.work.index_select(0, plan.work_rows)
+            out = out + self.additive(x, g, graph, z.size(0), work, count)
         return out
 
     def operator_costs(self, data) -> torch.Tensor:
@@ -102,34 +113,41 @@ class SeerNet(nn.Module):
         _, x, g = self.embed(data)
         return self.additive.node_terms(x, g, _batch_index(data), data.work)
 
-    def embed(self, data) -> tuple[torch.Tensor, ...]:
+    def embed(self, data, plan: Plan | None = None) -> tuple[torch.Tensor, ...]:
         """The shared representation every metric head reads (where multi-task PCGrad projects):
-        ``(graph vector,)``, and with the additive read-out ``(graph vector, node states, global node)``."""
-        batch = _batch_index(data)
-        size = int(data.u.size(0))
-        x = self._encode_nodes(data)
-        e = self.edge_encoder(data.edge_attr)
+        ``(graph vector,)``, and with the additive read-out ``(graph vector, node rows, global node)``."""
+        plan = plan or self.plan_of(data)
+        size = plan.num_graphs
+        x = self._encode_nodes(data, plan.node_rows)
+        e = self.edge_encoder(data.edge_attr if plan.edge_rows is None else data.edge_attr.index_select(0, plan.edge_rows))
         u = self.global_encoder(data.u)
-        g = self.global_node.initial(x, batch, size) if self.global_node is not None else None
-        for block in self.blocks:
-            x, e = block(x, data.edge_index, e, u, g, batch)
+        graph, count = plan.node_graph, plan.node_count
+        g = self.global_node.initial(x, graph, size, count) if self.global_node is not None else None
+        for block, rows in zip(self.blocks, plan.layers):
+            x, e = block(x, e, u, g, rows)
+            graph, count = rows.node_graph, rows.node_count
             if self.global_node is not None:
-                g = self.global_node(g, x, batch, size)
-        pooled = [self.readout(x, batch, size), u] + ([g] if g is not None else [])
+                g = self.global_node(g, x, graph, size, count)
+        pooled = [self.readout(x, graph, size, count), u] + ([g] if g is not None else [])
         z = self.trunk(torch.cat(pooled, dim=-1))
         if self.additive is None:
             return (z,)
         return z, x, (g if g is not None else torch.zeros_like(u))
 
-    def _encode_nodes(self, data) -> torch.Tensor:
-        """``node_encoder([x ‖ op embedding ‖ category embedding])``: the embeddings' share of the first layer is
-        projected once per vocabulary entry and gathered, not computed per node on a concatenation."""
+    def _encode_nodes(self, data, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """``node_encoder([x ‖ op embedding ‖ category embedding])`` for the input ``rows`` (None: all): the
+        embeddings' share of the first layer is projected once per vocabulary entry and gathered, not computed
+        per node on a concatenation."""
+        features, ops, categories = data.x, data.op, data.category
+        if rows is not None:
+            features, ops, categories = features.index_select(0, rows), ops.index_select(0, rows), \
+                categories.index_select(0, rows)
         first, act, last = self.node_encoder
-        width, op_width = data.x.size(-1), self.config.op_embedding
+        width, op_width = features.size(-1), self.config.op_embedding
         op_part = self.op_embedding.weight @ first.weight[:, width:width + op_width].t()
         category_part = self.category_embedding.weight @ first.weight[:, width + op_width:].t()
-        hidden = linear_of_parts(first, [data.x]) + op_part.index_select(0, data.op) \
-            + category_part.index_select(0, data.category)
+        hidden = linear_of_parts(first, [features]) + op_part.index_select(0, ops) \
+            + category_part.index_select(0, categories)
         return last(act(hidden))
 
 

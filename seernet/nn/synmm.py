@@ -28,8 +28,9 @@ class SynMM(nn.Module):
     def reset_parameters(self) -> None:
         self.proj.reset_parameters()
 
-    def forward(self, x: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
-        return linear_of_parts(self.proj, [pool_max(x, index, size), pool_mean(x, index, size)])
+    def forward(self, x: torch.Tensor, index: torch.Tensor, size: int, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """``weight``: how many vectors each row stands for (the mean counts it that often; the max needs not)."""
+        return linear_of_parts(self.proj, [pool_max(x, index, size), pool_mean(x, index, size, weight)])
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.in_channels}, {self.out_channels})"
@@ -45,5 +46,5 @@ class MeanAggregation(nn.Module):
     def reset_parameters(self) -> None:
         self.proj.reset_parameters()
 
-    def forward(self, x: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
-        return self.proj(pool_mean(x, index, size))
+    def forward(self, x: torch.Tensor, index: torch.Tensor, size: int, weight: torch.Tensor | None = None) -> torch.Tensor:
+        return self.proj(pool_mean(x, index, size, weight))

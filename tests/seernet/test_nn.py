@@ -11,6 +11,7 @@ from seernet.features import FeatureNormalizer, Standardizer
 from seernet.graph import GLOBAL_FEATURES, build_graph
 from seernet.graph_cache import stripped_onnx
 from seernet.nn import GraphNetworkBlock, SeerNet, SeerNetConfig, SynMM
+from seernet.nn.plan import identity_plan
 from seernet.pcgrad import PCGrad, project_conflicting
 from seernet.normalize import TargetNormalizer
 from seernet.predictor import Predictor, PredictorLoadError, save_predictor, write_manifest
@@ -53,8 +54,9 @@ def test_global_node_boosts_every_node_update():
     block = GraphNetworkBlock(4, gnpb=True)
     x, e = torch.randn(3, 4), torch.randn(2, 4)
     edges, u, batch = torch.tensor([[0, 1], [1, 2]]), torch.randn(1, 4), torch.zeros(3, dtype=torch.long)
-    out_a, _ = block(x, edges, e, u, torch.zeros(1, 4), batch)
-    out_b, _ = block(x, edges, e, u, torch.ones(1, 4), batch)
+    rows = identity_plan(3, edges, batch, 1, 1).layers[0]
+    out_a, _ = block(x, e, u, torch.zeros(1, 4), rows)
+    out_b, _ = block(x, e, u, torch.ones(1, 4), rows)
     assert not torch.allclose(out_a, out_b)  # the global node's state reaches every node
     assert (out_a - out_b).abs().sum(dim=1).min() > 0
 

@@ -1,0 +1,62 @@
+"""Inference on one row per class of identical nodes equals the full computation (seernet.nn.plan)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from seernet.graph import build_graph
+from seernet.graph_cache import stripped_onnx
+from seernet.nn.plan import compressed_plan, identity_plan
+from seernet.predictor import Predictor, inference_plan
+from seernet.pyg import collate
+from seernet.spaces import SPACES
+
+from ..conftest import SHIPPED_PREDICTOR
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Predictor:
+    return Predictor.load(SHIPPED_PREDICTOR)
+
+
+@pytest.fixture(scope="module")
+def graphs():
+    configs = [c for s in ("nasbench201", "cnn", "vit", "bert", "mlp") for c in SPACES[s].sample_n(3, seed=5)]
+    return [build_graph(stripped_onnx(c), batch_size=c.batch_size) for c in configs]
+
+
+def test_compressed_inference_equals_the_full_computation(shipped, graphs):
+    batch = collate([shipped.encode(g) for g in graphs])
+    plan = inference_plan(batch, shipped.members[0].config.layers)
+    with torch.inference_mode():
+        for member in shipped.members:
+            full, compressed = member(batch), member(batch, plan)
+            assert torch.allclose(full, compressed, rtol=1e-5, atol=1e-5)
+    # and it is smaller: NAS-Bench-201 cells repeat, so most rows are shared
+    nodes = batch.x.size(0)
+    assert plan.layers[-1].size < 0.8 * nodes and plan.node_rows.numel() < 0.5 * nodes
+
+
+def test_the_service_path_predicts_what_one_graph_at_a_time_does(shipped, graphs):
+    together = shipped.predict_graphs(graphs)
+    for graph, prediction in zip(graphs, together):
+        alone = shipped.predict_graphs([graph])[0]
+        for metric in shipped.metrics:
+            assert prediction.values[metric] == pytest.approx(alone.values[metric], rel=1e-5)
+            assert prediction.uncertainty[metric] == pytest.approx(alone.uncertainty[metric], rel=1e-3, abs=1e-5)
+
+
+def test_classes_never_span_graphs_and_only_equal_nodes_share_one():
+    # two identical graphs: a chain a→b→c with a node d→c (b and d equal features, different neighbourhoods)
+    x = np.array([[0.0], [1.0], [2.0], [1.0]] * 2, dtype=np.float32)
+    edges = np.array([[0, 1, 3], [1, 2, 2]])
+    edge_index = np.concatenate([edges, edges + 4], axis=1)
+    edge_attr = np.ones((6, 1), dtype=np.float32)
+    batch = np.array([0] * 4 + [1] * 4)
+    plan = compressed_plan(x, edge_attr, edge_index, batch, 2, layers=2)
+    assert plan.node_rows.numel() == 6  # b and d share a first class within each graph, never across
+    assert plan.layers[0].size == 8  # after one round b (fed by a) and d (fed by nothing) differ
+    assert sorted(plan.layers[-1].node_count.tolist()) == [1.0] * 8
+    full = identity_plan(8, torch.from_numpy(edge_index), torch.from_numpy(batch), 2, 2)
+    assert full.layers[0].size == 8 and full.node_rows is None
