@@ -138,7 +138,8 @@ def cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
                                  budget_minutes=args.budget_minutes, out=Path(args.out or settings.predictors),
                                  name=args.name or "", pretrained=Path(args.pretrained) if args.pretrained else None,
                                  target=args.target, seed=args.seed, cpus=cpus, time_cap_s=args.time_cap,
-                                 max_gflops=args.max_gflops, graph_optimization=args.graph_opt,
+                                 max_gflops=args.max_gflops, max_models=args.max_models,
+                                 graph_optimization=args.graph_opt,
                                  workdir=Path(args.workdir) if args.workdir else None)
     try:
         result = calibrate(request)
@@ -282,6 +283,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cpus", help="CPU ids to pin measurements to, e.g. 1 (default: none)")
     p.add_argument("--time-cap", type=float, default=0.25, help="seconds of timed repeats per model")
     p.add_argument("--max-gflops", type=float, default=1.0, help="largest candidate (forward GFLOPs)")
+    p.add_argument("--max-models", type=int, default=0,
+                   help="stop measuring after this many models even if budget is left (0: the budget decides)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workdir", help="where the pool and measurements are kept (default: the cache); a rerun "
                                      "with the same name resumes")

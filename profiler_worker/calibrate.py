@@ -77,6 +77,7 @@ class CalibrationRequest:
     cpus: tuple[int, ...] | None = None
     time_cap_s: float = 0.25
     max_gflops: float = 1.0
+    max_models: int = 0  # stop measuring once this many are measured, earlier runs included (0: the budget decides)
     graph_optimization: str = "all"
     methods: tuple[str, ...] = FIT_METHODS
     workdir: Path | None = None  # default: the cache directory, per name
@@ -220,29 +221,33 @@ class Calibration:
 
         return DatasetStore(self.workdir / "measurements.sqlite")
 
-    def measure(self, pool: Sequence[PoolEntry], deadline: float) -> dict[str, int]:
+    def measure(self, pool: Sequence[PoolEntry], deadline: float, limit: int = 0) -> dict[str, int]:
+        """Measure in :func:`measurement_order` until ``deadline``, or until the store holds ``limit`` models
+        (earlier runs included; 0: no limit)."""
         store = self.store()
         done = store.job_ids()
-        counts = {"ok": 0, "partial": 0, "failed": 0, "already": 0}
-        order = measurement_order(pool)
+        order = [e for e in measurement_order(pool)
+                 if ProfileJob.for_config(e.config, self.settings.device).job_id not in done]
+        counts = {"ok": 0, "partial": 0, "failed": 0, "already": len(pool) - len(order)}
         bar = tqdm(order, desc=f"measuring on {self.device_key}", unit="model", disable=not self.request.progress,
                    mininterval=2)
         for entry in bar:
-            job = ProfileJob.for_config(entry.config, self.settings.device)
-            if job.job_id in done:
-                counts["already"] += 1
-                continue
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or (limit and len(done) >= limit):
                 break
+            job = ProfileJob.for_config(entry.config, self.settings.device)
             onnx = Path(entry.onnx_path).read_bytes() if Path(entry.onnx_path).exists() else None
             result = measure_job(job, self.settings, exported=onnx)
             store.add(result)
+            done.add(job.job_id)
             counts[result.status] += 1
             bar.set_postfix(counts, refresh=False)
         bar.close()
         return counts
 
     # ------------------------------------------------------------------ 4. fit, score, save
+    def measured_count(self) -> int:
+        return len(self.store().job_ids())
+
     def measured_samples(self) -> list[Sample]:
         rows = [r for r in self.store().rows() if r.get(self.request.target)]
         return samples_from_rows(rows, (self.request.target,), device_key=self.device_key, progress=False)
@@ -332,21 +337,25 @@ def calibrate(request: CalibrationRequest) -> CalibrationResult:
     """Pool → measure → fit → score → save, within ``request.budget_minutes`` (the fit gets what is left)."""
     if not 1.0 <= request.budget_minutes <= 24 * 60:
         raise CalibrationError(f"--budget-minutes must be in 1..1440, got {request.budget_minutes:g}")
+    if request.max_models and not MIN_ROWS <= request.max_models <= MAX_POOL:
+        raise CalibrationError(f"--max-models must be 0 (no limit) or in {MIN_ROWS}..{MAX_POOL}, "
+                               f"got {request.max_models}")
     started = time.monotonic()
     budget_s = request.budget_minutes * 60
     run = Calibration(request)
     measure_until = started + (1 - FIT_SHARE) * budget_s
-    pool = run.grow_pool(started + SELECT_SHARE * budget_s)
+    pool_limit = min(MAX_POOL, 4 * request.max_models) if request.max_models else MAX_POOL
+    pool = run.grow_pool(started + SELECT_SHARE * budget_s, pool_limit)
     if not pool:
         raise CalibrationError("no candidate model could be exported; see the log")
     counts: dict[str, int] = {}
     while True:
-        for status, n in run.measure(pool, measure_until).items():
-            counts[status] = counts.get(status, 0) + n
+        for status, n in run.measure(pool, measure_until, request.max_models).items():
+            counts[status] = max(counts.get(status, 0), n) if status == "already" else counts.get(status, 0) + n
         left = measure_until - time.monotonic()
-        if left < 10 or len(pool) >= MAX_POOL:
+        if left < 10 or len(pool) >= pool_limit or (request.max_models and run.measured_count() >= request.max_models):
             break
-        grown = run.grow_pool(time.monotonic() + 0.3 * left)  # measured all of it early: draw more
+        grown = run.grow_pool(time.monotonic() + 0.3 * left, pool_limit)  # measured all of it early: draw more
         if len(grown) == len(pool):
             break
         pool = grown
