@@ -62,8 +62,77 @@ class NodeCost:
         return self.bytes_read_act + self.bytes_read_weight + self.bytes_written
 
 
-def attributes(node: onnx.NodeProto) -> dict:
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+class Op:
+    """An operator described without a protobuf (what a space that knows its own graph emits): the fields of
+    ``onnx.NodeProto`` that costs and features read, with attributes already decoded."""
+
+    __slots__ = ("op_type", "input", "output", "name", "domain", "attrs", "attrs_key")
+
+    def __init__(self, op_type: str, inputs: list[str], outputs: list[str], name: str = "",
+                 attrs: dict | None = None, domain: str = "", attrs_key: tuple | None = None) -> None:
+        self.op_type, self.input, self.output, self.name = op_type, inputs, outputs, name
+        self.domain, self.attrs = domain, attrs or {}
+        self.attrs_key = attrs_key if attrs_key is not None else attrs_key_of(self.attrs)
+
+
+def attrs_key_of(attrs: dict) -> tuple:
+    """Decoded attributes as a hashable key (an emitter that reuses one attribute dict computes it once)."""
+    return tuple(sorted((k, _frozen(v)) for k, v in attrs.items()))
+
+
+Operator = onnx.NodeProto | Op
+
+
+def attributes(node: Operator) -> dict:
+    if isinstance(node, Op):
+        return node.attrs
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute} if len(node.attribute) else {}
+
+
+def _frozen(value: object) -> object:
+    """An attribute value as a hashable key part (tensors and sub-graphs by their serialised bytes)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    if hasattr(value, "SerializeToString"):
+        return (type(value).__name__, value.SerializeToString())
+    return value
+
+
+def signature(node: Operator, shapes: dict[str, TensorInfo], weights: set[str]) -> tuple:
+    """What an operator's cost depends on, as a hashable key: type, attributes, inputs (shape, type, weight or
+    not), outputs.  Names do not enter it (parameters, which do, are counted apart: :func:`param_inputs`)."""
+    if isinstance(node, Op):
+        attrs_key: tuple = node.attrs_key
+    else:  # the serialised attributes: one C++ call each, not a Python decode
+        attrs_key = tuple(a.SerializeToString() for a in node.attribute)
+    ins = tuple((None if not name else _shape_key(shapes, name, node), bool(name) and name in weights)
+                for name in node.input)
+    outs = tuple(None if not name else _shape_key(shapes, name, node) for name in node.output)
+    return (node.op_type, node.domain, attrs_key, ins, outs)
+
+
+def _shape_key(shapes: dict[str, TensorInfo], name: str, node: Operator) -> tuple:
+    info = require(shapes, name, node)
+    return info.shape, info.elem_type
+
+
+def param_inputs(node: Operator, shapes: dict[str, TensorInfo], weights: set[str]) -> list[tuple[int, int]]:
+    """(input index, elements) of the inputs that are parameters unless counted already: float initializers,
+    not scalars, not BatchNorm's running statistics (see the module docstring)."""
+    skip = {3, 4} if node.op_type == "BatchNormalization" else set()
+    out = []
+    for index, name in enumerate(node.input):
+        if not name or name not in weights or index in skip:
+            continue
+        info = shapes.get(name)
+        if info is None or info.numel <= 1 or info.elem_type not in _FLOAT_PARAMS:
+            continue
+        out.append((index, info.numel))
+    return out
+
+
+_FLOAT_PARAMS = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE,
+                 onnx.TensorProto.BFLOAT16)
 
 
 def _pair(values: list[int] | tuple[int, ...] | None, default: int = 1) -> tuple[int, int]:
@@ -85,7 +154,7 @@ def _channels_spatial(info: TensorInfo) -> tuple[int, int]:
     return (shape[0] if shape else 1), 1
 
 
-def node_cost(node: onnx.NodeProto, shapes: dict[str, TensorInfo], weights: set[str],
+def node_cost(node: Operator, shapes: dict[str, TensorInfo], weights: set[str],
               counted_params: set[str]) -> NodeCost:
     """Cost of ``node``; ``weights`` are initializer names, ``counted_params`` those already counted."""
     inputs = [require(shapes, name, node) if name else None for name in node.input]
@@ -101,7 +170,7 @@ def node_cost(node: onnx.NodeProto, shapes: dict[str, TensorInfo], weights: set[
     cost.bytes_written = sum(o.nbytes for o in outputs if o is not None)
 
     op = node.op_type
-    attrs = attributes(node) if len(node.attribute) else {}
+    attrs = attributes(node)
     x = inputs[0] if inputs else None
     y = outputs[0] if outputs else None
     out_numel = y.numel if y is not None else 0
@@ -110,7 +179,6 @@ def node_cost(node: onnx.NodeProto, shapes: dict[str, TensorInfo], weights: set[
     if y is not None:
         cost.out_channels, cost.out_spatial = _channels_spatial(y)
 
-    skip_param_inputs: set[int] = set()
     if op in ("Conv", "ConvTranspose") and x is not None and y is not None and len(inputs) > 1 and inputs[1] is not None:
         w = inputs[1]
         group = int(attrs.get("group", 1))
@@ -139,7 +207,6 @@ def node_cost(node: onnx.NodeProto, shapes: dict[str, TensorInfo], weights: set[
         cost.in_channels, cost.out_channels = k, (y.shape[-1] if y.shape else 1)
     elif op == "BatchNormalization":
         cost.macs, cost.flops = out_numel, 2 * out_numel
-        skip_param_inputs = {3, 4}
     elif op in ("LayerNormalization", "InstanceNormalization", "GroupNormalization", "RMSNormalization"):
         cost.macs, cost.flops = out_numel, 8 * out_numel
     elif op in ("Softmax", "LogSoftmax"):
@@ -165,12 +232,9 @@ def node_cost(node: onnx.NodeProto, shapes: dict[str, TensorInfo], weights: set[
     elif category_of(op) in ("activation", "elementwise"):
         cost.flops = out_numel * _ELEMENTWISE_COST.get(op, 1)
 
-    for index, (name, info) in enumerate(zip(node.input, inputs)):
-        if (info is None or name not in weights or index in skip_param_inputs or name in counted_params
-                or info.numel <= 1  # scalars (Clip bounds, attention scales) are constants, not parameters
-                or info.elem_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16,
-                                          onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16)):
-            continue
-        counted_params.add(name)
-        cost.params += info.numel
+    for index, numel in param_inputs(node, shapes, weights):  # scalars (Clip bounds…) are constants, not parameters
+        name = node.input[index]
+        if name not in counted_params:
+            counted_params.add(name)
+            cost.params += numel
     return cost

@@ -9,12 +9,13 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 import onnx
 
 from .budget import CpuBudget
-from .costs import NodeCost, node_cost
+from .costs import NodeCost, Operator, node_cost, param_inputs, signature
 from .errors import GraphBuildError, ImplausibleModelError, InvalidBatchSizeError, clip
 from .loader import ModelSource, load_model
 from .op_vocab import CATEGORIES, category_index, op_index
@@ -100,7 +101,34 @@ def _edge_features(info: TensorInfo) -> list[float]:
     return [float(info.nbytes), float(len(info.shape)), *map(float, dims), *dtype]
 
 
-def _node_features(cost: NodeCost, node: onnx.NodeProto) -> list[float]:
+def node_features(node: Operator, shapes: dict[str, TensorInfo], weights: set[str], counted: set[str],
+                  memo: dict | None = None) -> list[float]:
+    """One operator's row of :data:`NODE_FEATURES`.  ``memo``: rows already computed in this graph by the
+    operator's signature (type, attributes, input shapes and which are weights, output shapes): a NAS
+    network repeats the same operators dozens of times.  Parameters depend on which weights were counted
+    before, so they are added per call."""
+    if memo is None:
+        cost = node_cost(node, shapes, weights, counted)
+        return _row(cost, node)
+    key = signature(node, shapes, weights)
+    hit = memo.get(key)
+    if hit is None:
+        cost = node_cost(node, shapes, weights, set())
+        hit = memo[key] = (_row(cost, node), param_inputs(node, shapes, weights))
+    row, candidates = hit
+    params = 0.0
+    for index, numel in candidates:
+        name = node.input[index]
+        if name not in counted:
+            counted.add(name)
+            params += numel
+    if params != row[2]:
+        row = list(row)
+        row[2] = params
+    return row
+
+
+def _row(cost: NodeCost, node: Operator) -> list[float]:
     memory = cost.memory_bytes
     return [
         cost.flops, cost.macs, cost.params, cost.bytes_read_act, cost.bytes_read_weight, cost.bytes_written,
@@ -111,13 +139,10 @@ def _node_features(cost: NodeCost, node: onnx.NodeProto) -> list[float]:
     ]
 
 
-def _input_resolution(model: onnx.ModelProto, shapes: dict[str, TensorInfo], weights: set[str]) -> tuple[float, float]:
+def _input_resolution(inputs: Sequence[TensorInfo]) -> tuple[float, float]:
     """(resolution, bytes) of the graph inputs: image side for NCHW, sequence length for N·L, width for N·C."""
     resolution, nbytes = 0.0, 0.0
-    for value in model.graph.input:
-        if value.name in weights or value.name not in shapes:
-            continue
-        info = shapes[value.name]
+    for info in inputs:
         nbytes += info.nbytes
         if not resolution and len(info.shape) >= 2:
             resolution = float(info.shape[-1] if len(info.shape) >= 3 else info.shape[1])
@@ -171,29 +196,46 @@ def build_graph(source: ModelSource, batch_size: int | None = 1, training: bool 
     budget.check("shape inference")
     weights = {t.name for t in graph.initializer}
     weights.update(n.output[0] for n in graph.node if n.op_type == "Constant" and n.output)
-
     nodes = [n for n in graph.node if n.op_type != "Constant"]
+    inputs = [shapes[v.name] for v in graph.input if v.name not in weights and v.name in shapes]
+    outputs = [shapes[o.name] for o in graph.output if o.name in shapes]
+    return assemble_graph(nodes, shapes, weights, inputs, outputs, batch_size, training, started, budget)
+
+
+def assemble_graph(nodes: Sequence[Operator], shapes: dict[str, TensorInfo], weights: set[str],
+                   inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo], batch_size: int, training: bool,
+                   started: float | None = None, budget: CpuBudget | None = None) -> PerfGraph:
+    """The graph of ``nodes`` (in topological order) given every tensor's shape: the one place features are
+    computed, whether the operators come from an ONNX file or from a space that describes its own graph
+    (``seernet.spaces.nasbench201_graph``).  ``inputs``/``outputs``: the model's data inputs and outputs."""
+    started = time.perf_counter() if started is None else started
+    budget = budget or CpuBudget(DEFAULT_LIMITS.max_build_cpu_s)
     producer: dict[str, int] = {}
     for i, node in enumerate(nodes):
         for out in node.output:
             if out:
                 producer[out] = i
     counted: set[str] = set()
-    costs = []
+    memo: dict = {}
+    node_rows = []
     for k, node in enumerate(nodes):
         if k % 512 == 0:
             budget.check("operator costs")
-        costs.append(node_cost(node, shapes, weights, counted))
-    node_x = np.array([_node_features(c, n) for c, n in zip(costs, nodes)], dtype=np.float64).reshape(
-        len(nodes), len(NODE_FEATURES))
+        node_rows.append(node_features(node, shapes, weights, counted, memo))
+    node_x = np.array(node_rows, dtype=np.float64).reshape(len(nodes), len(NODE_FEATURES))
     src, dst, edge_rows = [], [], []
+    edge_memo: dict[int, list[float]] = {}
     for j, node in enumerate(nodes):
         for name in node.input:
             i = producer.get(name)
             if i is not None:
                 src.append(i)
                 dst.append(j)
-                edge_rows.append(_edge_features(shapes[name]))
+                info = shapes[name]
+                row = edge_memo.get(id(info))
+                if row is None:
+                    row = edge_memo[id(info)] = _edge_features(info)
+                edge_rows.append(row)
     flops = node_x[:, 0]
     memory = node_x[:, 3] + node_x[:, 4] + node_x[:, 5]
     total_flops, total_memory = float(flops.sum()), float(memory.sum())
@@ -206,8 +248,8 @@ def build_graph(source: ModelSource, batch_size: int | None = 1, training: bool 
         mask = categories == c
         per_category += [float(flops[mask].sum()), float(memory[mask].sum()), float(mask.sum())]
     n, e = len(nodes), len(src)
-    resolution, input_bytes = _input_resolution(model, shapes, weights)
-    output_bytes = float(sum(shapes[o.name].nbytes for o in graph.output if o.name in shapes))
+    resolution, input_bytes = _input_resolution(inputs)
+    output_bytes = float(sum(info.nbytes for info in outputs))
     params = node_x[:, 2]
     global_x = np.array([
         batch_size, n, e, e / (n * (n - 1)) if n > 1 else 0.0,

@@ -64,7 +64,11 @@ def graph_for(config: ModelConfig, training: bool = False, root: Path | None = N
         with np.load(path) as data:
             return PerfGraph(**{k: data[k] for k in _ARRAYS}, batch_size=config.batch_size, training=training,
                              arch_str=arch_str_of(config))
-    graph = build_graph(stripped_onnx(config, root / "onnx"), batch_size=config.batch_size, training=training)
+    from .spaces import get_space
+
+    graph = get_space(config.space).direct_graph(config, training)  # no export where the space knows its graph
+    if graph is None:
+        graph = build_graph(stripped_onnx(config, root / "onnx"), batch_size=config.batch_size, training=training)
     graph.arch_str = arch_str_of(config)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")

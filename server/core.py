@@ -26,7 +26,7 @@ from seernet.gpu.specs import GpuSpec, GpuSpecError
 from seernet.graph import PerfGraph, build_graph
 from seernet.metrics import unit_of
 from seernet.settings import Limits
-from seernet.spaces import ModelConfig, check_config
+from seernet.spaces import ModelConfig, check_config, get_space
 from seernet.loader import load_model
 from seernet.strip import strip_weights
 
@@ -222,7 +222,7 @@ class PredictionService:
             self.models.remember(sha, stripped.SerializeToString())
 
     def _graph(self, sha: str, source: bytes | ModelConfig, query: PredictQuery) -> PerfGraph:
-        def build() -> PerfGraph:
+        def build_in_pool() -> PerfGraph:
             if isinstance(source, ModelConfig):
                 return build_graph(self._onnx_of(source), batch_size=query.batch_size or None, dims=query.dims,
                                    limits=self.limits)
@@ -231,7 +231,14 @@ class PredictionService:
             self._remember(sha, source, model)
             return graph
 
-        return self.models.graph(sha, query.batch_size, query.dims, False, lambda: self.builds.run(build))
+        def build() -> PerfGraph:
+            if isinstance(source, ModelConfig):  # a space that describes its own graph needs no export (< 1 ms)
+                direct = get_space(source.space).direct_graph(source)
+                if direct is not None:
+                    return direct
+            return self.builds.run(build_in_pool)
+
+        return self.models.graph(sha, query.batch_size, query.dims, False, build)
 
     # ------------------------------------------------------------------ predict
     def _prepare(self, query: PredictQuery) -> _Prepared:

@@ -78,6 +78,12 @@ class ModelSpace(ABC):
             module(example)
         return float(counter.get_total_flops())
 
+    def direct_graph(self, config: ModelConfig, training: bool = False):
+        """The performance graph of ``config``'s exported ONNX, built without exporting, where the space can
+        describe its own graph (NAS-Bench-201); None otherwise, and the caller exports.  Must equal the
+        graph of the export (each space that implements it tests that)."""
+        return None
+
     def check_arch(self, config: ModelConfig) -> ModelConfig:
         """``config`` with its arch checked against the space's schema; ``ValueError`` naming the problem."""
         lo, hi = self.input_size_range

@@ -153,6 +153,12 @@ class NasBench201Space(ModelSpace):
     def example_input(self, config: ModelConfig) -> torch.Tensor:
         return torch.randn(config.batch_size, 3, config.input_size, config.input_size)
 
+    def direct_graph(self, config: ModelConfig, training: bool = False):
+        """Straight from the arch string (``seernet.spaces.nasbench201_graph``): no torch, no export."""
+        from .nasbench201_graph import nasbench201_graph
+
+        return nasbench201_graph(str(config.arch["arch_str"]), config.batch_size, config.input_size, training)
+
     @staticmethod
     def config_for(arch_str: str, batch_size: int = 1, input_size: int = 32) -> ModelConfig:
         parse_arch_str(arch_str)
