@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from profiler_worker.device_info import cpu_model  # every timing names the CPU it ran on
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -41,7 +43,7 @@ def repeat_ms(fn: Callable[[], object], repeats: int, warmup: int = 3) -> dict:
 
 def save(name: str, payload: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    payload = {"machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
+    payload = {"machine": {"cpu": cpu_model(), "python": platform.python_version(),
                            "cores": os.cpu_count()}, "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                **payload}
     path = RESULTS / f"{name}.json"

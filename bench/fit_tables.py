@@ -17,6 +17,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import save  # noqa: E402
+from profiler_worker.device_info import cpu_model  # noqa: E402
 from seernet.data import Sample  # noqa: E402
 from seernet.fit import FIT_METHODS, FitRequest, select_and_fit  # noqa: E402
 from seernet.graph_cache import graph_for  # noqa: E402
@@ -43,9 +44,7 @@ def tables(n: int) -> dict[str, list[tuple[str, float]]]:
 
 
 def run(n_train: int, n_test: int, epochs: int, small: tuple[int, ...] = (50, 20)) -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown")
-    report = {"cpu_model": cpu, "train": n_train, "test": n_test, "epochs": epochs, "tables": {}}
+    report = {"cpu_model": cpu_model(), "train": n_train, "test": n_test, "epochs": epochs, "tables": {}}
     runs = [(name, rows, n_train) for name, rows in tables(n_train + n_test).items()]
     runs += [(name, rows, n) for name, rows, _ in runs if name == "latbench" for n in small]
     for name, rows, n in tqdm(runs, desc="tables"):

@@ -43,6 +43,9 @@ def check_config(config: ModelConfig, max_params: int, max_gflops: float) -> Mod
     """
     space = get_space(config.space)
     checked = space.check_arch(config)
+    bound = space.size_bound(checked.with_batch(1))
+    if bound is not None and bound[0] <= max_params and bound[1] <= max_gflops * 1e9:
+        return checked  # under the limits whatever the arch: nothing to count
     try:
         params = space.param_count(checked)
         if params > max_params:

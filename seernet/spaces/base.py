@@ -92,6 +92,11 @@ class ModelSpace(ABC):
         arch = self.arch_schema.check(config.arch, f"{self.name} arch") if self.arch_schema else dict(config.arch)
         return ModelConfig(config.space, arch, config.batch_size, config.input_size, config.seed)
 
+    def size_bound(self, config: ModelConfig) -> tuple[int, float] | None:
+        """An upper bound on (parameters, per-sample forward FLOPs) that costs next to nothing, where the
+        space's schema gives one: a config under the limits by its bound needs no count.  None: count."""
+        return None
+
     def param_count(self, config: ModelConfig) -> int:
         """Parameters of ``config``'s model, counted on the meta device: nothing is allocated."""
         with torch.device("meta"):

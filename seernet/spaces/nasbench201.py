@@ -8,6 +8,8 @@ them out of the built network instead of multiplying by zero.
 """
 from __future__ import annotations
 
+import functools
+
 import itertools
 import random
 import re
@@ -159,6 +161,23 @@ class NasBench201Space(ModelSpace):
 
         return nasbench201_graph(str(config.arch["arch_str"]), config.batch_size, config.input_size, training)
 
+    def size_bound(self, config: ModelConfig) -> tuple[int, float] | None:
+        """The cell with a 3×3 conv on every edge is the largest at each input size (every edge at its most
+        parameters and FLOPs, all of them live): its size, counted once per input size."""
+        return _graph_size(LARGEST_CELL, 1, config.input_size)
+
+    def param_count(self, config: ModelConfig) -> int:
+        """Parameters as the exported graph counts them (BatchNorm folded, dead edges dropped), from the arch
+        string in about a millisecond: a server checks every config it is sent, and building the torch
+        module on the meta device costs 30 ms, counting its FLOPs 200 ms."""
+        size = _graph_size(str(config.arch["arch_str"]), 1, config.input_size)
+        return super().param_count(config) if size is None else size[0]
+
+    def forward_flops(self, config: ModelConfig) -> float:
+        """FLOPs of one forward pass over the batch, from the direct graph (see :meth:`param_count`)."""
+        size = _graph_size(str(config.arch["arch_str"]), config.batch_size, config.input_size)
+        return super().forward_flops(config) if size is None else size[1]
+
     @staticmethod
     def config_for(arch_str: str, batch_size: int = 1, input_size: int = 32) -> ModelConfig:
         parse_arch_str(arch_str)
@@ -174,6 +193,18 @@ def _eager_run(arch_str: str) -> tuple[set[int], list[str]]:
             reach.add(to_node)
             ops.append(op)
     return reach, ops
+
+
+LARGEST_CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+
+
+@functools.lru_cache(maxsize=256)
+def _graph_size(arch_str: str, batch_size: int, input_size: int) -> tuple[int, float] | None:
+    """(parameters, forward FLOPs) of the exported network's graph; None where it is not described directly."""
+    from .nasbench201_graph import nasbench201_graph
+
+    graph = nasbench201_graph(arch_str, batch_size, input_size)
+    return None if graph is None else (int(graph.global_value("params_sum")), graph.global_value("flops_sum"))
 
 
 def executed_ops(arch_str: str) -> list[str]:

@@ -71,3 +71,25 @@ def test_every_sampled_config_passes_its_schema():
     for space in SPACES.values():
         for config in space.sample_n(5, seed=3):
             assert check_config(config, DEFAULT_LIMITS.max_config_params, 1e6).arch == config.arch
+
+
+def test_a_nasbench201_config_is_sized_by_its_largest_cell_and_counted_only_above_the_limits():
+    from seernet.spaces import get_space
+    from seernet.spaces.nasbench201 import LARGEST_CELL
+
+    space = get_space("nasbench201")
+    for size in (8, 32, 64):
+        params_bound, flops_bound = space.size_bound(ModelConfig("nasbench201", {"arch_str": LARGEST_CELL},
+                                                                 1, size))
+        for sampled in space.sample_n(10, seed=size):
+            config = ModelConfig("nasbench201", sampled.arch, 1, size)
+            assert space.param_count(config) <= params_bound
+            assert space.forward_flops(config) <= flops_bound
+    # a limit below the bound is checked by counting: a small cell passes, the largest is refused
+    small = ModelConfig("nasbench201", {"arch_str": "|skip_connect~0|+|none~0|skip_connect~1|+|none~0|none~1|"
+                                                    "skip_connect~2|"}, 1, 32)
+    largest = ModelConfig("nasbench201", {"arch_str": LARGEST_CELL}, 1, 32)
+    limit_gflops = space.forward_flops(largest) / 1e9 * 0.9
+    assert check_config(small, DEFAULT_LIMITS.max_config_params, limit_gflops).arch == small.arch
+    with pytest.raises(ConfigTooLargeError, match="GFLOPs"):
+        check_config(largest, DEFAULT_LIMITS.max_config_params, limit_gflops)
