@@ -12,6 +12,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -46,16 +47,18 @@ def timed(call, requests) -> list[float]:
 
 
 def throughput(call, make_requests, threads: int) -> float:
+    """Items answered per second by ``threads`` client threads; ``call(k, request, timeout)`` is thread k's call
+    (each thread has a connection of its own) and returns how many items it answered."""
     done, started = [0], time.perf_counter()
     lock = threading.Lock()
 
-    def run(requests) -> None:
+    def run(k: int, requests) -> None:
         for request in requests:
-            n = call(request, timeout=120)
+            n = call(k, request, timeout=120)
             with lock:
                 done[0] += n
 
-    workers = [threading.Thread(target=run, args=(make_requests(k),)) for k in range(threads)]
+    workers = [threading.Thread(target=run, args=(k, make_requests(k))) for k in range(threads)]
     for w in workers:
         w.start()
     for w in workers:
@@ -169,10 +172,22 @@ def config_message(config) -> pb.ModelSpaceConfig:
     return pb.ModelSpaceConfig(space=config.space, arch_json=json.dumps(config.arch), input_size=config.input_size)
 
 
-def start_server(port: int, cpus: set[int]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "perfseer.cli", "serve", "--port", str(port)], cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, preexec_fn=lambda: os.sched_setaffinity(0, cpus))
+def start_server(port: int, cpus: set[int], processes: int, redis_port: int) -> list[subprocess.Popen]:
+    """The server pinned to ``cpus`` (with a private redis-server beside it when it runs several processes)."""
+    def pinned() -> None:
+        os.sched_setaffinity(0, cpus)
+
+    started = []
+    command = [sys.executable, "-m", "perfseer.cli", "serve", "--port", str(port), "--processes", str(processes)]
+    if processes > 1:
+        if not shutil.which("redis-server"):
+            raise SystemExit("--processes > 1 needs redis-server on PATH (make setup installs it), or --processes 1")
+        started.append(subprocess.Popen(["redis-server", "--port", str(redis_port), "--save", "", "--appendonly",
+                                         "no"], stdout=subprocess.DEVNULL, preexec_fn=pinned))
+        command += ["--redis", f"redis://127.0.0.1:{redis_port}/0"]
+    started.append(subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=pinned))
+    return started
 
 
 def wait_ready(stub) -> None:
@@ -184,9 +199,10 @@ def wait_ready(stub) -> None:
         time.sleep(0.2)
 
 
-def uncached_throughput(stub, requests: list[pb.PredictRequest], chunk: int, threads: int = 2) -> dict:
-    """Predictions per second for ``requests`` (all distinct) sent as batches of ``chunk`` from ``threads``
-    client threads; every item must succeed and miss the cache."""
+def uncached_throughput(stubs: list, requests: list[pb.PredictRequest], chunk: int) -> dict:
+    """Predictions per second for ``requests`` (all distinct) sent as batches of ``chunk`` from one client
+    thread per stub; every item must succeed and miss the cache."""
+    threads = len(stubs)
     misses = [0]
     share = -(-len(requests) // threads)
 
@@ -194,8 +210,8 @@ def uncached_throughput(stub, requests: list[pb.PredictRequest], chunk: int, thr
         mine = requests[k * share:(k + 1) * share]
         return [pb.PredictBatchRequest(requests=mine[i:i + chunk]) for i in range(0, len(mine), chunk)]
 
-    def call(request, timeout):
-        response = stub.PredictPerformanceBatch(request, timeout=timeout)
+    def call(k: int, request, timeout):
+        response = stubs[k].PredictPerformanceBatch(request, timeout=timeout)
         if any(item.code != 0 for item in response.items):
             raise RuntimeError([item.message for item in response.items if item.code != 0][:3])
         misses[0] += sum(not item.response.cache_hit for item in response.items)
@@ -225,8 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=int, default=5, help="models to profile for the comparison")
     parser.add_argument("--zoo-batches", type=int, default=8, help="batch sizes 1..N of each real-sized model")
     parser.add_argument("--server-cpus", help="CPU ids the server is pinned to, e.g. 0,1 (default: all allowed)")
+    parser.add_argument("--processes", type=int, help="server processes (default: one per server CPU; > 1 "
+                                                      "shares a private redis-server)")
+    parser.add_argument("--redis-port", type=int, default=6479)
     args = parser.parse_args(argv)
     cpus = {int(c) for c in args.server_cpus.split(",")} if args.server_cpus else os.sched_getaffinity(0)
+    processes = args.processes or len(cpus)
 
     print("preparing models…", flush=True)
     configs = nb201_configs(2 * args.uncached + 100, seed=99)
@@ -235,13 +255,18 @@ def main(argv: list[str] | None = None) -> int:
     zoo = zoo_models()
     print("timing the uncached path's steps in-process…", flush=True)
     stages = stage_costs(models, config_only, zoo, ROOT / "predictors" / "cpu")
-    server = start_server(args.port, cpus)
+    started = start_server(args.port, cpus, processes, args.redis_port)
     try:
-        channel = grpc.insecure_channel(f"127.0.0.1:{args.port}", options=[("grpc.max_send_message_length", 2**26)])
-        grpc.channel_ready_future(channel).result(timeout=60)
-        stub = pb_grpc.PerfSeerStub(channel)
-        wait_ready(stub)
-        results: dict = {"server_cpus": sorted(cpus)}
+        options = [("grpc.max_send_message_length", 2**26), ("grpc.use_local_subchannel_pool", 1)]
+        channels = [grpc.insecure_channel(f"127.0.0.1:{args.port}", options=options) for _ in range(4)]
+        for channel in channels:
+            grpc.channel_ready_future(channel).result(timeout=60)
+        stubs = [pb_grpc.PerfSeerStub(c) for c in channels]  # a connection each: the kernel spreads them
+        stub = stubs[0]
+        for each in stubs:
+            wait_ready(each)
+        results: dict = {"server_cpus": sorted(cpus), "server_processes": processes,
+                         "cache": "redis" if processes > 1 else "in-process"}
 
         results["noop"] = percentiles(timed(stub.Ping, [pb.PingRequest()] * args.requests))
         warm = stub.PredictPerformance(pb.PredictRequest(onnx=models[0], batch_size=1), timeout=30)
@@ -258,20 +283,23 @@ def main(argv: list[str] | None = None) -> int:
         zoo_single = [pb.PredictRequest(onnx=m, batch_size=args.zoo_batches + 1) for m in zoo.values()]
         results["uncached_single_zoo"] = percentiles(timed(stub.PredictPerformance, zoo_single))
 
+        pair = stubs[:2]  # two client threads keep two server processes busy
         results["uncached_nb201_onnx"] = uncached_throughput(
-            stub, [pb.PredictRequest(onnx=m, batch_size=4) for m in models[51:]], chunk=50)
+            pair, [pb.PredictRequest(onnx=m, batch_size=4) for m in models[51:]], chunk=50)
         results["uncached_nb201_config"] = uncached_throughput(
-            stub, [pb.PredictRequest(config=config_message(c), batch_size=4) for c in config_only[50:]], chunk=50)
+            pair, [pb.PredictRequest(config=config_message(c), batch_size=4) for c in config_only[50:]], chunk=50)
         results["uncached_zoo"] = uncached_throughput(
-            stub, [pb.PredictRequest(onnx=m, batch_size=b) for b in range(1, args.zoo_batches + 1)
+            pair, [pb.PredictRequest(onnx=m, batch_size=b) for b in range(1, args.zoo_batches + 1)
                    for m in zoo.values()], chunk=len(zoo))
-        results["cached_per_s"] = throughput(lambda r, timeout: (stub.PredictPerformance(r, timeout=timeout), 1)[1],
-                                             lambda k: [cached_req] * (args.requests // 2), threads=4)
-        results["noop_per_s"] = throughput(lambda r, timeout: (stub.Ping(r, timeout=timeout), 1)[1],
+        results["cached_per_s"] = throughput(
+            lambda k, r, timeout: (stubs[k].PredictPerformance(r, timeout=timeout), 1)[1],
+            lambda k: [cached_req] * (args.requests // 2), threads=4)
+        results["noop_per_s"] = throughput(lambda k, r, timeout: (stubs[k].Ping(r, timeout=timeout), 1)[1],
                                            lambda k: [pb.PingRequest()] * (args.requests // 2), threads=4)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        for process in reversed(started):
+            process.terminate()
+            process.wait(timeout=30)
 
     print("profiling the same kind of models…", flush=True)
     profile_s = profile_seconds(configs, args.profile)
@@ -304,7 +332,8 @@ def report(results: dict, stages: dict) -> None:
         r = results[key]
         print(f"{key:<24} p50 {r['p50_ms']:8.3f} ms  p99 {r['p99_ms']:8.3f} ms")
     print(f"cached p99 / no-op p99 = {results['cached_p99_over_noop_p99']:.2f} (goal ≤ 2)")
-    print(f"throughput (server on CPUs {results['server_cpus']}): no-op {results['noop_per_s']:.0f}/s, cached "
+    print(f"throughput (server: {results['server_processes']} process(es) on CPUs {results['server_cpus']}, "
+          f"{results['cache']} cache): no-op {results['noop_per_s']:.0f}/s, cached "
           f"{results['cached_per_s']:.0f}/s, uncached NAS-Bench-201 as ONNX {results['uncached_nb201_onnx']['per_s']:.0f}/s, "
           f"as configs {results['uncached_nb201_config']['per_s']:.0f}/s (goal ≥ 1000), real-sized models "
           f"{results['uncached_zoo']['per_s']:.1f}/s")

@@ -56,11 +56,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             return 2
     settings.apply_overrides(host=args.host, port=args.port, redis_url=args.redis, predictors=args.predictors,
                              auth_token=token, tls_cert=args.tls_cert, tls_key=args.tls_key,
-                             metrics_port=args.metrics_port, profile_uncertain_above=args.profile_uncertain_above)
+                             metrics_port=args.metrics_port, profile_uncertain_above=args.profile_uncertain_above,
+                             processes=args.processes)
     from profiler_worker.device_info import cpu_model
 
     try:
-        return serve_forever(settings, cpu_model())
+        return serve_forever(settings, cpu_model(), args.torch_threads)
     except StartupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -335,6 +336,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tls-key")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
     p.add_argument("--torch-threads", type=int, default=1)
+    p.add_argument("--processes", type=int, help="serving processes sharing the port, e.g. one per core "
+                                                 "(needs --redis when > 1; env PERFSEER_PROCESSES; default 1)")
     p.add_argument("--profile-uncertain-above", type=float,
                    help="queue a profiling job when a prediction's log-space uncertainty exceeds this (needs --redis)")
     p.set_defaults(handler=cmd_serve)

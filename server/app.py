@@ -69,6 +69,9 @@ class RunningServer:
         self.service.builds.close()
 
 
+MAX_PROCESSES = 64
+
+
 class StartupError(ValueError):
     """The server cannot start as configured (bad port, Redis URL or predictors directory): one line says why."""
 
@@ -87,9 +90,19 @@ def check_startup(settings: Settings) -> None:
                                "use redis://HOST:PORT/DB") from None
     if not settings.predictors.is_dir():
         raise StartupError(f"predictors directory {settings.predictors} does not exist (or is not a directory)")
+    if not 1 <= settings.processes <= MAX_PROCESSES:
+        raise StartupError(f"--processes must be in 1..{MAX_PROCESSES}, got {settings.processes}")
+    if settings.processes > 1 and not settings.redis_url:
+        raise StartupError(f"--processes {settings.processes} needs --redis: the processes share the prediction "
+                           "cache and the models known by sha256 through it (without it, a hash one process "
+                           "learned is unknown to the others)")
+    if settings.processes > 1 and settings.port == 0:
+        raise StartupError("--processes > 1 needs a fixed --port: the processes share it")
 
 
-def build_server(settings: Settings, watch_interval_s: float = 2.0, max_workers: int = 16) -> RunningServer:
+def build_server(settings: Settings, watch_interval_s: float = 2.0, max_workers: int = 16,
+                 process_index: int = 0) -> RunningServer:
+    """One serving process (``process_index`` of ``settings.processes``; its metrics port is offset by it)."""
     check_startup(settings)
     registry = PredictorRegistry(settings.predictors, default="cpu")
     registry.refresh()
@@ -112,7 +125,8 @@ def build_server(settings: Settings, watch_interval_s: float = 2.0, max_workers:
         settings.limits, MicroBatcher(), jobs, profile_uncertain_above=settings.profile_uncertain_above,
         builds=BuildPool(settings.build_workers, settings.build_queue), explain_top_k=settings.explain_top_k)
     options = [("grpc.max_receive_message_length", settings.limits.max_request_bytes),
-               ("grpc.max_send_message_length", settings.limits.max_request_bytes)]
+               ("grpc.max_send_message_length", settings.limits.max_request_bytes),
+               ("grpc.so_reuseport", 1 if settings.processes > 1 else 0)]
     interceptors = [TokenAuthInterceptor(settings.auth_token)] if settings.auth_token else []
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers), options=options, interceptors=interceptors)
     perfseer_pb2_grpc.add_PerfSeerServicer_to_server(PerfSeerServicer(service), server)
@@ -142,7 +156,7 @@ def build_server(settings: Settings, watch_interval_s: float = 2.0, max_workers:
     if settings.metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(settings.metrics_port, addr=settings.host)
+        start_http_server(settings.metrics_port + process_index, addr=settings.host)
     log.info("PerfSeer serving on %s (predictors: %s; cache: %s)", address, ", ".join(registry.names()) or "none yet",
              service.cache.kind)
     return RunningServer(server, port, service, registry, health_servicer)
@@ -159,10 +173,9 @@ def unmatched_machine_note(registry: PredictorRegistry, cpu_model: str) -> str |
             "predictions here are for those machines; `make calibrate` (perfseer calibrate) writes one for this one")
 
 
-def serve_forever(settings: Settings, cpu_model: str | None = None) -> int:
-    """Serve until SIGTERM/SIGINT; ``cpu_model``: this machine's, to note at start-up when no predictor matches it."""
-    running = build_server(settings)
-    note = unmatched_machine_note(running.registry, cpu_model) if cpu_model else None
+def _serve_until_stopped(settings: Settings, process_index: int, cpu_model: str | None) -> int:
+    running = build_server(settings, process_index=process_index)
+    note = unmatched_machine_note(running.registry, cpu_model) if cpu_model and process_index == 0 else None
     if note:
         log.warning(note)
     stopped = threading.Event()
@@ -173,9 +186,42 @@ def serve_forever(settings: Settings, cpu_model: str | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    if not running.registry.ready:
+    if not running.registry.ready and process_index == 0:
         log.warning("no predictors in %s yet: health is NOT_SERVING and predictions return UNAVAILABLE",
                     running.registry.root)
     stopped.wait()
     running.stop()
     return 0
+
+
+def _child(settings: Settings, process_index: int, torch_threads: int) -> None:
+    """A further serving process (spawned: a gRPC server must not be forked once started)."""
+    import torch
+
+    torch.set_num_threads(torch_threads)
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s [{process_index}] %(name)s: %(message)s")
+    _serve_until_stopped(settings, process_index, None)
+
+
+def serve_forever(settings: Settings, cpu_model: str | None = None, torch_threads: int = 1) -> int:
+    """Serve until SIGTERM/SIGINT; ``cpu_model``: this machine's, to note at start-up when no predictor matches it.
+    With ``settings.processes`` > 1, that many processes share the port; the first is this one, and stopping
+    it stops the others."""
+    check_startup(settings)
+    children = []
+    if settings.processes > 1:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        children = [context.Process(target=_child, args=(settings, k, torch_threads), daemon=True,
+                                    name=f"perfseer-serve-{k}") for k in range(1, settings.processes)]
+        for child in children:
+            child.start()
+        log.info("%d serving processes share port %d", settings.processes, settings.port)
+    try:
+        return _serve_until_stopped(settings, 0, cpu_model)
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.join(timeout=30)

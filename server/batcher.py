@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -32,38 +33,54 @@ class MicroBatcher:
     def __init__(self, max_batch: int = 64, max_nodes: int = 60_000) -> None:
         self.max_batch = max_batch
         self.max_nodes = max_nodes
-        self._queue: queue.Queue[_Item | None] = queue.Queue()
+        # each entry is one caller's items, queued together so that a batch request's graphs share passes
+        self._queue: queue.Queue[list[_Item] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="micro-batcher", daemon=True)
         self._thread.start()
         self.batches = 0
         self.items = 0
 
     def submit(self, predictor: Predictor, encoded: object, nodes: int) -> Future:
-        future: Future = Future()
-        self._queue.put(_Item(predictor, encoded, nodes, future))
-        return future
+        return self.submit_many([(predictor, encoded, nodes)])[0]
 
-    def _take(self, first: _Item) -> tuple[list[_Item], bool]:
-        """What is queued now, up to the graph and operator caps; True when the batcher was told to stop."""
-        items, nodes = [first], first.nodes
-        while len(items) < self.max_batch and nodes < self.max_nodes:
+    def submit_many(self, jobs: list[tuple[Predictor, object, int]]) -> list[Future]:
+        """Queue several graphs at once (one entry): the batcher never takes the first of them alone."""
+        items = [_Item(predictor, encoded, nodes, Future()) for predictor, encoded, nodes in jobs]
+        if items:
+            self._queue.put(items)
+        return [item.future for item in items]
+
+    def _take(self, backlog: deque[_Item]) -> tuple[list[_Item], bool]:
+        """What is queued now, up to the graph and operator caps (the rest stays in ``backlog``); True when
+        the batcher was told to stop."""
+        items: list[_Item] = []
+        nodes = 0
+        while True:
+            while backlog and len(items) < self.max_batch and (not items or nodes + backlog[0].nodes <= self.max_nodes):
+                item = backlog.popleft()
+                items.append(item)
+                nodes += item.nodes
+            if backlog or len(items) >= self.max_batch:
+                return items, False
             try:
-                nxt = self._queue.get_nowait()
+                entry = self._queue.get_nowait()
             except queue.Empty:
-                break
-            if nxt is None:
+                return items, False
+            if entry is None:
                 return items, True
-            items.append(nxt)
-            nodes += nxt.nodes
-        return items, False
+            backlog.extend(entry)
 
     def _run(self) -> None:
         stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                return
-            items, stopping = self._take(first)
+        backlog: deque[_Item] = deque()
+        while backlog or not stopping:
+            if not backlog:
+                entry = self._queue.get()
+                if entry is None:
+                    return
+                backlog.extend(entry)
+            items, stop = self._take(backlog)
+            stopping = stopping or stop
             groups: dict[int, list[_Item]] = {}
             for item in items:
                 groups.setdefault(id(item.predictor), []).append(item)

@@ -303,11 +303,12 @@ class PredictionService:
     def predict_many(self, queries: list[PredictQuery]) -> list[PredictAnswer | Exception]:
         """Answers in order; a bad item is its exception in place, never a failed batch.
 
-        Every cache miss is submitted to the micro-batcher before any is awaited,
-        so a batch of N uncached models costs a few GNN forward passes, not N.
+        Every cache miss is built first and then submitted to the micro-batcher in one entry, so a batch of N
+        uncached models costs a few GNN forward passes, not N (submitted one by one, each would be taken
+        alone while the next is still being built).
         """
         results: list[PredictAnswer | Exception | None] = [None] * len(queries)
-        pending: list[tuple[int, _Prepared, object]] = []
+        misses: list[tuple[int, _Prepared, object]] = []
         for i, query in enumerate(queries):
             try:
                 gpu = self._gpu_target(query)
@@ -319,11 +320,11 @@ class PredictionService:
                     results[i] = self._finish(prepared, prepared.cached["values"], prepared.cached["uncertainty"],
                                               True)
                 else:
-                    encoded = prepared.predictor.encode(prepared.graph)
-                    pending.append((i, prepared, self.batcher.submit(prepared.predictor, encoded,
-                                                                     prepared.graph.num_nodes)))
+                    misses.append((i, prepared, prepared.predictor.encode(prepared.graph)))
             except Exception as exc:  # reported per item
                 results[i] = exc
+        futures = self.batcher.submit_many([(p.predictor, encoded, p.graph.num_nodes) for _, p, encoded in misses])
+        pending = [(i, prepared, future) for (i, prepared, _), future in zip(misses, futures)]
         for i, prepared, future in pending:
             try:
                 prediction = future.result(timeout=60)

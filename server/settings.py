@@ -35,6 +35,8 @@ class Settings:
     tls_cert: str = field(default_factory=lambda: env("tls_cert", ""))
     tls_key: str = field(default_factory=lambda: env("tls_key", ""))
     metrics_port: int = field(default_factory=lambda: int(env("metrics_port", "0")))
+    # server processes sharing the port (SO_REUSEPORT): Python runs one request's work on one core at a time
+    processes: int = field(default_factory=lambda: int(env("processes", "1")))
     retrain_after: int = field(default_factory=lambda: int(env("retrain_after", "500")))
     retrain_guard: str = field(default_factory=lambda: env("retrain_guard", ""))  # zoo_measured.json for promotion
     profile_uncertain_above: float = field(default_factory=lambda: float(env("profile_uncertain_above", "0")))

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import io
 import json
 import math
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -101,19 +103,27 @@ class PerfSeerClient:
     """A connection to a PerfSeer service.
 
     ``predict`` sends a model's bytes once; afterwards it sends only its sha256
-    (falling back to the bytes if the server has forgotten it).
+    (falling back to the bytes if the server has forgotten it).  ``connections`` > 1 opens that many
+    connections and spreads calls over them (``predict_many`` sends its chunks on all at once): a server
+    run with ``--processes N`` gives each connection to one of its processes.
     """
 
     def __init__(self, target: str = "127.0.0.1:50051", *, token: str | None = None, timeout_s: float = 30.0,
                  retries: int = 4, backoff_s: float = 0.1, root_certificates: bytes | None = None,
-                 secure: bool = False, max_message_bytes: int = 64 * 2**20) -> None:
+                 secure: bool = False, max_message_bytes: int = 64 * 2**20, connections: int = 1) -> None:
+        if not 1 <= connections <= 64:
+            raise ValueError(f"connections must be in 1..64, got {connections}")
         options = [("grpc.max_send_message_length", max_message_bytes),
                    ("grpc.max_receive_message_length", max_message_bytes)]
+        if connections > 1:  # a channel of its own per connection, not one shared subchannel
+            options.append(("grpc.use_local_subchannel_pool", 1))
         if secure or root_certificates:
-            self._channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates), options)
+            credentials = grpc.ssl_channel_credentials(root_certificates)
+            self._channels = [grpc.secure_channel(target, credentials, options) for _ in range(connections)]
         else:
-            self._channel = grpc.insecure_channel(target, options)
-        self._stub = pb_grpc.PerfSeerStub(self._channel)
+            self._channels = [grpc.insecure_channel(target, options) for _ in range(connections)]
+        self._stubs = [pb_grpc.PerfSeerStub(c) for c in self._channels]
+        self._next = itertools.count()
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.timeout_s, self.retries, self.backoff_s = timeout_s, retries, backoff_s
         self._known: set[str] = set()
@@ -121,9 +131,10 @@ class PerfSeerClient:
     # ------------------------------------------------------------------ plumbing
     def _rpc(self, method: str, request: Any) -> Any:
         delay = self.backoff_s
+        stub = self._stubs[next(self._next) % len(self._stubs)]
         for attempt in range(self.retries + 1):
             try:
-                return getattr(self._stub, method)(request, timeout=self.timeout_s, metadata=self._metadata)
+                return getattr(stub, method)(request, timeout=self.timeout_s, metadata=self._metadata)
             except grpc.RpcError as exc:
                 code = exc.code()
                 if code in RETRYABLE and attempt < self.retries:
@@ -134,7 +145,8 @@ class PerfSeerClient:
         raise AssertionError("unreachable")
 
     def close(self) -> None:
-        self._channel.close()
+        for channel in self._channels:
+            channel.close()
 
     def __enter__(self) -> "PerfSeerClient":
         return self
@@ -192,19 +204,22 @@ class PerfSeerClient:
 
     def predict_many(self, models: Sequence[Any], *, batch_size: int = 1, metrics: Iterable[str] | None = None,
                      device: str = "", chunk: int = 256) -> list[PredictionResult | PerfSeerError]:
-        """One result per model, in order; a model the server refuses yields a PerfSeerError in its place."""
-        results: list[PredictionResult | PerfSeerError] = []
-        for start in range(0, len(models), chunk):
-            requests = [self._request(m, batch_size, metrics, device, None, False)[0] for m in models[start:start + chunk]]
+        """One result per model, in order; a model the server refuses yields a PerfSeerError in its place.
+        Chunks of ``chunk`` models go out on every connection at once."""
+        def one_chunk(start: int) -> list[PredictionResult | PerfSeerError]:
+            requests = [self._request(m, batch_size, metrics, device, None, False)[0]
+                        for m in models[start:start + chunk]]
             for i, request in enumerate(requests):
                 request.request_id = str(start + i)
             response = self._rpc("PredictPerformanceBatch", pb.PredictBatchRequest(requests=requests))
-            for item in response.items:
-                if item.code == 0:
-                    results.append(PredictionResult.from_proto(item.response))
-                else:
-                    results.append(PerfSeerError(_status(item.code), item.message))
-        return results
+            return [PredictionResult.from_proto(item.response) if item.code == 0
+                    else PerfSeerError(_status(item.code), item.message) for item in response.items]
+
+        starts = range(0, len(models), chunk)
+        if len(self._stubs) == 1 or len(starts) == 1:
+            return [r for start in starts for r in one_chunk(start)]
+        with ThreadPoolExecutor(max_workers=len(self._stubs)) as pool:
+            return [r for part in pool.map(one_chunk, starts) for r in part]
 
     # ------------------------------------------------------------------ service
     def ready(self) -> bool:
