@@ -232,7 +232,7 @@ class PredictionService:
             return graph
 
         def build() -> PerfGraph:
-            if isinstance(source, ModelConfig):  # a space that describes its own graph needs no export (< 1 ms)
+            if isinstance(source, ModelConfig):  # a space that describes its own graph needs no export (ms, not 100 ms)
                 direct = get_space(source.space).direct_graph(source)
                 if direct is not None:
                     return direct
