@@ -35,9 +35,10 @@ MEASURED = RESULTS / "zoo_measured.json"
 METRICS = ("infer_time_ms", "infer_mem_mb")
 
 
-def measure(batch_sizes: list[int], cpu: int, time_cap: float, remeasure: bool) -> list[dict]:
-    """Each zoo model at each batch size, measured like the dataset (one pinned thread, same time cap)."""
-    known = json.loads(MEASURED.read_text())["rows"] if MEASURED.exists() and not remeasure else []
+def measure(batch_sizes: list[int], cpu: int, time_cap: float, remeasure: bool, path: Path = MEASURED) -> list[dict]:
+    """Each zoo model at each batch size, measured like the dataset (one pinned thread, same time cap), kept in
+    ``path`` (resumed from it unless ``remeasure``)."""
+    known = json.loads(path.read_text())["rows"] if path.exists() and not remeasure else []
     done = {(r["model"], r["batch_size"]) for r in known}
     settings = ProfileSettings(cpu_affinity=(cpu,), time_cap_s=time_cap, modes=("infer",))
     for name in ZOO:
@@ -50,8 +51,8 @@ def measure(batch_sizes: list[int], cpu: int, time_cap: float, remeasure: bool) 
                    **{m: result.metrics.get(m) for m in METRICS}}
             print(json.dumps(row), flush=True)
             known.append(row)
-            MEASURED.parent.mkdir(parents=True, exist_ok=True)
-            MEASURED.write_text(json.dumps({"settings": settings.describe(), "rows": known}, indent=2) + "\n")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"settings": settings.describe(), "rows": known}, indent=2) + "\n")
     return known
 
 

@@ -217,6 +217,7 @@ def open_dataset(path: str | Path, metrics: tuple[str, ...], progress: bool = Tr
 
 
 BENCHMARKS = {"graph": "bench.graph_build", "serve": "bench.serve", "latbench": "bench.latbench", "zoo": "bench.zoo",
+              "calibrate": "bench.calibrate",
               "fit": "bench.fit_tables", "gpu": "bench.gpu_eval"}
 
 
@@ -319,7 +320,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_train_flags(p)
     p.set_defaults(handler=cmd_evaluate, ensemble=1)
 
-    p = sub.add_parser("bench", help="run a benchmark: graph, serve, latbench, zoo, fit, gpu or all")
+    p = sub.add_parser("bench", help="run a benchmark: graph, serve, latbench, zoo, calibrate, fit, gpu or all")
     p.add_argument("name", choices=[*BENCHMARKS, "all"])
     p.add_argument("args", nargs=argparse.REMAINDER, help="passed to the benchmark (e.g. --repeats 10)")
     p.set_defaults(handler=cmd_bench)

@@ -1,0 +1,99 @@
+"""Calibrate on this machine within budgets (default 2, 5 and 10 minutes), then predict real architectures
+measured here that no calibration saw: Kendall τ, MAPE and ±10 % accuracy of the calibrated predictor beside
+the uncalibrated shipped one and a log-linear MACs fit on the same calibration rows.
+
+The real architectures are the zoo (ResNet-18/50/152, MobileNetV2, VGG-11, ViT-Ti, BERT-mini: none from a
+space calibrate draws from), measured once per CPU model into ``bench/results/zoo_measured_<cpu>.json``.
+Each budget starts from an empty work directory: a budget is what a user would spend from nothing.
+Run: ``perfseer bench calibrate [--budgets 2 5 10]`` (about the sum of the budgets plus two minutes).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from bench.common import RESULTS, save  # noqa: E402
+from bench.zoo import measure  # noqa: E402
+from profiler_worker.calibrate import Calibration, CalibrationRequest, calibrate, slug  # noqa: E402
+from profiler_worker.device_info import cpu_model  # noqa: E402
+from seernet.predictor import Predictor  # noqa: E402
+from seernet.scores import score  # noqa: E402
+from seernet.settings import cache_dir  # noqa: E402
+from seernet.zoo import zoo_samples  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = "infer_time_ms"
+SHOWN = ("kendall", "mape", "acc10")
+
+
+def macs_loglinear(train_macs: np.ndarray, train_ms: np.ndarray, macs: np.ndarray) -> np.ndarray:
+    """log ms = a + b log MACs, least squares on the calibration rows: the simplest model a user could fit."""
+    slope, intercept = np.polyfit(np.log(train_macs), np.log(train_ms), 1)
+    return np.exp(intercept + slope * np.log(macs))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budgets", type=float, nargs="+", default=[2.0, 5.0, 10.0])
+    parser.add_argument("--cpu", type=int, default=sorted(os.sched_getaffinity(0))[-1],
+                        help="core measurements are pinned to (default: the last allowed)")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--zoo-time-cap", type=float, default=0.5)
+    parser.add_argument("--pretrained", default=str(ROOT / "predictors" / "cpu"))
+    parser.add_argument("--workdir", default=str(cache_dir() / "bench-calibrate"))
+    args = parser.parse_args(argv)
+    here = cpu_model()
+    zoo_path = RESULTS / f"zoo_measured_{slug(here)}.json"
+    print(f"measuring the real architectures on {here} (kept in {zoo_path})…", flush=True)
+    rows = [r for r in measure(args.batch_sizes, args.cpu, args.zoo_time_cap, False, zoo_path) if r["status"] == "ok"]
+    samples = zoo_samples(rows)
+    graphs = [s.graph for s in samples]
+    truth = np.array([r[TARGET] for r in rows])
+    macs = np.array([g.global_value("macs_sum") for g in graphs])
+    shipped = Predictor.load(args.pretrained)
+    report: dict = {"cpu_model": here, "target": TARGET, "real_architectures": len(rows),
+                    "shipped": score(np.array([p.values[TARGET] for p in shipped.predict_graphs(graphs)]), truth),
+                    "budgets": {}}
+    base = Path(args.workdir)
+    for budget in args.budgets:
+        name = f"bench-{budget:g}min"
+        workdir = base / name
+        shutil.rmtree(workdir, ignore_errors=True)
+        request = CalibrationRequest(budget_minutes=budget, out=base / "predictors", name=name, cpus=(args.cpu,),
+                                     pretrained=Path(args.pretrained), workdir=workdir)
+        print(f"calibrating for {budget:g} minutes…", flush=True)
+        result = calibrate(request)
+        calibrated = Predictor.load(base / "predictors" / name)
+        predicted = np.array([p.values[TARGET] for p in calibrated.predict_graphs(graphs)])
+        measured = Calibration(request).measured_samples()
+        fit_macs = np.array([s.graph.global_value("macs_sum") for s in measured])
+        fit_ms = np.array([s.targets[TARGET] for s in measured])
+        keep = (fit_macs > 0) & (fit_ms > 0)
+        report["budgets"][f"{budget:g}"] = {
+            "seconds": result.seconds, "measured": result.summary["measured"],
+            "families": result.summary["families"], "chosen": result.summary["selection"],
+            "held_out_calibration_rows": result.summary["held_out"],
+            "calibrated": score(predicted, truth),
+            "macs_loglinear": score(macs_loglinear(fit_macs[keep], fit_ms[keep], macs), truth)}
+    path = save("calibrate", report)
+    print(f"\nreal architectures measured on {here}: {len(rows)} rows (zoo, batch {args.batch_sizes})")
+    print(f"{'budget':>8} {'measured':>9}  " + "  ".join(f"{w:>28}" for w in ("calibrated", "shipped",
+                                                                          "MACs log-linear")))
+    print(f"{'':>8} {'':>9}  " + "  ".join(f"{'τ':>8} {'MAPE %':>9} {'±10 %':>9}" for _ in range(3)))
+    for budget, entry in report["budgets"].items():
+        cells = [entry["calibrated"], report["shipped"], entry["macs_loglinear"]]
+        print(f"{budget + ' min':>8} {entry['measured']:>9}  " + "  ".join(
+            f"{c.get('kendall', float('nan')):8.3f} {c['mape']:9.1f} {c['acc10']:9.1f}" for c in cells))
+    print(f"written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
