@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--zoo-time-cap", type=float, default=0.5)
     parser.add_argument("--pretrained", default=str(ROOT / "predictors" / "cpu"))
     parser.add_argument("--workdir", default=str(cache_dir() / "bench-calibrate"))
+    parser.add_argument("--max-gflops", type=float, default=1.0, help="calibrate's cap on candidates")
+    parser.add_argument("--out-name", default="calibrate", help="results file name under bench/results/")
     args = parser.parse_args(argv)
     here = cpu_model()
     zoo_path = RESULTS / f"zoo_measured_{slug(here)}.json"
@@ -59,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     macs = np.array([g.global_value("macs_sum") for g in graphs])
     shipped = Predictor.load(args.pretrained)
     report: dict = {"cpu_model": here, "target": TARGET, "real_architectures": len(rows),
+                    "max_gflops": args.max_gflops,
                     "shipped": score(np.array([p.values[TARGET] for p in shipped.predict_graphs(graphs)]), truth),
                     "budgets": {}}
     base = Path(args.workdir)
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir = base / name
         shutil.rmtree(workdir, ignore_errors=True)
         request = CalibrationRequest(budget_minutes=budget, out=base / "predictors", name=name, cpus=(args.cpu,),
-                                     pretrained=Path(args.pretrained), workdir=workdir)
+                                     pretrained=Path(args.pretrained), workdir=workdir, max_gflops=args.max_gflops)
         print(f"calibrating for {budget:g} minutes…", flush=True)
         result = calibrate(request)
         calibrated = Predictor.load(base / "predictors" / name)
@@ -82,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             "held_out_calibration_rows": result.summary["held_out"],
             "calibrated": score(predicted, truth),
             "macs_loglinear": score(macs_loglinear(fit_macs[keep], fit_ms[keep], macs), truth)}
-    path = save("calibrate", report)
+    path = save(args.out_name, report)
     print(f"\nreal architectures measured on {here}: {len(rows)} rows (zoo, batch {args.batch_sizes})")
     print(f"{'budget':>8} {'measured':>9}  " + "  ".join(f"{w:>28}" for w in ("calibrated", "shipped",
                                                                           "MACs log-linear")))
