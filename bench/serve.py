@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import grpc  # noqa: E402
 
-from bench.common import save  # noqa: E402
+from bench.common import repeat_ms, save  # noqa: E402
 from perfseer_client.v1 import perfseer_pb2 as pb  # noqa: E402
 from perfseer_client.v1 import perfseer_pb2_grpc as pb_grpc  # noqa: E402
 
@@ -95,13 +95,8 @@ def zoo_models() -> dict[str, bytes]:
 
 
 def _per_model_ms(step, n: int, repeats: int) -> dict:
-    step()  # warm-up
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        samples.append((time.perf_counter() - t0) * 1000 / n)
-    return {"median_ms": statistics.median(samples), "min_ms": min(samples), "max_ms": max(samples)}
+    """:func:`bench.common.repeat_ms` of a step over ``n`` models, per model."""
+    return {k: v / n for k, v in repeat_ms(step, repeats, warmup=1).items() if k.endswith("_ms")}
 
 
 def stage_costs(models: list[bytes], configs: list, zoo: dict[str, bytes], predictor_dir: Path, batch: int = 50,

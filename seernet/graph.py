@@ -102,14 +102,11 @@ def _edge_features(info: TensorInfo) -> list[float]:
 
 
 def node_features(node: Operator, shapes: dict[str, TensorInfo], weights: set[str], counted: set[str],
-                  memo: dict | None = None) -> list[float]:
+                  memo: dict) -> list[float]:
     """One operator's row of :data:`NODE_FEATURES`.  ``memo``: rows already computed in this graph by the
     operator's signature (type, attributes, input shapes and which are weights, output shapes): a NAS
     network repeats the same operators dozens of times.  Parameters depend on which weights were counted
     before, so they are added per call."""
-    if memo is None:
-        cost = node_cost(node, shapes, weights, counted)
-        return _row(cost, node)
     key = signature(node, shapes, weights)
     hit = memo.get(key)
     if hit is None:

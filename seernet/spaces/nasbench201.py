@@ -9,7 +9,6 @@ them out of the built network instead of multiplying by zero.
 from __future__ import annotations
 
 import functools
-
 import itertools
 import random
 import re

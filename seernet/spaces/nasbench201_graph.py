@@ -38,8 +38,7 @@ CELLS_PER_STAGE = 5
 
 
 class _Builder:
-    def __init__(self, batch: int) -> None:
-        self.batch = batch
+    def __init__(self) -> None:
         self.ops: list[Op] = []
         self.identities: list[Op] = []
         self.shapes: dict[str, TensorInfo] = {}
@@ -182,7 +181,7 @@ def nasbench201_graph(arch_str: str, batch_size: int, input_size: int = 32, trai
         return None
     # a network that ends on a conv has the last BatchNorm folded into it: no BatchNorm, no kept 64-wide bias
     fold_last_norm = isinstance(cell[0], tuple) and cell[0][0] == "conv"
-    b = _Builder(batch_size)
+    b = _Builder()
     image = b.tensor((batch_size, 3, input_size, input_size), name="input")
     x = b.conv(image, 16, 3, 1, "/stem/stem.0/Conv", b.bias(16, first_reads_directly=True))
     width, index = 16, 0
