@@ -19,14 +19,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from bench.common import RESULTS, save  # noqa: E402
-from bench.zoo import measure  # noqa: E402
-from profiler_worker.calibrate import Calibration, CalibrationRequest, calibrate, slug  # noqa: E402
+from bench.common import save  # noqa: E402
+from bench.zoo import measure, measured_path  # noqa: E402
+from profiler_worker.calibrate import Calibration, CalibrationRequest, calibrate  # noqa: E402
 from profiler_worker.device_info import cpu_model  # noqa: E402
 from seernet.predictor import Predictor  # noqa: E402
 from seernet.scores import score  # noqa: E402
 from seernet.settings import cache_dir  # noqa: E402
-from seernet.zoo import zoo_samples  # noqa: E402
+from seernet.zoo import zoo_names, zoo_samples  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = "infer_time_ms"
@@ -52,9 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-name", default="calibrate", help="results file name under bench/results/")
     args = parser.parse_args(argv)
     here = cpu_model()
-    zoo_path = RESULTS / f"zoo_measured_{slug(here)}.json"
+    zoo_path = measured_path()
     print(f"measuring the real architectures on {here} (kept in {zoo_path})…", flush=True)
-    rows = [r for r in measure(args.batch_sizes, args.cpu, args.zoo_time_cap, False, zoo_path) if r["status"] == "ok"]
+    rows = [r for r in measure(zoo_names("zoo"), args.batch_sizes, args.cpu, args.zoo_time_cap, False, zoo_path)
+            if r["status"] == "ok"]
     samples = zoo_samples(rows)
     graphs = [s.graph for s in samples]
     truth = np.array([r[TARGET] for r in rows])

@@ -1,13 +1,16 @@
-"""Real architectures none of our spaces produced (torchvision/timm layer-for-layer re-implementations:
-ResNet-18/50/152, MobileNetV2, VGG-11, ViT-Tiny, BERT-mini): measured on this machine, then predicted.
+"""Real architectures none of our spaces produced, measured on this machine, then predicted.
 
-Issue 4: "a model from torchvision or timm that none of our spaces produced must still be ranked right".
-These models are also *bigger* than anything in the dataset (its configs stop at 2 GFLOPs; ResNet-152 is
-23 GFLOPs at batch 1), so this is an extrapolation test as well.  Inference only: the profiler measures
-ONNX models with onnxruntime; training time needs the model's space config.
+Three groups (``--groups``): ``zoo``, our layer-for-layer re-implementations (ResNet-18/50/152, MobileNetV2,
+VGG-11, ViT-Tiny, BERT-mini); ``torchvision``, torchvision's own classification models (weights=None; never
+training data, and their timm twins are kept out of the timm family); ``timm``, the timm architectures held
+out of the timm family by name (``seernet.spaces.timm_space.held_out_archs``).  Inference only: the
+profiler measures ONNX with onnxruntime, one pinned thread, the dataset's repeat policy.  A model whose graph
+does not build is reported as such and left out of the scores.
 
-Measurements are kept in ``bench/results/zoo_measured.json`` (taken once, reused when only the predictor
-changed; ``--remeasure`` takes them again).  Run: ``perfseer bench zoo [--cpu 1] [--batch-sizes 1 4]``.
+Measurements are kept per CPU model in ``bench/results/zoo_measured_<cpu>.json`` (taken once, reused when
+only the predictor changed; ``--remeasure`` takes them again; exports all run before the first measurement,
+so nothing else runs while one does).  Several ``--predictor``s are scored on the same rows in one run.
+Run: ``perfseer bench zoo [--groups zoo torchvision timm] [--batch-sizes 1 8] [--predictor DIR ...]``.
 """
 from __future__ import annotations
 
@@ -23,66 +26,109 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from bench.common import RESULTS, save  # noqa: E402
+from profiler_worker.calibrate import slug  # noqa: E402
+from profiler_worker.device_info import cpu_model  # noqa: E402
 from profiler_worker.job import ProfileJob  # noqa: E402
 from profiler_worker.measure import measure_job  # noqa: E402
 from profiler_worker.settings import ProfileSettings  # noqa: E402
 from seernet.predictor import Predictor  # noqa: E402
 from seernet.scores import score  # noqa: E402
-from seernet.zoo import ZOO, zoo_onnx, zoo_samples  # noqa: E402
+from seernet.zoo import zoo_names, zoo_onnx, zoo_samples  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-MEASURED = RESULTS / "zoo_measured.json"
 METRICS = ("infer_time_ms", "infer_mem_mb")
 
 
-def measure(batch_sizes: list[int], cpu: int, time_cap: float, remeasure: bool, path: Path = MEASURED) -> list[dict]:
-    """Each zoo model at each batch size, measured like the dataset (one pinned thread, same time cap), kept in
-    ``path`` (resumed from it unless ``remeasure``)."""
+def measured_path() -> Path:
+    return RESULTS / f"zoo_measured_{slug(cpu_model())}.json"
+
+
+def measure(names: list[str], batch_sizes: list[int], cpu: int, time_cap: float, remeasure: bool,
+            path: Path) -> list[dict]:
+    """Each model at each batch size, measured like the dataset (one pinned thread, same time cap), kept in
+    ``path`` (resumed from it unless ``remeasure``).  Models that fail to export are recorded as failed."""
     known = json.loads(path.read_text())["rows"] if path.exists() and not remeasure else []
     done = {(r["model"], r["batch_size"]) for r in known}
-    settings = ProfileSettings(cpu_affinity=(cpu,), time_cap_s=time_cap, modes=("infer",))
-    for name in ZOO:
-        for batch in batch_sizes:
-            if (name, batch) in done:
-                continue
-            result = measure_job(ProfileJob(onnx_bytes=zoo_onnx(name), batch_size=batch, family="zoo"), settings)
+    todo = [(n, b) for n in names for b in batch_sizes if (n, b) not in done]
+    exported: dict[str, bytes | str] = {}
+    for name in sorted({n for n, _ in todo}):  # every export first: none runs beside a measurement
+        try:
+            exported[name] = zoo_onnx(name)
+        except Exception as exc:  # noqa: BLE001 - an architecture the exporter cannot take is a finding
+            exported[name] = f"export failed: {type(exc).__name__}: {str(exc)[:160]}"
+    settings = ProfileSettings(cpu_affinity=(cpu,), time_cap_s=time_cap, modes=("infer",), op_profile=False)
+    for name, batch in todo:
+        onnx_bytes = exported[name]
+        if isinstance(onnx_bytes, str):
+            row = {"model": name, "batch_size": batch, "status": "failed", "reason": onnx_bytes}
+        else:
+            result = measure_job(ProfileJob(onnx_bytes=onnx_bytes, batch_size=batch, family="zoo"), settings)
             row = {"model": name, "batch_size": batch, "status": result.status, "reason": result.reason,
                    "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(result.measured_at)),
                    **{m: result.metrics.get(m) for m in METRICS}}
-            print(json.dumps(row), flush=True)
-            known.append(row)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"settings": settings.describe(), "rows": known}, indent=2) + "\n")
-    return known
+        print(json.dumps(row)[:200], flush=True)
+        known.append(row)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"cpu": cpu_model(), "settings": settings.describe(), "rows": known}, indent=2)
+                        + "\n")
+    return [r for r in known if r["model"] in set(names) and r["batch_size"] in set(batch_sizes)]
+
+
+def _graphs(rows: list[dict]) -> tuple[list[dict], list, dict[str, str]]:
+    """Rows whose graph builds, their samples, and why the others' did not."""
+    kept, samples, failures = [], [], {}
+    for row in rows:
+        try:
+            samples.extend(zoo_samples([row]))
+            kept.append(row)
+        except Exception as exc:  # noqa: BLE001 - reported per model, never hidden
+            failures[row["model"]] = f"{type(exc).__name__}: {str(exc)[:160]}"
+    return kept, samples, failures
+
+
+def _group_of(name: str) -> str:
+    return name.split(":", 1)[0] if ":" in name else "zoo"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--predictor", default=str(ROOT / "predictors" / "cpu"))
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--predictor", action="append", help="predictor directory (repeatable; default "
+                        "predictors/cpu)")
+    parser.add_argument("--groups", nargs="+", default=["zoo", "torchvision", "timm"])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--cpu", type=int, default=sorted(os.sched_getaffinity(0))[-1],
                         help="core the measurements are pinned to (default: the last allowed)")
     parser.add_argument("--time-cap", type=float, default=0.5, help="seconds per timed loop (the dataset's: 0.5)")
     parser.add_argument("--remeasure", action="store_true")
+    parser.add_argument("--out-name", default="zoo", help="results file name under bench/results/")
     args = parser.parse_args(argv)
 
-    rows = [r for r in measure(args.batch_sizes, args.cpu, args.time_cap, args.remeasure) if r["status"] == "ok"]
-    predictor = Predictor.load(args.predictor)
-    graphs = [s.graph for s in zoo_samples(rows)]
-    predictions = predictor.predict_graphs(graphs)
-    for row, graph, prediction in zip(rows, graphs, predictions):
-        row["gflops"] = graph.global_value("flops_sum") / 1e9
-        row["predicted"] = {m: prediction.values[m] for m in METRICS}
-    scores = {m: score(np.array([r["predicted"][m] for r in rows]), np.array([r[m] for r in rows]))
-              for m in METRICS}
-    for row in rows:
-        print(f"{row['model']:>22} b{row['batch_size']:<3} {row['gflops']:7.1f} GFLOPs  "
-              + "  ".join(f"{m} {row[m]:9.2f} → {row['predicted'][m]:9.2f}" for m in METRICS))
-    for m, s in scores.items():
-        print(f"{m}: Spearman {s['spearman']:.3f}  Kendall {s['kendall']:.3f}  MAPE {s['mape']:.1f} %")
-    path = save("zoo", {"predictor": predictor.version, "rows": rows, "scores": scores,
-                        "note": "inference only; every model is outside the training spaces and above their "
-                                "2-GFLOP cap"})
+    names = [n for g in args.groups for n in zoo_names(g)]
+    measured = measure(names, args.batch_sizes, args.cpu, args.time_cap, args.remeasure, measured_path())
+    rows, samples, graph_failures = _graphs([r for r in measured if r["status"] == "ok"])
+    for model, why in sorted(graph_failures.items()):
+        print(f"graph does not build: {model}: {why}")
+    graphs = [s.graph for s in samples]
+    results = {}
+    for directory in args.predictor or [str(ROOT / "predictors" / "cpu")]:
+        predictor = Predictor.load(directory)
+        predicted = [p.values["infer_time_ms"] for p in predictor.predict_graphs(graphs)]
+        by_group = {}
+        for group in ["all", *args.groups]:
+            keep = [i for i, r in enumerate(rows) if group == "all" or _group_of(r["model"]) == group]
+            if len(keep) >= 2:
+                by_group[group] = {"n": len(keep), **score(np.array([predicted[i] for i in keep]),
+                                                           np.array([rows[i]["infer_time_ms"] for i in keep]))}
+        results[directory] = {"version": predictor.version, "scores": by_group,
+                              "predicted": {f"{r['model']}:b{r['batch_size']}": v for r, v in zip(rows, predicted)}}
+        for group, sc in by_group.items():
+            print(f"{Path(directory).name:>20} {group:>12} n={sc['n']:3d}  Kendall {sc['kendall']:.3f}  "
+                  f"Spearman {sc['spearman']:.3f}  MAPE {sc['mape']:.1f} %")
+    path = save(args.out_name, {"cpu": cpu_model(), "batch_sizes": args.batch_sizes, "groups": args.groups,
+                                "measured": measured, "graph_failures": graph_failures,
+                                "gflops": {f"{r['model']}:b{r['batch_size']}": g.global_value("flops_sum") / 1e9
+                                           for r, g in zip(rows, graphs)},
+                                "predictors": results, "note": "inference time, one onnxruntime thread"})
     print(f"wrote {path}")
     return 0
 

@@ -71,8 +71,12 @@ def cmd_dataset_stats(args: argparse.Namespace, settings: Settings) -> int:
         _print_json(stats)
         return 0
     print(f"{stats['rows']} measured rows in {stats['path']}")
+    profiled = stats["operator_profiles"]
     for family, count in stats["families"].items():
-        print(f"  {family:<12} {count:>6}")
+        p = profiled.get(family)
+        extra = (f"   {p['rows']:>6} with operator profiles ({p['kernels_per_row']:g} kernels a row, "
+                 f"{100 * p['kernel_share']:.1f} % of end-to-end time)") if p else ""
+        print(f"  {family:<12} {count:>6}{extra}")
     print("status:", ", ".join(f"{k}={v}" for k, v in stats["status"].items()))
     print(f"re-measured: {stats['remeasured']}, quarantined: {stats['quarantined']}")
     print("devices:", ", ".join(f"{k} ({v})" for k, v in stats["devices"].items()))

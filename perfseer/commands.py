@@ -19,7 +19,7 @@ def _train_config(args: argparse.Namespace):
     from seernet.train import TrainConfig
 
     return TrainConfig(epochs=args.epochs, ensemble=args.ensemble, seed=args.seed, threads=args.threads,
-                       max_minutes=args.max_minutes, pcgrad=not args.no_pcgrad)
+                       max_minutes=args.max_minutes, pcgrad=not args.no_pcgrad, operator_loss=args.operator_loss)
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
@@ -213,7 +213,8 @@ def open_dataset(path: str | Path, metrics: tuple[str, ...], progress: bool = Tr
     from seernet.data import samples_from_rows
 
     store = DatasetStore(path)
-    return OpenedDataset(Path(path), samples_from_rows(store.rows(), metrics, progress=progress), store.device_keys())
+    samples = samples_from_rows(store.rows(), metrics, progress=progress, kernels=store.operator_kernels())
+    return OpenedDataset(Path(path), samples, store.device_keys())
 
 
 BENCHMARKS = {"graph": "bench.graph_build", "serve": "bench.serve", "latbench": "bench.latbench", "zoo": "bench.zoo",
@@ -242,6 +243,9 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--max-minutes", type=float, default=0.0, help="time budget per member (0: none)")
     p.add_argument("--no-pcgrad", action="store_true")
+    p.add_argument("--operator-loss", type=float, default=1.0,
+                   help="weight of the operator-level loss on rows with per-operator profiles (0: whole-model "
+                        "labels only)")
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--no-additive", action="store_true",

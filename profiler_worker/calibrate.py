@@ -249,8 +249,10 @@ class Calibration:
         return len(self.store().job_ids())
 
     def measured_samples(self) -> list[Sample]:
-        rows = [r for r in self.store().rows() if r.get(self.request.target)]
-        return samples_from_rows(rows, (self.request.target,), device_key=self.device_key, progress=False)
+        store = self.store()
+        rows = [r for r in store.rows() if r.get(self.request.target)]
+        return samples_from_rows(rows, (self.request.target,), device_key=self.device_key, progress=False,
+                                 kernels=store.operator_kernels({r["job_id"] for r in rows}))
 
     def fit(self, fit_minutes: float) -> dict:
         target = self.request.target

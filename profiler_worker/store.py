@@ -126,6 +126,19 @@ class DatasetStore:
                                 (job_id,)).fetchall()
         return [{**dict(r), "nodes": json.loads(r["nodes_json"])} for r in rows]
 
+    def operator_kernels(self, job_ids: set[str] | None = None
+                         ) -> dict[str, tuple[list[tuple[list[str], float]], float]]:
+        """Every stored profile as ``job_id → ([(original nodes, median ms)], end_to_end_ms)``, what
+        ``seernet.data.samples_from_rows`` labels operators with, in two queries; ``job_ids`` filters."""
+        with closing(self._connect()) as conn:
+            rows = conn.execute("SELECT job_id, median_ms, nodes_json FROM operator_profiles").fetchall()
+            runs = dict(conn.execute("SELECT job_id, end_to_end_ms FROM operator_profile_runs").fetchall())
+        kernels: dict[str, list[tuple[list[str], float]]] = {}
+        for r in rows:
+            if job_ids is None or r["job_id"] in job_ids:
+                kernels.setdefault(r["job_id"], []).append((json.loads(r["nodes_json"]), float(r["median_ms"])))
+        return {job: (found, float(runs.get(job, 0.0))) for job, found in kernels.items()}
+
     def quarantine(self, job_ids: list[str], reason: str) -> int:
         """Move rows out of ``measurements`` into ``quarantined`` with ``reason``; returns rows moved.
 
@@ -197,6 +210,11 @@ class DatasetStore:
             metric_counts = {m: conn.execute(f"SELECT COUNT({m}) FROM measurements WHERE status = 'ok'").fetchone()[0]
                              for m in METRICS}
             remeasured = conn.execute("SELECT COUNT(*) FROM remeasurements WHERE status = 'ok'").fetchone()[0]
+            profiled = {r[0]: {"rows": r[1], "kernels_per_row": round(r[2], 1), "kernel_share": round(r[3], 3)}
+                        for r in conn.execute(
+                "SELECT m.family, COUNT(*), AVG((SELECT COUNT(*) FROM operator_profiles o WHERE o.job_id = m.job_id)),"
+                " AVG(r.kernel_share) FROM measurements m JOIN operator_profile_runs r USING (job_id)"
+                " WHERE m.status = 'ok' GROUP BY m.family ORDER BY m.family")}
         return {
             "path": str(self.path),
             "rows": sum(per_family.values()),
@@ -207,4 +225,5 @@ class DatasetStore:
             "metric_counts": metric_counts,
             "remeasured": remeasured,
             "quarantined": self.quarantined_count(),
+            "operator_profiles": profiled,  # per family: profiled rows, kernels per row, Σ kernels / end to end
         }

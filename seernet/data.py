@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from .graph import PerfGraph
 from .graph_cache import graph_for
+from .operator_labels import OperatorLabels, label_operators
 from .spaces import ModelConfig
 
 from .metrics import METRICS
@@ -25,23 +26,36 @@ class Sample:
     graph: PerfGraph
     targets: dict[str, float]
     config: ModelConfig | None = None
+    operators: OperatorLabels | None = None  # measured kernel groups (inference time), where profiled
 
     def target_vector(self, metrics: Sequence[str]) -> list[float]:
         return [float(self.targets.get(m, float("nan")) or float("nan")) for m in metrics]
 
 
 def samples_from_rows(rows: Iterable[dict], metrics: Sequence[str] = METRICS, device_key: str | None = None,
-                      progress: bool = True) -> list[Sample]:
+                      progress: bool = True, kernels: dict[str, list] | None = None) -> list[Sample]:
     """Measured rows (``DatasetStore.rows()``: ``job_id``, ``family``, ``config_json``, metrics) as samples;
     graphs come from the cache.  The store is opened by the caller, once: the library never reaches up
-    into the worker's storage."""
+    into the worker's storage.  ``kernels`` (``DatasetStore.operator_kernels()``: job id → kernels and the
+    profiled run's end-to-end ms) labels each profiled sample's operators.  The profiled run is slower than
+    the timed one (profiling costs 5-25 % here), so its kernel times are scaled by
+    ``infer_time_ms / end_to_end_ms``: the labels then sum to the kernels' share of the measured time."""
     rows = [r for r in rows if device_key is None or r["device_key"] == device_key]
     samples = []
     for row in tqdm(rows, desc="graphs", unit="model", disable=not progress, mininterval=2):
         config = ModelConfig.from_json(row["config_json"])
         targets = {m: row[m] for m in metrics if row.get(m) is not None and row[m] > 0}
-        samples.append(Sample(row["job_id"], row["family"], graph_for(config), targets, config))
+        graph = graph_for(config)
+        labels = _operator_labels(graph, row, (kernels or {}).get(row["job_id"]))
+        samples.append(Sample(row["job_id"], row["family"], graph, targets, config, labels))
     return samples
+
+
+def _operator_labels(graph: PerfGraph, row: dict, profile: tuple[list, float] | None) -> OperatorLabels | None:
+    if not profile or not row.get("infer_time_ms") or profile[1] <= 0:
+        return None
+    scale = float(row["infer_time_ms"]) / profile[1]
+    return label_operators(graph, [(nodes, ms * scale) for nodes, ms in profile[0]])
 
 
 def with_targets(samples: Iterable[Sample], metrics: Sequence[str]) -> list[Sample]:

@@ -23,7 +23,9 @@ from .train import TrainConfig, fit_ensemble
 
 log = logging.getLogger(__name__)
 METHODS = ("seernet", "seernet_multi", "loglinear", "nnmeter_kernel_gbt", "brpnas_gcn", "dippm_sage")
-ABLATIONS = ("seernet_multi_pooled",)  # SeerNet-Multi without the additive read-out (pooled heads only)
+# SeerNet-Multi without the additive read-out (pooled heads only); without the operator-level loss
+# (whole-model labels only, where the dataset has per-operator profiles)
+ABLATIONS = ("seernet_multi_pooled", "seernet_multi_no_oploss")
 
 
 @dataclass
@@ -56,7 +58,7 @@ def run_method(method: str, train: list[Sample], val: list[Sample], test: list[S
             net = _net_config(cfg, (metric,))
             values, _ = fit_ensemble(with_targets(train, (metric,)), with_targets(val, (metric,)), net, cfg.train).predict(test)
             predictions[metric] = values[:, 0]
-    elif method in ("seernet_multi", "seernet_multi_pooled", *GNN_BASELINES):
+    elif method in ("seernet_multi", *ABLATIONS, *GNN_BASELINES):
         net = _net_config(cfg, cfg.metrics)
         if method == "seernet_multi_pooled":
             net = replace(net, additive_readout=False)
@@ -64,6 +66,8 @@ def run_method(method: str, train: list[Sample], val: list[Sample], test: list[S
         train_cfg = _without_pcgrad(cfg.train) if method in GNN_BASELINES else cfg.train
         if method == "seernet_multi" and keep is not None:
             train_cfg = replace(train_cfg, ensemble=cfg.multi_ensemble)
+        if method == "seernet_multi_no_oploss":
+            train_cfg = replace(train_cfg, operator_loss=0.0)
         ensemble = fit_ensemble(with_targets(train, cfg.metrics), with_targets(val, cfg.metrics), net, train_cfg, **kwargs)
         values, _ = ensemble.predict(test)
         predictions = {m: values[:, k] for k, m in enumerate(cfg.metrics)}

@@ -54,16 +54,19 @@ def arch_str_of(config: ModelConfig) -> str:
 
 
 _ARRAYS = ("node_op", "node_category", "node_x", "edge_index", "edge_x", "global_x")
+_NAMES = ("op_types", "node_names")  # kept too: operator labels and explanations address nodes by name
 
 
 def graph_for(config: ModelConfig, training: bool = False, root: Path | None = None) -> PerfGraph:
-    """The performance graph of ``config`` at its batch size, cached as ``.npz`` per feature schema."""
+    """The performance graph of ``config`` at its batch size, cached as ``.npz`` per feature schema (a file
+    written before names were cached is rebuilt once)."""
     root = root or cache_dir()
     path = root / f"graphs-v{FEATURE_SCHEMA_VERSION}" / config.arch_id[:2] / f"{config.config_id}-{int(training)}.npz"
     if path.exists():
         with np.load(path) as data:
-            return PerfGraph(**{k: data[k] for k in _ARRAYS}, batch_size=config.batch_size, training=training,
-                             arch_str=arch_str_of(config))
+            if all(k in data for k in _NAMES):
+                return PerfGraph(**{k: data[k] for k in _ARRAYS}, batch_size=config.batch_size, training=training,
+                                 arch_str=arch_str_of(config), **{k: data[k].tolist() for k in _NAMES})
     from .spaces import get_space
 
     graph = get_space(config.space).direct_graph(config, training)  # no export where the space knows its graph
@@ -72,6 +75,7 @@ def graph_for(config: ModelConfig, training: bool = False, root: Path | None = N
     graph.arch_str = arch_str_of(config)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, **{k: getattr(graph, k) for k in _ARRAYS})
+    np.savez(tmp, **{k: getattr(graph, k) for k in _ARRAYS}, **{k: np.array(getattr(graph, k), dtype=str)
+                                                                for k in _NAMES})
     tmp.replace(path)
     return graph

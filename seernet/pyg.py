@@ -13,9 +13,17 @@ from torch_geometric.utils import scatter, softmax
 
 from .features import FeatureNormalizer, work_arrays
 from .graph import PerfGraph
+from .operator_labels import OperatorLabels
+
+_NO_GROUP = torch.zeros(0, dtype=torch.float32)
 
 
-def to_data(graph: PerfGraph, normalizer: FeatureNormalizer, y: Sequence[float] | None = None) -> Data:
+def to_data(graph: PerfGraph, normalizer: FeatureNormalizer, y: Sequence[float] | None = None,
+            operators: OperatorLabels | None = None, with_operators: bool = False) -> Data:
+    """``with_operators``: add the operator-loss attributes (empty where ``operators`` is None), which every
+    item of a training batch must carry alike: ``node_group`` (per node; group ids local to the graph, -1 for
+    none), ``group_ms``, ``group_w`` (per group) and ``group_count`` (one per graph), collated by plain
+    concatenation; ``seernet.train`` offsets the ids per graph."""
     node, edge, glob = normalizer.transform(graph)
     data = Data(
         x=torch.from_numpy(node),
@@ -28,6 +36,15 @@ def to_data(graph: PerfGraph, normalizer: FeatureNormalizer, y: Sequence[float] 
     )
     if y is not None:
         data.y = torch.tensor([list(y)], dtype=torch.float32)
+    if with_operators or operators is not None:
+        if operators is None:
+            data.node_group = torch.full((graph.num_nodes,), -1, dtype=torch.long)
+            data.group_ms, data.group_w = _NO_GROUP, _NO_GROUP
+        else:
+            data.node_group = torch.from_numpy(operators.node_group)
+            data.group_ms = torch.from_numpy(operators.group_ms.astype("float32"))
+            data.group_w = torch.from_numpy(operators.weights().astype("float32"))
+        data.group_count = torch.tensor([operators.groups if operators is not None else 0], dtype=torch.long)
     return data
 
 

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from .data import Sample
 from .features import FeatureNormalizer, work_log_scale
 from .nn import SeerNet, SeerNetConfig
+from .operator_loss import operator_loss
 from .pcgrad import PCGrad, shared_representation_step
 from .normalize import TargetNormalizer
 from .pyg import to_data
@@ -43,6 +44,8 @@ class TrainConfig:
     threads: int = 1
     progress: bool = True
     max_minutes: float = 0.0  # 0: no time limit
+    # weight of the operator-level loss (seernet.operator_loss) on profiled samples; 0: whole-model loss only
+    operator_loss: float = 1.0
 
 
 def seed_everything(seed: int) -> None:
@@ -52,9 +55,47 @@ def seed_everything(seed: int) -> None:
 
 
 def to_dataset(samples: Sequence[Sample], metrics: Sequence[str], features: FeatureNormalizer,
-               targets: TargetNormalizer) -> list:
+               targets: TargetNormalizer, operators: bool = False) -> list:
+    """``operators``: carry the samples' kernel-group labels (every item alike, empty where unprofiled)."""
     encoded = targets.encode(np.array([s.target_vector(metrics) for s in samples], dtype=np.float64))
-    return [to_data(s.graph, features, y) for s, y in zip(samples, encoded)]
+    operators = operators and any(s.operators is not None for s in samples)
+    return [to_data(s.graph, features, y, s.operators if operators else None, operators)
+            for s, y in zip(samples, encoded)]
+
+
+OPERATOR_METRIC = "infer_time_ms"  # what the profiles measure
+
+
+def _operator_metric(model: torch.nn.Module, net_config: SeerNetConfig, config: TrainConfig,
+                     train_data: list) -> int | None:
+    """Index of the metric the operator loss applies to, or None when it does not apply (switched off, no
+    additive read-out to label, the metric not predicted, or no profiled sample)."""
+    if (config.operator_loss <= 0 or getattr(model, "additive", None) is None
+            or OPERATOR_METRIC not in net_config.metrics or not train_data
+            or "group_count" not in train_data[0] or not any(int(d.group_count.sum()) for d in train_data)):
+        return None
+    return list(net_config.metrics).index(OPERATOR_METRIC)
+
+
+def _heads_and_losses(model: torch.nn.Module, batch, operator_index: int | None, weight: float, log_std: float):
+    """``(heads, loss_fn)`` over the shared representation: the metric heads, and with ``operator_index``
+    the per-node costs too, the operator loss joining that metric's task (so PCGrad treats it as part of it)."""
+    def heads(shared):
+        pred = model.predict_heads(shared, batch)
+        if operator_index is None:
+            return pred, None
+        _, x, g = shared
+        terms = model.additive.node_terms(x, g, batch.batch, batch.work)[:, operator_index]
+        return pred, terms
+
+    def loss_fn(out):
+        pred, terms = out
+        losses = _masked_losses(pred, batch.y)
+        if terms is not None:
+            losses[operator_index] = losses[operator_index] + weight * operator_loss(terms, batch, log_std)
+        return losses
+
+    return heads, loss_fn
 
 
 def _masked_losses(pred: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
@@ -112,17 +153,21 @@ def train_one(net_config: SeerNetConfig, train_data: list, val_data: list, targe
     started = time.monotonic()
     bar = tqdm(range(config.epochs), desc=f"train {'+'.join(net_config.metrics)[:40]} s{seed}", unit="ep",
                disable=not config.progress, mininterval=2, leave=False)
+    operator_index = _operator_metric(model, net_config, config, train_data)
+    log_std = float(targets.std[operator_index]) if operator_index is not None else 1.0
     for epoch in bar:
         model.train()
         total = 0.0
         for batch in loader:
+            heads, loss_fn = _heads_and_losses(model, batch, operator_index, config.operator_loss, log_std)
             if shared:
-                losses = shared_representation_step(optimizer, model.embed(batch),
-                                                    lambda z: model.predict_heads(z, batch),
-                                                    lambda pred: _masked_losses(pred, batch.y), rng)
+                losses = shared_representation_step(optimizer, model.embed(batch), heads, loss_fn, rng)
                 total += float(sum(float(l.detach()) for l in losses)) * batch.num_graphs
                 continue
-            losses = _masked_losses(model(batch), batch.y)
+            if operator_index is not None:
+                losses = loss_fn(heads(model.embed(batch)))
+            else:
+                losses = _masked_losses(model(batch), batch.y)
             if pcgrad is not None:
                 pcgrad.step(losses)
             else:
@@ -181,7 +226,7 @@ def fit_ensemble(train: Sequence[Sample], val: Sequence[Sample], net_config: See
         net_config = replace(net_config, target_log_mean=tuple(float(v) for v in targets.mean),
                              target_log_std=tuple(float(v) for v in targets.std),
                              work_log_scale=work_log_scale([s.graph for s in train]))
-    train_data = to_dataset(train, metrics, features, targets)
+    train_data = to_dataset(train, metrics, features, targets, operators=config.operator_loss > 0)
     val_data = to_dataset(val, metrics, features, targets)
     members, reports = [], []
     for k in range(config.ensemble):

@@ -156,14 +156,68 @@ ZOO: dict[str, tuple[Callable[[], nn.Module], Callable[[int], torch.Tensor]]] = 
 }
 
 
+# torchvision's own classification models (torchvision.models.get_model, weights=None): never training data
+# (timm's twins of them are kept out of the timm family, seernet.spaces.timm_space)
+TORCHVISION_MODELS = (
+    "alexnet", "convnext_tiny", "densenet121", "efficientnet_b0", "efficientnet_b1", "efficientnet_b3",
+    "efficientnet_v2_s", "googlenet", "inception_v3", "maxvit_t", "mnasnet0_5", "mnasnet1_0", "mobilenet_v2",
+    "mobilenet_v3_large", "mobilenet_v3_small", "regnet_x_400mf", "regnet_x_1_6gf", "regnet_y_400mf",
+    "regnet_y_800mf", "regnet_y_1_6gf", "resnet18", "resnet34", "resnet50", "resnet101", "resnext50_32x4d",
+    "shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "squeezenet1_0", "squeezenet1_1", "swin_t", "swin_v2_t",
+    "vgg11", "vgg16", "vit_b_16", "vit_b_32", "wide_resnet50_2")
+
+
+def zoo_names(group: str) -> list[str]:
+    """``zoo``: our layer-for-layer re-implementations; ``torchvision``: its models (``torchvision:<name>``);
+    ``timm``: the timm architectures held out of the timm family (``timm:<name>``)."""
+    from .spaces.timm_space import held_out_archs
+
+    groups = {"zoo": list(ZOO), "torchvision": [f"torchvision:{n}" for n in TORCHVISION_MODELS],
+              "timm": [f"timm:{n}" for n in held_out_archs()]}
+    if group not in groups:
+        raise ValueError(f"unknown zoo group {group!r}; known: {sorted(groups)}")
+    return groups[group]
+
+
+def _is_zoo_name(name: str) -> bool:
+    kind, _, rest = name.partition(":")
+    if not rest:
+        return name in ZOO
+    if kind == "torchvision":
+        return rest in TORCHVISION_MODELS
+    if kind == "timm":
+        from .spaces.timm_space import arch_table
+
+        return rest in arch_table()
+    return False
+
+
 def zoo_onnx(name: str, batch_size: int = 1) -> bytes:
-    """The ONNX export of zoo model ``name`` (random weights, symbolic batch)."""
+    """The ONNX export of zoo model ``name`` (random weights, symbolic batch): one of ours, ``torchvision:<name>``
+    or ``timm:<name>`` (at its default resolution)."""
     from .export import export_module
 
-    if name not in ZOO:
-        raise ValueError(f"unknown zoo model {name!r}; known: {sorted(ZOO)}")
-    build, example = ZOO[name]
+    if not _is_zoo_name(name):
+        raise ValueError(f"unknown zoo model {name!r}; known: {sorted(ZOO)}, torchvision:<{'|'.join(TORCHVISION_MODELS)}>"
+                         ", timm:<a screened timm architecture>")
     torch.manual_seed(0)
+    kind, _, rest = name.partition(":")
+    if kind == "timm":
+        from .export import export_config
+        from .spaces import ModelConfig
+        from .spaces.timm_space import arch_table
+
+        return export_config(ModelConfig("timm", {"model": rest}, 1, int(arch_table()[rest]["resolution"])))
+    if kind == "torchvision":
+        from .torchvision_compat import ensure_torchvision_importable
+
+        ensure_torchvision_importable()
+        import torchvision.models
+
+        size = 299 if rest == "inception_v3" else 224
+        model = torchvision.models.get_model(rest, weights=None)
+        return export_module(model, torch.randn(max(2, batch_size), 3, size, size))
+    build, example = ZOO[name]
     return export_module(build(), example(max(2, batch_size)))
 
 
@@ -187,9 +241,9 @@ def zoo_samples(rows: list[dict]) -> list[Sample]:
     from .graph import build_graph
     from .strip import strip_bytes
 
-    unknown = sorted({r["model"] for r in rows} - set(ZOO))
+    unknown = sorted(r["model"] for r in rows if not _is_zoo_name(r["model"]))
     if unknown:
-        raise ValueError(f"models {unknown} are not in the zoo; known: {sorted(ZOO)}")
+        raise ValueError(f"models {unknown} are not in the zoo; known: {sorted(ZOO)}, torchvision:<name>, timm:<name>")
     stripped = {name: strip_bytes(zoo_onnx(name)) for name in {r["model"] for r in rows}}
     return [Sample(key=f"zoo:{r['model']}:b{r['batch_size']}", family="zoo",
                    graph=build_graph(stripped[r["model"]], batch_size=int(r["batch_size"])),

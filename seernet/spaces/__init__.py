@@ -5,11 +5,14 @@ from ..errors import LimitExceededError
 from .base import BATCH_SIZES, ModelSpace
 from .cnn import CNNSpace
 from .config import ModelConfig
+from .hf_space import HFSpace
 from .mlp import MLPSpace
 from .nasbench201 import NasBench201Space
+from .timm_space import TimmSpace
 from .transformer import BertSpace, ViTSpace
 
-SPACES: dict[str, ModelSpace] = {s.name: s for s in (CNNSpace(), NasBench201Space(), ViTSpace(), BertSpace(), MLPSpace())}
+SPACES: dict[str, ModelSpace] = {s.name: s for s in (CNNSpace(), NasBench201Space(), ViTSpace(), BertSpace(), MLPSpace(),
+                                                     TimmSpace(), HFSpace())}
 FAMILIES: tuple[str, ...] = tuple(sorted({s.family for s in SPACES.values()}))
 
 

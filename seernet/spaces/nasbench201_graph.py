@@ -103,6 +103,7 @@ class _Occurrence(NamedTuple):
 
     expression: object
     reads: tuple[int, ...]  # indices of earlier occurrences; -1 is the cell input
+    module: int = -1  # the edge's index in the cell's ``ops`` ModuleList (edges other than ``none``); -1: an add
 
 
 def _cell_expressions(arch_str: str) -> tuple[object | None, list[_Occurrence], int]:
@@ -113,21 +114,25 @@ def _cell_expressions(arch_str: str) -> tuple[object | None, list[_Occurrence], 
     nodes: list[tuple[object, int] | None] = [("x", -1), None, None, None]
     calls: list[_Occurrence] = []
 
-    def call(expression: object, *reads: int) -> tuple[object, int]:
-        calls.append(_Occurrence(expression, reads))
+    def call(expression: object, *reads: int, module: int = -1) -> tuple[object, int]:
+        calls.append(_Occurrence(expression, reads, module))
         return expression, len(calls) - 1
 
+    module = -1
     for edge, (to_node, from_node, op) in enumerate(parse_arch_str(arch_str)):
+        if op == "none":
+            continue
+        module += 1
         source = nodes[from_node]
-        if op == "none" or source is None:
+        if source is None:
             continue
         if op == "skip_connect":
             out = source
         elif op == "avg_pool_3x3":
-            out = call(("pool", source[0]), source[1])
+            out = call(("pool", source[0]), source[1], module=module)
         else:
-            relu = call(("relu", source[0]), source[1])
-            out = call(("conv", edge, 1 if op == "nor_conv_1x1" else 3, relu[0]), relu[1])
+            relu = call(("relu", source[0]), source[1], module=module)
+            out = call(("conv", edge, 1 if op == "nor_conv_1x1" else 3, relu[0]), relu[1], module=module)
         previous = nodes[to_node]
         nodes[to_node] = out if previous is None else call(("add", previous[0], out[0]), previous[1], out[1])
     output = nodes[3]
@@ -148,25 +153,30 @@ def _live_calls(calls: Sequence[_Occurrence], output: int) -> list[_Occurrence]:
 
 
 def _emit_cell(b: _Builder, cell: tuple[object, list[_Occurrence], int], x: str, width: int, prefix: str) -> str:
-    """The operators of one cell in eager order, only the live calls (DCE), each distinct value once (CSE)."""
+    """The operators of one cell in eager order, only the live calls (DCE), each distinct value once (CSE),
+    named as the exporter names them: by module scope (``ops.K`` is the K-th edge module, ``ops.K.0`` /
+    ``ops.K.1`` its ReLU and Conv), and the cell's own adds ``Add``, ``Add_1``, … in graph order (names are
+    given after dead and duplicate calls are gone, so a profile's kernels map onto these nodes by name)."""
     expression, calls, output = cell
     done: dict[object, str] = {"x": x}
+    adds = 0
     for call in _live_calls(calls, output):
         e = call.expression
         if e in done:
             continue
-        kind = e[0]  # type: ignore[index]
+        kind, scope = e[0], f"{prefix}/ops.{call.module}"  # type: ignore[index]
         if kind == "relu":
             source = done[e[1]]  # type: ignore[index]
-            out = b.op("Relu", [source], b.shapes[source].shape, f"{prefix}/Relu_{len(done)}")
+            out = b.op("Relu", [source], b.shapes[source].shape, f"{scope}/ops.{call.module}.0/Relu")
         elif kind == "pool":
-            out = b.avg_pool(done[e[1]], 3, 1, 1, 0, f"{prefix}/AveragePool_{len(done)}")  # type: ignore[index]
+            out = b.avg_pool(done[e[1]], 3, 1, 1, 0, f"{scope}/AveragePool")  # type: ignore[index]
         elif kind == "conv":
-            _, edge, kernel, source = e  # type: ignore[misc]
-            out = b.conv(done[source], width, kernel, 1, f"{prefix}/ops.{edge}/Conv", b.bias(width))
+            _, _, kernel, source = e  # type: ignore[misc]
+            out = b.conv(done[source], width, kernel, 1, f"{scope}/ops.{call.module}.1/Conv", b.bias(width))
         else:
             left, right = done[e[1]], done[e[2]]  # type: ignore[index]
-            out = b.op("Add", [left, right], b.shapes[left].shape, f"{prefix}/Add_{len(done)}")
+            out = b.op("Add", [left, right], b.shapes[left].shape, f"{prefix}/Add" + (f"_{adds}" if adds else ""))
+            adds += 1
         done[e] = out
     return done[expression]
 
@@ -218,6 +228,8 @@ def nasbench201_graph(arch_str: str, batch_size: int, input_size: int = 32, trai
     # the exporter lists the conv biases' Identity nodes last conv first, then the BatchNorm's (variance, mean):
     # the first reader of a kept tensor is the one that counts its parameters
     identities = b.identities[:convs_identities][::-1] + b.identities[convs_identities:]
+    for i, op in enumerate(identities):  # the exporter numbers them as they are listed
+        op.name = f"Identity_{i}"
     graph = assemble_graph(identities + b.ops, b.shapes, b.weights, [b.shapes[image]], [b.shapes[out]],
                            batch_size, training, started)
     graph.arch_str = arch_str

@@ -49,6 +49,7 @@ def test_the_direct_graph_is_the_exported_graph(arch_str, batch, size):
     for name in ARRAYS:
         assert np.array_equal(getattr(direct, name), getattr(exported, name)), name
     assert direct.op_types == exported.op_types
+    assert direct.node_names == exported.node_names  # operator profiles map onto nodes by these names
 
 
 def test_cells_it_does_not_describe_are_left_to_the_export():

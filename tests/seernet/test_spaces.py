@@ -33,7 +33,7 @@ def test_cnn_space_covers_all_five_styles():
 def test_unknown_space_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown model space 'nope'"):
         get_space("nope")
-    assert set(FAMILIES) == {"cnn", "nasbench201", "vit", "bert", "mlp"}
+    assert set(FAMILIES) == {"cnn", "nasbench201", "vit", "bert", "mlp", "timm", "hf"}
 
 
 def test_nasbench201_arch_strings():
