@@ -18,6 +18,7 @@ import numpy as np
 from .baselines import GNN_BASELINES, TREE_BASELINES
 from .data import Sample, in_holdout, leave_family_out, random_split, with_targets
 from .nn import SeerNetConfig
+from .operator_scores import operator_breakdown_scores
 from .scores import score
 from .train import TrainConfig, fit_ensemble
 
@@ -26,6 +27,8 @@ METHODS = ("seernet", "seernet_multi", "loglinear", "nnmeter_kernel_gbt", "brpna
 # SeerNet-Multi without the additive read-out (pooled heads only); without the operator-level loss
 # (whole-model labels only, where the dataset has per-operator profiles)
 ABLATIONS = ("seernet_multi_pooled", "seernet_multi_no_oploss")
+# methods whose per-operator costs are scored against measured kernels (seernet.operator_scores)
+SCORED_BY_OPERATOR = ("seernet_multi", "seernet_multi_no_oploss")
 
 
 @dataclass
@@ -64,7 +67,7 @@ def run_method(method: str, train: list[Sample], val: list[Sample], test: list[S
             net = replace(net, additive_readout=False)
         kwargs = {"factory": GNN_BASELINES[method]} if method in GNN_BASELINES else {}
         train_cfg = _without_pcgrad(cfg.train) if method in GNN_BASELINES else cfg.train
-        if method == "seernet_multi" and keep is not None:
+        if method == "seernet_multi" and keep is not None and keep.get("save"):
             train_cfg = replace(train_cfg, ensemble=cfg.multi_ensemble)
         if method == "seernet_multi_no_oploss":
             train_cfg = replace(train_cfg, operator_loss=0.0)
@@ -93,12 +96,18 @@ def evaluate_split(name: str, train: list[Sample], val: list[Sample], test: list
               "methods": {}, "predictions": {}}
     for method in cfg.methods:
         log.info("[%s] %s", name, method)
-        keep: dict | None = {} if (method == "seernet_multi" and name == "random" and cfg.save_multi_to) else None
-        predictions, seconds = run_method(method, train, val, test, cfg, keep)
+        saving = method == "seernet_multi" and name == "random" and cfg.save_multi_to is not None
+        keep: dict = {"save": saving}
+        predictions, seconds = run_method(method, train, val, test, cfg, keep if saving or method in SCORED_BY_OPERATOR
+                                          else None)
         scores = {m: score(p, _truth(test, m)) for m, p in predictions.items()}
         result["methods"][method] = {"fit_seconds": seconds, "scores": scores}
+        if "ensemble" in keep and method in SCORED_BY_OPERATOR:
+            operators = operator_breakdown_scores(keep["ensemble"], test)
+            if operators is not None:
+                result["methods"][method]["operators"] = operators
         result["predictions"][method] = {m: p.tolist() for m, p in predictions.items()}
-        if keep:
+        if saving:
             from .training_run import ManifestInfo, save_scored
 
             info = ManifestInfo(cfg.save_multi_to.name, cfg.device_key, split={"kind": "random 2:1:1", "seed": cfg.seed})

@@ -43,7 +43,7 @@ def write_report(directory: Path, command: str = "", noise_floor: dict | None = 
                 lines.append(f"| {method} | " + " | ".join(_fmt(s.get(c), c) for c in COLUMNS) +
                              f" | {r['fit_seconds']:.0f} |")
             lines.append("")
-    summary = _summary_table(results) + _noise_table(results, noise_floor)
+    summary = _summary_table(results) + _operator_table(results) + _noise_table(results, noise_floor)
     lines[4:4] = summary
     (directory / "README.md").write_text("\n".join(lines) + "\n")
     _plot_scatter(results, directory, plt)
@@ -63,6 +63,23 @@ def _summary_table(results: list[dict]) -> list[str]:
             mapes = [s["mape"] for s in scores.values() if "mape" in s]
             cells.append(f"{np.mean(mapes):.2f}" if mapes else "–")
         lines.append(f"| {result['split']} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _operator_table(results: list[dict]) -> list[str]:
+    """Where the time goes: predicted vs measured kernel times on the profiled test rows
+    (``seernet.operator_scores``), per split and method; empty when no method was scored so."""
+    rows = [(r["split"], method, m["operators"]) for r in results for method, m in r["methods"].items()
+            if m.get("operators")]
+    if not rows:
+        return []
+    lines = ["## Per-operator: predicted vs measured kernel times (inference, profiled test rows)", "",
+             "| split | method | models | kernels | time-weighted MAPE % | median APE % | within-model Spearman |",
+             "|---|---|---|---|---|---|---|"]
+    for split, method, o in rows:
+        rho = f"{o['within_model_spearman']:.3f}" if o.get("within_model_spearman") is not None else "–"
+        lines.append(f"| {split} | {method} | {o['models']} | {o['kernels']} | {o['weighted_mape']:.1f} | "
+                     f"{o['median_ape']:.1f} | {rho} |")
     return lines + [""]
 
 

@@ -200,7 +200,7 @@ def infer_shapes(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] |
     if rebinding:
         _check_rebound(light, shapes, fixed, batch_size)
     _check_sizes(shapes, limits)
-    for _ in range(3):  # each round can unlock shapes the next round folds
+    for _ in range(MAX_FOLD_ROUNDS):  # each round can unlock shapes the next round folds (CPU-budgeted)
         budget.check("shape inference")
         if _complete(light, shapes):
             break
@@ -256,10 +256,16 @@ def _complete(model: onnx.ModelProto, shapes: dict[str, TensorInfo]) -> bool:
 
 _FOLDABLE = {"Shape", "Gather", "Concat", "Unsqueeze", "Squeeze", "Slice", "Cast", "Equal", "Where", "Mul", "Add",
              "Sub", "Div", "ConstantOfShape", "Range", "Reshape", "Expand", "Size", "Not", "Less", "Greater",
-             "Min", "Max", "Abs", "Neg", "Identity", "ReduceProd", "Floor", "Ceil", "Sqrt", "Mod"}
+             "Min", "Max", "Abs", "Neg", "Identity", "ReduceProd", "Floor", "Ceil", "Sqrt", "Mod", "Clip", "Round",
+             "Transpose", "Tile", "ReduceSum", "ReduceMax", "ReduceMin", "And", "Or", "LessOrEqual",
+             "GreaterOrEqual", "Flatten"}
 _ELEMENTWISE = {"Equal", "Where", "Mul", "Add", "Sub", "Div", "Less", "Greater", "Min", "Max", "Mod", "Not", "Abs",
-                "Neg", "Identity", "Floor", "Ceil", "Sqrt", "Cast"}
+                "Neg", "Identity", "Floor", "Ceil", "Sqrt", "Cast", "Clip", "Round", "And", "Or", "LessOrEqual",
+                "GreaterOrEqual"}
 _INT_TYPES = (onnx.TensorProto.INT64, onnx.TensorProto.INT32)
+# shape arithmetic often runs in floating point (TF-style "same" padding: ceil(size / stride) in float)
+_FOLD_TYPES = (*_INT_TYPES, onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.BOOL)
+MAX_FOLD_ROUNDS = 64  # each round folds what the last one's inference unlocked (a windowed block per round)
 
 
 def _broadcast_numel(*shapes: tuple[int, ...]) -> int | None:
@@ -292,8 +298,11 @@ def _fold_output_numel(node: onnx.NodeProto, feeds: dict[str, np.ndarray]) -> in
         if op == "Gather":
             axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
             return first.size // max(1, first.shape[axis]) * args[1].size if first.ndim else None
-        if op in ("Reshape", "Slice", "Squeeze", "Unsqueeze", "ReduceProd", "Size"):
+        if op in ("Reshape", "Slice", "Squeeze", "Unsqueeze", "ReduceProd", "Size", "Transpose", "Flatten", "ReduceSum",
+                  "ReduceMax", "ReduceMin"):
             return first.size if first is not None else None
+        if op == "Tile":
+            return first.size * math.prod(max(0, int(r)) for r in args[1].reshape(-1))
         if op in _ELEMENTWISE:
             return _broadcast_numel(*(a.shape for a in args if a is not None))
     except (AttributeError, IndexError, TypeError, ValueError, OverflowError, ZeroDivisionError):
@@ -302,15 +311,17 @@ def _fold_output_numel(node: onnx.NodeProto, feeds: dict[str, np.ndarray]) -> in
 
 
 def _constant_value(node: onnx.NodeProto, limit: int) -> np.ndarray | None:
-    """An integer ``Constant``'s value read straight from its attribute, if it is small enough to fold."""
+    """A small ``Constant``'s value (integer, boolean or float) read straight from its attribute."""
     for attr in node.attribute:
         if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
-            if attr.t.data_type in _INT_TYPES and math.prod(attr.t.dims) <= limit and _has_data(attr.t):
+            if attr.t.data_type in _FOLD_TYPES and math.prod(attr.t.dims) <= limit and _has_data(attr.t):
                 return numpy_helper.to_array(attr.t)
         elif attr.name == "value_int":
             return np.array(attr.i, dtype=np.int64)
         elif attr.name == "value_ints" and len(attr.ints) <= limit:
             return np.array(list(attr.ints), dtype=np.int64)
+        elif attr.name == "value_float":
+            return np.array(attr.f, dtype=np.float32)
     return None
 
 
@@ -356,7 +367,7 @@ def _fold_shape_subgraphs(light: onnx.ModelProto, shapes: dict[str, TensorInfo],
         except Exception:  # anything the reference evaluator rejects just stays unfolded
             continue
         value = np.asarray(value)
-        if value.size > limit or value.dtype.kind not in "iub":
+        if value.size > limit or value.dtype.kind not in "iubf":
             continue
         values[node.output[0]] = value
         folded.add(index)
@@ -376,7 +387,8 @@ def _fold_shape_subgraphs(light: onnx.ModelProto, shapes: dict[str, TensorInfo],
 
 def _has_data(tensor: onnx.TensorProto) -> bool:
     """Whether an integer tensor carries its values (a weight-stripped copy keeps only headers of floats)."""
-    return bool(tensor.raw_data or tensor.int64_data or tensor.int32_data) or len(tensor.dims) == 0 or 0 in tensor.dims
+    return (bool(tensor.raw_data or tensor.int64_data or tensor.int32_data or tensor.float_data or tensor.double_data)
+            or len(tensor.dims) == 0 or 0 in tensor.dims)
 
 
 def _single(node: onnx.NodeProto, light: onnx.ModelProto, feeds: dict | None = None) -> onnx.ModelProto:

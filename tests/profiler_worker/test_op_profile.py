@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from profiler_worker.op_profile import map_kernels, profile_operators
@@ -69,3 +70,29 @@ def test_a_measured_job_carries_its_operator_profile_into_the_dataset(tmp_path):
     assert all(a["median_ms"] >= b["median_ms"] for a, b in zip(stored, stored[1:])) and stored[0]["nodes_json"]
     off = measure_job(ProfileJob.for_config(TINY_MLP), fast_settings(modes=("infer",), op_profile=False))
     assert off.operators == {} and off.settings["op_profile_repeats"] == 0
+
+
+def test_a_stored_profile_labels_the_training_sample_of_its_row(tmp_path):
+    """Measured → stored → read back as a training sample: its kernels label the graph's nodes by name, scaled
+    so they sum to the kernels' share of the timed (not the slower profiled) end-to-end time."""
+    from profiler_worker.job import ProfileJob
+    from profiler_worker.measure import measure_job
+    from profiler_worker.store import DatasetStore
+    from seernet.data import samples_from_rows
+    from tests.profiler_worker.test_profiler import TINY_MLP, fast_settings
+
+    store = DatasetStore(tmp_path / "d.sqlite")
+    result = measure_job(ProfileJob.for_config(TINY_MLP), fast_settings(modes=("infer",)))
+    assert store.add(result)
+    kernels = store.operator_kernels()
+    assert set(kernels) == {result.job_id} and kernels[result.job_id][1] == result.operators["end_to_end_ms"]
+    (sample,) = samples_from_rows(store.rows(), ("infer_time_ms",), progress=False, kernels=kernels)
+    labels = sample.operators
+    assert labels is not None and labels.groups >= 1 and 0 < labels.coverage <= 1.0
+    measured = result.metrics["infer_time_ms"]
+    scale = measured / result.operators["end_to_end_ms"]
+    mapped = sum(k["median_ms"] for k in result.operators["kernels"] if k["nodes"])
+    assert labels.group_ms.sum() == pytest.approx(mapped * scale, rel=1e-6)
+    assert labels.group_ms.sum() <= measured * 1.0001
+    (unlabelled,) = samples_from_rows(store.rows(), ("infer_time_ms",), progress=False)
+    assert unlabelled.operators is None

@@ -84,3 +84,34 @@ def test_hf_arch_errors_name_the_problem():
     with pytest.raises(ValueError, match="kv_heads"):
         check_config(ModelConfig("hf", {"model_type": "bert", "hidden": 64, "layers": 1, "heads": 2, "kv_heads": 1,
                                         "intermediate": 64, "vocab_size": 500}, 1, 16), 10**8, 10.0)
+
+
+def _timm_graph(module, size: int):
+    from seernet.export import export_module
+
+    return build_graph(export_module(module.eval(), torch.randn(2, 3, size, size)), batch_size=1)
+
+
+def test_tf_same_padding_computed_in_floating_point_is_followed_to_a_known_shape():
+    """timm's Conv2dSame pads by ceil(size / stride) arithmetic the exporter writes in float (Cast, Div,
+    Clip): onnx's own inference stops there; the shape sub-graph is evaluated instead."""
+    ensure_torchvision_importable()
+    from timm.layers import Conv2dSame
+
+    graph = _timm_graph(Conv2dSame(3, 8, 3, stride=2), 31)
+    conv = graph.op_types.index("Conv")
+    macs = graph.node_x[conv, 1]
+    assert macs == 8 * 3 * 3 * 3 * 16 * 16  # 31 padded to 33, stride 2: 16 × 16 outputs
+
+
+def test_windowed_attention_with_run_time_padding_builds():
+    """Swin pads each stage's feature map to a multiple of the window at run time (Pad of computed sizes)."""
+    ensure_torchvision_importable()
+    import timm
+
+    model = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, depths=(1, 1, 1, 1),
+                              embed_dim=32, num_heads=(1, 1, 1, 1))
+    graph = _timm_graph(model, 224)
+    assert "Pad" in graph.op_types or "Slice" in graph.op_types
+    params = sum(p.numel() for p in model.parameters())
+    assert graph.global_value("params_sum") == pytest.approx(params, rel=0.05)
