@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from .pyg import pool_logsumexp
 
+METRIC = "infer_time_ms"  # what the profiles measure: the task the operator loss joins, the metric it scores
 BETA = 0.05  # the whole-model loss's smooth-L1 beta (seernet.train._masked_losses)
 
 

@@ -14,10 +14,10 @@ import numpy as np
 import torch
 
 from .data import Sample
+from .operator_loss import METRIC
 from .pyg import collate, to_data
 from .scores import score
 
-METRIC = "infer_time_ms"
 
 
 def operator_breakdown_scores(ensemble, samples: Sequence[Sample], chunk: int = 64) -> dict | None:

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from .data import Sample
 from .features import FeatureNormalizer, work_log_scale
 from .nn import SeerNet, SeerNetConfig
-from .operator_loss import operator_loss
+from .operator_loss import METRIC as OPERATOR_METRIC, operator_loss
 from .pcgrad import PCGrad, shared_representation_step
 from .normalize import TargetNormalizer
 from .pyg import to_data
@@ -61,9 +61,6 @@ def to_dataset(samples: Sequence[Sample], metrics: Sequence[str], features: Feat
     operators = operators and any(s.operators is not None for s in samples)
     return [to_data(s.graph, features, y, s.operators if operators else None, operators)
             for s, y in zip(samples, encoded)]
-
-
-OPERATOR_METRIC = "infer_time_ms"  # what the profiles measure
 
 
 def _operator_metric(model: torch.nn.Module, net_config: SeerNetConfig, config: TrainConfig,
