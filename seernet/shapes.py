@@ -377,12 +377,26 @@ def _fold_shape_subgraphs(light: onnx.ModelProto, shapes: dict[str, TensorInfo],
     out.CopyFrom(light)
     del out.graph.node[:]
     out.graph.node.extend(n for i, n in enumerate(light.graph.node) if i not in folded)
+    _forget_declared_output_shapes(out)
     known = {t.name for t in out.graph.initializer}
     for index in folded:
         name = light.graph.node[index].output[0]
         if name not in known:
             out.graph.initializer.append(numpy_helper.from_array(values[name], name))
     return out
+
+
+def _forget_declared_output_shapes(model: onnx.ModelProto) -> None:
+    """Clear the declared shapes of graph outputs that a standard operator computes.
+
+    The TorchScript exporter names an output's axes by guessing which are equal (Conv2dSame's output was
+    declared ``(batch, 8, batch, ?)``), and binding the batch then declares a wrong size that onnx's
+    inference refuses once folding lets it compute the right one; standard operators' outputs are
+    inferred anyway, custom operators keep what they declare."""
+    standard = {name for node in model.graph.node if node.domain in ("", "ai.onnx") for name in node.output}
+    for value in model.graph.output:
+        if value.name in standard and value.type.HasField("tensor_type"):
+            value.type.tensor_type.ClearField("shape")
 
 
 def _has_data(tensor: onnx.TensorProto) -> bool:
