@@ -1,9 +1,11 @@
 """`perfseer bench gpu`: the GPU cost model, leave-one-GPU-out, on NeuSight's public measurements.
 
-For each training GPU in turn: fit on the others, then predict its kernels (per family) and its whole
-models (the traced BERT / GPT / OPT / Switch runs, composed as NeuSight does), beside a roofline model
-and a Habitat-style scaling from the nearest training GPU (its measured time × the ratio of the two GPUs'
-roofline bounds).  ``--ship DIR`` then fits on every GPU and writes the shipped predictor.
+For each training chip in turn (the A100 40 GB and 80 GB boards together): fit on the others, then predict
+its kernels (per family) and its whole models — from the traced BERT / GPT / OPT / Switch runs composed as
+NeuSight does, and from our own ONNX export of each config — beside a roofline model and a Habitat-style
+scaling from the nearest training GPU (its measured time × the ratio of the two GPUs' roofline bounds); and
+the ONNX prediction calibrated by one measured run of that GPU.  ``--ship DIR`` then fits on every GPU and
+writes the shipped predictor.
 
     python -m bench.gpu_eval --ship predictors/gpu    # → bench/results/gpu_eval.json, gpu_eval.png
 """
@@ -83,61 +85,88 @@ def roofline_workload(w, gpu, backward) -> float:
     return w.compose(times)
 
 
+def calibrated(models: list[dict], key: str) -> list[float | None]:
+    """Each run's prediction scaled by one other measured run of the same GPU (its smallest inference run, or
+    the next smallest for itself; a GPU with training runs only, its smallest of those): what a user gets
+    after timing one model on the GPU (``perfseer fit --gpu-spec``)."""
+    usable = sorted((m for m in models if m.get(key)), key=lambda m: (m["mode"] != "inf", m["measured_ms"]))
+    out = []
+    for m in models:
+        anchor = next((a for a in usable if a is not m), None)
+        out.append(m[key] * anchor["measured_ms"] / anchor[key] if anchor is not None and m.get(key) else None)
+    return out
+
+
+def _summary(models: list[dict]) -> dict:
+    def score(key: str, sel: list[dict]) -> float:
+        kept = [m for m in sel if m.get(key)]
+        return mape([m[key] for m in kept], [m["measured_ms"] for m in kept])
+
+    keys = ("ours_ms", "ours_onnx_ms", "ours_onnx_calibrated_ms", "roofline_ms", "habitat_style_ms")
+    return {mode: {"n": len(sel), **{k.removesuffix("_ms"): score(k, sel) for k in keys}}
+            for mode in ("inf", "train") for sel in [[m for m in models if m["mode"] == mode]] if sel}
+
+
 def run(max_iter: int) -> dict:
+    """Leave one chip out (the A100 40 GB and 80 GB boards together): fit on the others, score its kernels and
+    whole models."""
     root = shared_data_dir() / "neusight"
     specs = load_spec_dir(root / "device_configs")
     by_key = {s.key: s for s in specs.values()}
     measurements = load_measurements(root)
     workloads = load_traced(root)
-    gpus = sorted({m.gpu for m in measurements})
+    chips = sorted({by_key[m.gpu].chip for m in measurements})
     report = {"source": "NeuSight public measurements (Lee et al., ASPLOS'25; MIT licence), ../shared/data/neusight",
+              "held_out": "one chip at a time (A100 40 GB and 80 GB boards together)",
               "kernels": {}, "models": {}, "max_iter": max_iter, "points": []}
-    for held in gpus:
-        gpu = by_key[held]
-        train = [m for m in measurements if m.gpu != held]
+    for chip in chips:
+        train = [m for m in measurements if by_key[m.gpu].chip != chip]
         model = fit_cost_model(train, specs, max_iter=max_iter)
-        backward = backward_factors([w for w in workloads if w.gpu != held])
-        others = [by_key[g] for g in gpus if g != held]
-        near = nearest(gpu, others)
-        near_lat = {(m.kernel.op, m.kernel.dims): m.latency_ms for m in measurements if m.gpu == near.key}
-        table = {}
-        for family in FAMILIES:
-            rows = [m for m in measurements if m.gpu == held and m.kernel.family == family]
-            if not rows:
-                continue
-            y = [m.latency_ms for m in rows]
-            ours = model.predict_ms([m.kernel for m in rows], gpu)
-            roof = [m.kernel.roofline_ms(gpu) for m in rows]
-            hab = [(near_lat.get((m.kernel.op, m.kernel.dims)), m) for m in rows]
-            hab_p = [lat * m.kernel.roofline_ms(gpu) / m.kernel.roofline_ms(near) for lat, m in hab if lat]
-            hab_y = [m.latency_ms for lat, m in hab if lat]
-            table[family] = {"n": len(rows), "ours": mape(ours, y), "roofline": mape(roof, y),
-                             "habitat_style": mape(hab_p, hab_y), "habitat_from": near.name}
-        report["kernels"][gpu.name] = table
-        models = []
-        for w in (w for w in workloads if w.gpu == held):
-            same = [v for v in workloads if v.gpu == near.key and (v.model, v.mode) == (w.model, w.mode)
-                    and len(v.ops) == len(w.ops) and abs(math.log(v.e2e_ms / w.e2e_ms)) < 5]
-            habitat = None
-            if same:
-                v = min(same, key=lambda v: abs(roofline_workload(v, near, backward) - roofline_workload(w, near,
-                                                                                                     backward)))
-                habitat = v.e2e_ms * roofline_workload(w, gpu, backward) / roofline_workload(v, near, backward)
-            predicted = predict_workload(model, w, gpu, backward)
-            onnx_ms = predict_from_onnx(GpuPredictor(model, specs, backward, {}), w, gpu)
-            models.append({"model": w.model, "mode": w.mode, "seq": w.seq, "batch": w.batch, "measured_ms": w.e2e_ms,
-                           "ours_ms": predicted, "ours_onnx_ms": onnx_ms,
-                           "roofline_ms": roofline_workload(w, gpu, backward), "habitat_style_ms": habitat})
-            report["points"].append({"gpu": gpu.name, **models[-1]})
-        report["models"][gpu.name] = {
-            mode: {"n": len(sel), "ours": mape([m["ours_ms"] for m in sel], [m["measured_ms"] for m in sel]),
-                   "ours_onnx": mape([m["ours_onnx_ms"] for m in sel if m["ours_onnx_ms"]],
-                                     [m["measured_ms"] for m in sel if m["ours_onnx_ms"]]),
-                   "roofline": mape([m["roofline_ms"] for m in sel], [m["measured_ms"] for m in sel]),
-                   "habitat_style": mape([m["habitat_style_ms"] for m in sel if m["habitat_style_ms"]],
-                                         [m["measured_ms"] for m in sel if m["habitat_style_ms"]])}
-            for mode in ("inf", "train") for sel in [[m for m in models if m["mode"] == mode]] if sel}
-        print(gpu.name, {f: round(t["ours"], 1) for f, t in table.items()}, report["models"][gpu.name], flush=True)
+        backward = backward_factors([w for w in workloads if by_key[w.gpu].chip != chip])
+        predictor = GpuPredictor(model, specs, backward, {})
+        others = [by_key[g] for g in sorted({m.gpu for m in train})]
+        for held in sorted({m.gpu for m in measurements if by_key[m.gpu].chip == chip}):
+            gpu = by_key[held]
+            near = nearest(gpu, others)
+            near_lat = {(m.kernel.op, m.kernel.dims): m.latency_ms for m in train if m.gpu == near.key}
+            table = {}
+            for family in FAMILIES:
+                rows = [m for m in measurements if m.gpu == held and m.kernel.family == family]
+                if not rows:
+                    continue
+                y = [m.latency_ms for m in rows]
+                ours = model.predict_ms([m.kernel for m in rows], gpu)
+                roof = [m.kernel.roofline_ms(gpu) for m in rows]
+                hab = [(near_lat.get((m.kernel.op, m.kernel.dims)), m) for m in rows]
+                hab_p = [lat * m.kernel.roofline_ms(gpu) / m.kernel.roofline_ms(near) for lat, m in hab if lat]
+                hab_y = [m.latency_ms for lat, m in hab if lat]
+                table[family] = {"n": len(rows), "ours": mape(ours, y), "roofline": mape(roof, y),
+                                 "habitat_style": mape(hab_p, hab_y), "habitat_from": near.name}
+            report["kernels"][gpu.name] = table
+            models = []
+            for w in (w for w in workloads if w.gpu == held):
+                same = [v for v in workloads if v.gpu == near.key and (v.model, v.mode) == (w.model, w.mode)
+                        and len(v.ops) == len(w.ops) and abs(math.log(v.e2e_ms / w.e2e_ms)) < 5]
+                habitat = None
+                if same:
+                    v = min(same, key=lambda v: abs(roofline_workload(v, near, backward)
+                                                    - roofline_workload(w, near, backward)))
+                    habitat = v.e2e_ms * roofline_workload(w, gpu, backward) / roofline_workload(v, near, backward)
+                models.append({"model": w.model, "mode": w.mode, "seq": w.seq, "batch": w.batch,
+                               "measured_ms": w.e2e_ms, "ours_ms": predict_workload(model, w, gpu, backward),
+                               "ours_onnx_ms": predict_from_onnx(predictor, w, gpu),
+                               "roofline_ms": roofline_workload(w, gpu, backward), "habitat_style_ms": habitat})
+            for m, value in zip(models, calibrated(models, "ours_onnx_ms")):
+                m["ours_onnx_calibrated_ms"] = value
+            report["points"].extend({"gpu": gpu.name, **m} for m in models)
+            if models:
+                report["models"][gpu.name] = _summary(models)
+            print(gpu.name, {f: round(t["ours"], 1) for f, t in table.items()}, report["models"].get(gpu.name),
+                  flush=True)
+    report["mean"] = {key: mape([p[key] for p in report["points"] if p.get(key)],
+                                [p["measured_ms"] for p in report["points"] if p.get(key)])
+                      for key in ("ours_ms", "ours_onnx_ms", "ours_onnx_calibrated_ms", "roofline_ms",
+                                  "habitat_style_ms")}
     return report
 
 
@@ -148,7 +177,8 @@ def plot(report: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 6))
-    for key, marker in (("ours_onnx_ms", "o"), ("ours_ms", "+"), ("roofline_ms", "x")):
+    for key, marker in (("ours_onnx_ms", "o"), ("ours_onnx_calibrated_ms", "s"), ("ours_ms", "+"),
+                        ("roofline_ms", "x")):
         points = [p for p in report["points"] if p.get(key)]
         ax.scatter([p["measured_ms"] for p in points], [p[key] for p in points], marker=marker,
                    label=key.removesuffix("_ms"), alpha=0.7)

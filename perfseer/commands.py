@@ -99,6 +99,11 @@ def cmd_fit(args: argparse.Namespace, settings: Settings) -> int:
     from seernet.data import with_targets
     from seernet.fit import FIT_METHODS, FitRequest, run_fit
 
+    if args.gpu_spec:
+        return _fit_gpu(args)
+    if not args.target:
+        print("error: --target is required (the column to predict, e.g. latency_ms)", file=sys.stderr)
+        return 2
     if bool(args.measurements) == bool(args.dataset):
         print("error: give --measurements CSV or --dataset SQLITE (rows measured by dataset build or workers)",
               file=sys.stderr)
@@ -119,6 +124,30 @@ def cmd_fit(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps({"out": args.out, "target": args.target, **selection}, indent=2))
+    return 0
+
+
+def _fit_gpu(args: argparse.Namespace) -> int:
+    """``fit --gpu-spec SPEC.json --measurements runs.csv``: the GPU cost model calibrated by models timed on
+    that GPU (seernet.gpu.calibration), written where the server finds it by the GPU's name."""
+    from seernet.errors import GraphBuildError
+    from seernet.gpu.calibration import GpuCalibrationError, calibrate_gpu, read_runs_csv, save_calibrated
+    from seernet.gpu.predictor import GpuPredictor
+    from seernet.gpu.specs import GpuSpec, GpuSpecError
+
+    if not args.measurements or args.dataset:
+        print("error: --gpu-spec takes --measurements CSV (onnx, batch_size, dims, infer_time_ms and/or "
+              "train_time_ms), not --dataset", file=sys.stderr)
+        return 2
+    source = Path(args.gpu_predictor or REPO_ROOT / "predictors" / "gpu")
+    try:
+        gpu = GpuSpec.from_file(args.gpu_spec)
+        predictor, report = calibrate_gpu(GpuPredictor.load(source), gpu, read_runs_csv(args.measurements))
+        out = save_calibrated(predictor, source, args.out, Path(args.out).name)
+    except (GpuSpecError, GpuCalibrationError, GraphBuildError, OSError, KeyError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"out": str(out), "gpu": gpu.name, "calibration": report}, indent=2))
     return 0
 
 
@@ -265,7 +294,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--measurements", help="CSV: 'onnx' or 'arch_str', optional 'batch_size', target")
     p.add_argument("--dataset", help="or a dataset store (SQLite of dataset build, calibrate or workers); "
                                      "--target is then one of its metrics, e.g. infer_time_ms")
-    p.add_argument("--target", required=True, help="the column to predict, e.g. latency_ms")
+    p.add_argument("--target", help="the column to predict, e.g. latency_ms (not with --gpu-spec)")
+    p.add_argument("--gpu-spec", help="calibrate the GPU cost model for the GPU this spec describes, from "
+                                      "--measurements of whole models timed on it (columns onnx, batch_size, "
+                                      "dims, infer_time_ms and/or train_time_ms)")
+    p.add_argument("--gpu-predictor", help="the GPU cost model to calibrate (default: predictors/gpu)")
     p.add_argument("--out", required=True)
     p.add_argument("--space", help="nasbench201 when rows are arch strings")
     p.add_argument("--pretrained", help="start from this predictor (transfer learning)")

@@ -344,7 +344,7 @@ class PredictionService:
             return query.gpu_spec
         if query.device.startswith("gpu:"):
             try:
-                return self.registry.gpu().spec(query.device[4:])
+                return self.registry.gpu(query.device[4:]).spec(query.device[4:])
             except GpuSpecError as exc:
                 raise not_found(str(exc)[:300]) from None
         return None
@@ -353,7 +353,7 @@ class PredictionService:
         """The GPU kernel cost model: no network, so no batching; the same limits, pool and answer checks."""
         started = time.perf_counter()
         self._check_query(query)
-        predictor = self.registry.gpu()
+        predictor = self.registry.gpu(gpu.name)
         unknown = [m[:40] for m in query.metrics if m not in predictor.metrics]
         if unknown:
             raise invalid(f"the GPU predictor predicts {list(predictor.metrics)}, not {unknown[:6]}")
@@ -369,7 +369,7 @@ class PredictionService:
             self._remember(sha, source)
             cached = {"values": {m: result[m] for m in predictor.metrics},
                       "uncertainty": {m: math.nan for m in predictor.metrics}, "batch_size": result["batch_size"]}
-            operators = [{**op, "fused": [op["node"]]} for op in result.get("operators", [])]
+            operators = [{**op, "fused": [op["node"], *op.get("fused", [])]} for op in result.get("operators", [])]
             check_answer(cached["values"], self.limits)
             self.cache.put(key, cached)
             hit = False

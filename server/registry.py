@@ -86,13 +86,23 @@ class PredictorRegistry:
                  len(predictor.specs))
         return [name]
 
-    def gpu(self) -> GpuPredictor:
-        """The GPU kernel cost model (the first by name), or UNAVAILABLE."""
+    def gpu(self, gpu_name: str | None = None) -> GpuPredictor:
+        """The GPU kernel cost model for ``gpu_name``: one calibrated on that GPU (``perfseer fit --gpu-spec``)
+        first, then one that knows it by name, then the first by name; UNAVAILABLE when there is none."""
         with self._lock:
             if not self._gpu:
                 raise unavailable(f"no GPU predictor in {self.root}; ship one with `perfseer bench gpu --ship "
                                   f"{self.root}/gpu`")
-            return self._gpu[sorted(self._gpu)[0]]
+            ordered = [self._gpu[n] for n in sorted(self._gpu)]
+        if gpu_name:
+            wanted = gpu_name.lower().replace("_", " ")
+            for predictor in ordered:
+                if any(n.lower().replace("_", " ") == wanted for n in predictor.calibration):
+                    return predictor
+            for predictor in ordered:
+                if any(n.lower().replace("_", " ") == wanted for n in predictor.specs):
+                    return predictor
+        return ordered[0]
 
     def gpu_predictors(self) -> list[GpuPredictor]:
         with self._lock:

@@ -32,6 +32,10 @@ def layer_count(config: dict) -> int:
 def build_hf(config: dict, layers: int):
     """The model of ``config`` with ``layers`` layers, as ``logits = f(input_ids)``."""
     import torch
+
+    from ..torchvision_compat import ensure_torchvision_importable
+
+    ensure_torchvision_importable()  # transformers imports torchvision, whose wheel needs two op schemas here
     import transformers
     from transformers import AutoConfig
 

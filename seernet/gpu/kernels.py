@@ -111,20 +111,50 @@ def _kernel_from_row(op: str, row: dict) -> Kernel | None:
         return None
 
 
-def load_measurements(root: str | Path, gpus: Iterable[str] | None = None) -> list[Measurement]:
-    """NeuSight's ``kernels/<op>/<GPU>.csv.gz`` as measurements (GPU by file name: ``Tesla_T4``)."""
+_TEST_FILES = {"bmm": "bmm", "linear": "linear", "elem": None, "ln": "ln", "softmax": "softmax"}  # vec, habitat: copies
+
+
+def _rows(path: Path):
+    with gzip.open(path, "rt", newline="") as f:
+        yield from csv.DictReader(f)
+
+
+def _measurement(op: str, gpu: str, row: dict) -> Measurement | None:
+    kernel = _kernel_from_row(op, row)
+    try:
+        latency = float(row.get("Latency") or "nan")
+    except ValueError:
+        return None
+    if kernel is None or not latency > 0 or kernel.flops <= 0:
+        return None
+    return Measurement(kernel, gpu, latency)
+
+
+def load_measurements(root: str | Path, gpus: Iterable[str] | None = None,
+                      with_test_kernels: bool = True) -> list[Measurement]:
+    """NeuSight's ``kernels/<op>/<GPU>.csv.gz`` as measurements (GPU by file name: ``Tesla_T4``), and with
+    ``with_test_kernels`` its ``kernels_test/`` too: the GEMM, element-wise, softmax and LayerNorm kernels of
+    real transformer layers (aligned sizes, vocabulary-wide heads) that the random sweep rarely draws.  Neither
+    holds a whole-model label: a GPU's whole models stay unseen when its kernels are left out."""
     wanted = set(gpus) if gpus is not None else None
     out = []
     for path in sorted(Path(root, "kernels").glob("*/*.csv.gz")):
         op, gpu = path.parent.name, path.name.removesuffix(".csv.gz")
         if wanted is not None and gpu not in wanted:
             continue
-        with gzip.open(path, "rt", newline="") as f:
-            for row in csv.DictReader(f):
-                kernel = _kernel_from_row(op, row)
-                latency = float(row.get("Latency") or "nan")
-                if kernel is not None and latency > 0 and kernel.flops > 0:
-                    out.append(Measurement(kernel, gpu, latency))
+        out.extend(m for m in (_measurement(op, gpu, row) for row in _rows(path)) if m is not None)
+    if with_test_kernels:
+        for stem, op in _TEST_FILES.items():
+            path = Path(root, "kernels_test", f"{stem}.csv.gz")
+            if not path.exists():
+                continue
+            for row in _rows(path):
+                gpu = str(row.get("Device", "")).replace(" ", "_")
+                if wanted is not None and gpu not in wanted:
+                    continue
+                measurement = _measurement(op or str(row.get("OPName", "")), gpu, row)
+                if measurement is not None:
+                    out.append(measurement)
     return out
 
 

@@ -57,18 +57,35 @@ class GpuPredictor:
     def spec(self, name: str) -> GpuSpec:
         return find_spec(self.specs, name)
 
+    @property
+    def calibration(self) -> dict[str, dict]:
+        """GPU name → per metric the scale fitted to runs measured on it (``seernet.gpu.calibration``)."""
+        return dict(self.manifest.get("calibration", {}))
+
+    def scales(self, gpu: GpuSpec) -> dict[str, float]:
+        """The calibrated scale of each metric on ``gpu``: 1 unless runs were measured on a GPU of this very spec."""
+        fitted = self.calibration.get(gpu.name)
+        if not fitted or self.specs.get(gpu.name) != gpu:
+            return {m: 1.0 for m in self.metrics}
+        return {m: float(fitted.get(m, {}).get("scale", 1.0)) for m in self.metrics}
+
     def predict(self, source, gpu: GpuSpec, batch_size: int | None = None, dims: dict[str, int] | None = None,
                 top: int = 0, limits: Limits | None = None) -> dict:
         """``infer_time_ms`` and ``train_time_ms`` of ``source`` on ``gpu``; with ``top``, the costliest kernels."""
         kernels, batch = onnx_kernels(source, batch_size, dims, limits)
-        times = self.model.predict_ms([k for _, _, k in kernels], gpu) if kernels else np.zeros(0)
-        backward = np.array([self.backward.get(k.family, DEFAULT_BACKWARD) for _, _, k in kernels])
+        times = self.model.predict_ms([k.kernel for k in kernels], gpu) if kernels else np.zeros(0)
+        backward = np.array([self.backward.get(k.kernel.family, DEFAULT_BACKWARD) for k in kernels])
+        scales = self.scales(gpu)
+        times = times * scales.get("infer_time_ms", 1.0)
+        train = float((times * (1.0 + backward)).sum()) * scales.get("train_time_ms", 1.0) \
+            / scales.get("infer_time_ms", 1.0)
         result = {"gpu": gpu.name, "batch_size": batch, "infer_time_ms": float(times.sum()),
-                  "train_time_ms": float((times * (1.0 + backward)).sum()), "kernels": len(kernels)}
+                  "train_time_ms": train, "kernels": len(kernels), "calibrated": any(v != 1.0 for v in scales.values())}
         if top:
             order = np.argsort(-times)[:top]
             total = float(times.sum()) or 1.0
-            result["operators"] = [{"node": kernels[i][0], "op_type": kernels[i][1], "family": kernels[i][2].family,
-                                    "infer_time_ms": float(times[i]), "share": float(times[i]) / total}
+            result["operators"] = [{"node": kernels[i].node, "op_type": kernels[i].op_type,
+                                    "family": kernels[i].kernel.family, "infer_time_ms": float(times[i]),
+                                    "share": float(times[i]) / total, "fused": list(kernels[i].fused)}
                                    for i in order]
         return result

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -60,6 +61,13 @@ class GpuSpec:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def chip(self) -> str:
+        """The GPU's chip (``NVIDIA A100 80GB PCIe`` → ``A100``): boards of one chip are held out together when
+        a predictor is scored on GPUs it never saw."""
+        match = re.search(r"\b([A-Z]{1,2}\d{1,4})\b", self.name)
+        return match.group(1) if match else self.name
 
     @property
     def key(self) -> str:

@@ -68,15 +68,26 @@ def _numel(shape) -> float:
     return float(math.prod(shape)) if shape else 1.0
 
 
+_TARGET = re.compile(r"<(?:built-in )?(?:function|method) (\w+)")
+
+
+def target_word(target: str) -> str:
+    """The operator a traced node calls: ``<function softmax at 0x…>`` → ``softmax``,
+    ``<built-in method addmm of type object at 0x…>`` → ``addmm``, ``<built-in function add>`` → ``add``,
+    a method name (``view``) as it is."""
+    match = _TARGET.match(target)
+    word = match.group(1) if match else target.rsplit(".", 1)[-1]
+    return re.sub(r"[^a-z_]", "", word.lower())
+
+
 def kernel_of_fx(row: dict) -> Kernel | None:
     """The kernel a traced node launches, from its op, target and shapes; None for metadata-only nodes."""
     op, target, meta = row["op"], row["target"], row.get("meta", "")
     inputs = _shape_list(row.get("input_shapes", ""))
     out = _shape_list(f"[{row.get('output_shape', '')}]")
     out = out[0] if out else []
-    word = re.sub(r"[^a-z_]", "", target.rsplit(".", 1)[-1].split(" of ")[0].replace("<built-in function ", "")
-                  .replace("<built-in method ", "").replace("<function ", "").lower())
-    if op == "placeholder" or op == "output" or not out:
+    word = target_word(target)
+    if op in ("placeholder", "output", "get_attr") or not out:  # get_attr reads a parameter: no kernel
         return None
     if op == "call_module":
         module = meta.rsplit("<class '", 1)[-1].split("'", 1)[0].rsplit(".", 1)[-1] if "<class '" in meta else ""

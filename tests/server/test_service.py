@@ -257,6 +257,41 @@ def test_predictions_on_a_gpu_by_name_and_by_spec(tmp_path, predictors_dir, mode
         running.stop(0.5)
 
 
+def test_a_gpu_calibrated_by_measured_runs_is_served_by_its_name(tmp_path, predictors_dir, model):
+    """``perfseer fit --gpu-spec`` writes a calibrated copy of the GPU predictor; the service answers that GPU,
+    by name or by spec, from the calibrated copy, and every other GPU as before."""
+    from seernet.gpu.calibration import MeasuredRun, calibrate_gpu, save_calibrated
+    from seernet.gpu.predictor import GpuPredictor
+    from seernet.gpu.specs import GpuSpec
+
+    shipped = Path(__file__).resolve().parents[2] / "predictors" / "gpu"
+    if not (shipped / "manifest.json").exists():
+        pytest.skip("no shipped GPU predictor")
+    shutil.copytree(shipped, predictors_dir / "gpu")
+    fields = dict(name="Lab GPU", memory_gb=24, bandwidth_gbs=600, sms=60, cores_per_sm=128, clock_mhz=1800,
+                  fp32_gflops=27000, l2_mb=32)
+    gpu = GpuSpec.from_dict(fields)
+    base = GpuPredictor.load(shipped)
+    plain = base.predict(model, gpu, 8)
+    calibrated, report = calibrate_gpu(base, gpu, [MeasuredRun(model, 8, {}, {"infer_time_ms": 3 * plain["infer_time_ms"]})])
+    assert report["infer_time_ms"]["scale"] == pytest.approx(3.0) and report["train_time_ms"]["runs"] == 0
+    save_calibrated(calibrated, shipped, predictors_dir / "gpu-lab", "gpu-lab")
+    running = build_server(make_settings(predictors_dir), watch_interval_s=0.2)
+    try:
+        s = stub(running)
+        for request in (pb.PredictRequest(onnx=model, batch_size=8, device="gpu:Lab GPU"),
+                        pb.PredictRequest(onnx=model, batch_size=8, gpu_spec=pb.GpuSpec(**fields))):
+            answer = s.PredictPerformance(request, timeout=30)
+            values = {m.name: m.value for m in answer.metrics}
+            assert answer.predictor == "gpu-lab"
+            assert values["infer_time_ms"] == pytest.approx(3 * plain["infer_time_ms"], rel=1e-4)
+            assert values["train_time_ms"] == pytest.approx(3 * plain["train_time_ms"], rel=1e-4)
+        other = s.PredictPerformance(pb.PredictRequest(onnx=model, batch_size=8, device="gpu:Tesla T4"), timeout=30)
+        assert other.predictor == "gpu"
+    finally:
+        running.stop(0.5)
+
+
 def test_explain_says_where_the_time_goes(server, model):
     s = stub(server)
     response = s.PredictPerformance(pb.PredictRequest(onnx=model, batch_size=2, explain=True, explain_top_k=3),

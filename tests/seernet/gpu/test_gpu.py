@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from onnx import helper
+from onnx import helper, numpy_helper
 
 from seernet.gpu.cost_model import KernelCostModel, fit_cost_model
 from seernet.gpu.kernels import Kernel, Measurement
@@ -39,17 +39,42 @@ def test_onnx_operators_map_to_measured_kernels():
     matmul = chain([helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Softmax", ["h"], ["y"])],
                    {"x": (1, 128, 64)}, ["y"], [weight("w", (64, 256))])
     kernels, batch = onnx_kernels(matmul.SerializeToString(), batch_size=4)
-    (_, _, gemm), (_, _, softmax) = kernels
+    gemm, softmax = (k.kernel for k in kernels)
     assert batch == 4 and gemm.family == "gemm" and gemm.dims == (1, 4 * 128, 256, 64)  # a linear layer: one GEMM
     assert gemm.flops == 2 * 4 * 128 * 256 * 64 and softmax.family == "softmax" and softmax.dims == (4 * 128, 256)
     bmm = chain([helper.make_node("MatMul", ["x", "y"], ["z"])], {"x": (1, 8, 32, 16), "y": (1, 8, 16, 64)}, ["z"])
-    (_, _, batched), = onnx_kernels(bmm.SerializeToString(), batch_size=2)[0]
-    assert batched.dims == (16, 32, 64, 16)
+    (batched,), _ = onnx_kernels(bmm.SerializeToString(), batch_size=2)
+    assert batched.kernel.dims == (16, 32, 64, 16)
     conv = single_op("Conv", {"x": (1, 3, 32, 32)}, initializers=[weight("k", (16, 3, 3, 3))], pads=[1, 1, 1, 1])
-    (_, _, k), = onnx_kernels(conv.SerializeToString(), batch_size=2)[0]
+    (conv_kernel,), _ = onnx_kernels(conv.SerializeToString(), batch_size=2)
+    k = conv_kernel.kernel
     assert k.family == "conv" and k.dims == (2, 3, 16, 3, 32, 1, 1)
     reshape = single_op("Flatten", {"x": (1, 3, 4)})
     assert onnx_kernels(reshape.SerializeToString())[0] == []  # metadata only: no kernel
+
+
+def test_the_graph_is_read_as_eager_pytorch_runs_it():
+    """NeuSight's labels are eager PyTorch runs: a linear layer's bias is its addmm, an exported erf-GELU is one
+    gelu kernel, a Transpose feeding a MatMul is a strided operand, and a scalar operand makes the unary form."""
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"], name="fc"), helper.make_node("Add", ["b", "h"], ["hb"], name="bias"),
+             helper.make_node("Div", ["hb", "sqrt2"], ["d"], name="div"), helper.make_node("Erf", ["d"], ["e"], name="erf"),
+             helper.make_node("Add", ["e", "one"], ["e1"], name="add1"), helper.make_node("Mul", ["hb", "e1"], ["m"], name="mul"),
+             helper.make_node("Mul", ["m", "half"], ["g"], name="gelu"),
+             helper.make_node("Transpose", ["g"], ["gt"], perm=[0, 2, 1], name="t"),
+             helper.make_node("MatMul", ["g", "gt"], ["s"], name="scores"),
+             helper.make_node("Mul", ["s", "half"], ["y"], name="scale")]
+    scalars = [numpy_helper.from_array(np.array(v, dtype=np.float32), n) for n, v in
+               (("sqrt2", 1.4142), ("one", 1.0), ("half", 0.5))]
+    model = chain(nodes, {"x": (1, 16, 32)}, ["y"], [weight("w", (32, 64)), weight("b", (64,)), *scalars])
+    kernels, _ = onnx_kernels(model.SerializeToString(), batch_size=2)
+    by_node = {k.node: k for k in kernels}
+    assert list(by_node) == ["fc", "gelu", "scores", "scale"]
+    assert by_node["fc"].fused == ("bias",) and by_node["fc"].kernel.dims == (1, 32, 64, 32)
+    assert by_node["gelu"].kernel.op == "gelu" and set(by_node["gelu"].fused) == {"div", "erf", "add1", "mul"}
+    assert by_node["scores"].kernel.dims == (2, 16, 16, 64) and by_node["scale"].kernel.op == "mulu"
+    unnamed = chain([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Relu", ["r"], ["y"])], {"x": (1, 8)},
+                    ["y"])
+    assert [k.node for k in onnx_kernels(unnamed.SerializeToString())[0]] == ["r", "y"]  # named by output when unnamed
 
 
 def test_cost_model_learns_efficiency_and_round_trips(tmp_path):
@@ -88,3 +113,44 @@ def test_predict_cli_on_a_gpu_by_name_and_by_spec(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "perfseer.cli", "predict", str(path), "--gpu", "nope"], cwd=REPO,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "unknown GPU" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.skipif(not (REPO / "predictors" / "gpu" / "manifest.json").exists(), reason="no shipped GPU predictor")
+def test_fit_calibrates_a_gpu_from_models_timed_on_it(tmp_path):
+    """``perfseer fit --gpu-spec SPEC --measurements runs.csv``: one scale per metric (the geometric mean of
+    measured / predicted), a metric never measured takes the other's, implausible runs are refused in one line."""
+    from seernet.gpu.predictor import GpuPredictor
+
+    model = chain([helper.make_node("MatMul", ["x", "w"], ["y"])], {"x": (1, 512)}, ["y"], [weight("w", (512, 512))])
+    (tmp_path / "m.onnx").write_bytes(model.SerializeToString())
+    spec = tmp_path / "gpu.json"
+    spec.write_text(json.dumps({**T4, "Device": "Lab GPU", "SingleFLOPs": 30000, "Mem_Bw": 1500}))
+    shipped = GpuPredictor.load(REPO / "predictors" / "gpu")
+    plain = shipped.predict(tmp_path / "m.onnx", GpuSpec.from_file(spec), 64)
+    runs = tmp_path / "runs.csv"
+    runs.write_text("onnx,batch_size,infer_time_ms\n"
+                    f"m.onnx,64,{2 * plain['infer_time_ms']}\nm.onnx,64,{8 * plain['infer_time_ms']}\n")
+
+    def fit(*flags: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "perfseer.cli", "fit", "--gpu-spec", str(spec), *flags], cwd=REPO,
+                              capture_output=True, text=True, timeout=120)
+
+    done = fit("--measurements", str(runs), "--out", str(tmp_path / "gpu-lab"))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)["calibration"]
+    assert report["infer_time_ms"]["scale"] == pytest.approx(4.0, rel=1e-6)  # sqrt(2 × 8)
+    assert report["infer_time_ms"]["ratio_min"] == pytest.approx(2.0) and report["train_time_ms"]["runs"] == 0
+    calibrated = GpuPredictor.load(tmp_path / "gpu-lab")
+    again = calibrated.predict(tmp_path / "m.onnx", calibrated.spec("lab gpu"), 64)
+    assert again["infer_time_ms"] == pytest.approx(4 * plain["infer_time_ms"], rel=1e-6) and again["calibrated"]
+    assert again["train_time_ms"] == pytest.approx(4 * plain["train_time_ms"], rel=1e-6)
+    other = calibrated.predict(tmp_path / "m.onnx", calibrated.spec("Tesla T4"), 64)
+    assert other["infer_time_ms"] == pytest.approx(shipped.predict(tmp_path / "m.onnx", shipped.spec("Tesla T4"), 64)
+                                                   ["infer_time_ms"]) and not other["calibrated"]
+    runs.write_text(f"onnx,batch_size,infer_time_ms\nm.onnx,64,{1000 * plain['infer_time_ms']}\n")
+    bad = fit("--measurements", str(runs), "--out", str(tmp_path / "bad"))
+    assert bad.returncode == 2 and "units" in bad.stderr and "Traceback" not in bad.stderr
+    runs.write_text("onnx,infer_time_ms\nmissing.onnx,3\n")
+    bad = fit("--measurements", str(runs), "--out", str(tmp_path / "bad"))
+    assert bad.returncode == 2 and "no ONNX file" in bad.stderr
+    assert fit("--dataset", "x.sqlite", "--out", str(tmp_path / "bad")).returncode == 2
