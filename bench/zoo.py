@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 
 from bench.common import RESULTS, save  # noqa: E402
 from profiler_worker.calibrate import slug  # noqa: E402
-from profiler_worker.device_info import cpu_model  # noqa: E402
+from profiler_worker.device_info import cpu_identity, cpu_model  # noqa: E402
 from profiler_worker.job import ProfileJob  # noqa: E402
 from profiler_worker.measure import measure_job  # noqa: E402
 from profiler_worker.settings import ProfileSettings  # noqa: E402
@@ -40,7 +40,7 @@ METRICS = ("infer_time_ms", "infer_mem_mb")
 
 
 def measured_path() -> Path:
-    return RESULTS / f"zoo_measured_{slug(cpu_model())}.json"
+    return RESULTS / f"zoo_measured_{slug(cpu_identity())}.json"
 
 
 def measure(names: list[str], batch_sizes: list[int], cpu: int, time_cap: float, remeasure: bool,
@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         for group, sc in by_group.items():
             print(f"{Path(directory).name:>20} {group:>12} n={sc['n']:3d}  Kendall {sc['kendall']:.3f}  "
                   f"Spearman {sc['spearman']:.3f}  MAPE {sc['mape']:.1f} %")
+    results["macs_ideally_scaled"] = macs_baseline(rows, graphs, ["all", *args.groups])
     path = save(args.out_name, {"cpu": cpu_model(), "batch_sizes": args.batch_sizes, "groups": args.groups,
                                 "measured": measured, "graph_failures": graph_failures,
                                 "gflops": {f"{r['model']}:b{r['batch_size']}": g.global_value("flops_sum") / 1e9
@@ -131,6 +132,23 @@ def main(argv: list[str] | None = None) -> int:
                                 "predictors": results, "note": "inference time, one onnxruntime thread"})
     print(f"wrote {path}")
     return 0
+
+
+def macs_baseline(rows: list[dict], graphs: list, groups: list[str]) -> dict:
+    """MACs alone, times the one constant that best fits each group's measurements (the median ratio, an
+    oracle no predictor gets): the ranking any predictor has to beat, and the error left by size alone."""
+    macs = np.array([g.global_value("macs_sum") for g in graphs], dtype=float)
+    measured = np.array([r["infer_time_ms"] for r in rows], dtype=float)
+    by_group = {}
+    for group in groups:
+        keep = [i for i, r in enumerate(rows) if group == "all" or _group_of(r["model"]) == group]
+        if len(keep) >= 2:
+            scale = float(np.median(measured[keep] / np.maximum(macs[keep], 1.0)))
+            by_group[group] = {"n": len(keep), **score(macs[keep] * scale, measured[keep])}
+            sc = by_group[group]
+            print(f"{'MACs × best constant':>20} {group:>12} n={sc['n']:3d}  Kendall {sc['kendall']:.3f}  "
+                  f"Spearman {sc['spearman']:.3f}  MAPE {sc['mape']:.1f} %")
+    return {"scores": by_group}
 
 
 if __name__ == "__main__":

@@ -58,10 +58,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                              auth_token=token, tls_cert=args.tls_cert, tls_key=args.tls_key,
                              metrics_port=args.metrics_port, profile_uncertain_above=args.profile_uncertain_above,
                              processes=args.processes)
-    from profiler_worker.device_info import cpu_model
+    from profiler_worker.device_info import cpu_identity
 
     try:
-        return serve_forever(settings, cpu_model(), args.torch_threads)
+        return serve_forever(settings, cpu_identity(), args.torch_threads)
     except StartupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -135,20 +135,48 @@ def _fit_gpu(args: argparse.Namespace) -> int:
     from seernet.gpu.predictor import GpuPredictor
     from seernet.gpu.specs import GpuSpec, GpuSpecError
 
-    if not args.measurements or args.dataset:
+    if bool(args.measurements) == bool(args.dataset):
         print("error: --gpu-spec takes --measurements CSV (onnx, batch_size, dims, infer_time_ms and/or "
-              "train_time_ms), not --dataset", file=sys.stderr)
+              "train_time_ms) or --dataset SQLITE (rows GPU workers measured)", file=sys.stderr)
         return 2
     source = Path(args.gpu_predictor or REPO_ROOT / "predictors" / "gpu")
     try:
-        gpu = GpuSpec.from_file(args.gpu_spec)
-        predictor, report = calibrate_gpu(GpuPredictor.load(source), gpu, read_runs_csv(args.measurements))
+        base = GpuPredictor.load(source)
+        gpu = GpuSpec.from_file(args.gpu_spec) if Path(args.gpu_spec).suffix == ".json" else base.spec(args.gpu_spec)
+        runs = read_runs_csv(args.measurements) if args.measurements else _gpu_runs_of_dataset(Path(args.dataset), gpu)
+        predictor, report = calibrate_gpu(base, gpu, runs)
         out = save_calibrated(predictor, source, args.out, Path(args.out).name)
     except (GpuSpecError, GpuCalibrationError, GraphBuildError, OSError, KeyError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps({"out": str(out), "gpu": gpu.name, "calibration": report}, indent=2))
     return 0
+
+
+def _gpu_runs_of_dataset(path: Path, gpu) -> list:
+    """The rows a worker measured on ``gpu`` (``perfseer worker --device cuda:N``: NVML's name of the board) as
+    runs to calibrate by: each config exported as the worker ran it, with its measured times."""
+    from profiler_worker.store import DatasetStore
+    from seernet.export import export_config
+    from seernet.gpu.calibration import MAX_RUNS, GpuCalibrationError, MeasuredRun
+    from seernet.gpu.specs import name_key
+    from seernet.spaces import ModelConfig
+
+    if not path.is_file():
+        raise GpuCalibrationError(f"{path} is not a dataset file")
+    runs = []
+    for row in DatasetStore(path).rows():
+        device = json.loads(row.get("device_json") or "{}")
+        if not str(row.get("device", "")).startswith("cuda") or name_key(str(device.get("gpu_name", ""))) \
+                != name_key(gpu.name):
+            continue
+        config = ModelConfig.from_json(row["config_json"])
+        measured = {m: float(row[m]) for m in ("infer_time_ms", "train_time_ms") if row.get(m)}
+        runs.append(MeasuredRun(export_config(config), config.batch_size, {}, measured))
+    if not runs:
+        raise GpuCalibrationError(f"{path} has no rows measured on a GPU named {gpu.name!r} (the spec's name must be "
+                                  "NVML's name of the board the worker ran on)")
+    return runs[::-(-len(runs) // MAX_RUNS)]  # evenly spread, at most MAX_RUNS
 
 
 def cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -295,7 +323,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", help="or a dataset store (SQLite of dataset build, calibrate or workers); "
                                      "--target is then one of its metrics, e.g. infer_time_ms")
     p.add_argument("--target", help="the column to predict, e.g. latency_ms (not with --gpu-spec)")
-    p.add_argument("--gpu-spec", help="calibrate the GPU cost model for the GPU this spec describes, from "
+    p.add_argument("--gpu-spec", help="calibrate the GPU cost model for the GPU this spec describes (SPEC.json, "
+                                      "or the name of a GPU the predictor knows, e.g. 'Tesla T4'), from "
                                       "--measurements of whole models timed on it (columns onnx, batch_size, "
                                       "dims, infer_time_ms and/or train_time_ms)")
     p.add_argument("--gpu-predictor", help="the GPU cost model to calibrate (default: predictors/gpu)")

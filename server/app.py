@@ -163,9 +163,10 @@ def build_server(settings: Settings, watch_interval_s: float = 2.0, max_workers:
 
 
 def unmatched_machine_note(registry: PredictorRegistry, cpu_model: str) -> str | None:
-    """A line for the start-up log when no CPU predictor was measured on this machine's CPU, else None.
+    """A line for the start-up log when no CPU predictor was measured on this machine's CPU (``cpu_model``:
+    model and ISA as device keys name it, ``AMD EPYC:avx512``), else None.
 
-    Absolute CPU timings do not transfer between CPU models; the user should know that, and how to fix it."""
+    Absolute CPU timings do not transfer between CPUs; the user should know that, and how to fix it."""
     keys = sorted({p.device_key for p in registry.all() if p.device_key.startswith("cpu:")})
     if not keys or any(re.sub(r":\d+t(:opt-\w+)?$", "", key[4:]) == cpu_model for key in keys):
         return None

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 from seernet.gpu.predictor import GpuPredictor
+from seernet.gpu.specs import name_key
 from seernet.predictor import MANIFEST, Predictor, PredictorLoadError
 
 from .errors import not_found, unavailable
@@ -95,13 +96,11 @@ class PredictorRegistry:
                                   f"{self.root}/gpu`")
             ordered = [self._gpu[n] for n in sorted(self._gpu)]
         if gpu_name:
-            wanted = gpu_name.lower().replace("_", " ")
-            for predictor in ordered:
-                if any(n.lower().replace("_", " ") == wanted for n in predictor.calibration):
-                    return predictor
-            for predictor in ordered:
-                if any(n.lower().replace("_", " ") == wanted for n in predictor.specs):
-                    return predictor
+            wanted = name_key(gpu_name)
+            for known in (lambda p: p.calibration, lambda p: p.specs):  # calibrated on it, then knowing it
+                for predictor in ordered:
+                    if any(name_key(n) == wanted for n in known(predictor)):
+                        return predictor
         return ordered[0]
 
     def gpu_predictors(self) -> list[GpuPredictor]:

@@ -74,13 +74,6 @@ def _numel(shapes: dict[str, TensorInfo], name: str) -> int | None:
     return info.numel if info is not None and info.known else None
 
 
-def _scalar_constant(name: str, producers: dict[str, onnx.NodeProto], initializers: dict[str, onnx.TensorProto],
-                     shapes: dict[str, TensorInfo]) -> bool:
-    producer = producers.get(name)
-    return (name in initializers or (producer is not None and producer.op_type == "Constant")) \
-        and _numel(shapes, name) == 1
-
-
 def eager_fusions(model: onnx.ModelProto, shapes: dict[str, TensorInfo]) -> EagerFusions:
     """Which nodes of ``model`` eager PyTorch runs inside another kernel, or not at all (see the module doc)."""
     nodes = list(model.graph.node)

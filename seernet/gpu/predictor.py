@@ -73,12 +73,11 @@ class GpuPredictor:
                 top: int = 0, limits: Limits | None = None) -> dict:
         """``infer_time_ms`` and ``train_time_ms`` of ``source`` on ``gpu``; with ``top``, the costliest kernels."""
         kernels, batch = onnx_kernels(source, batch_size, dims, limits)
-        times = self.model.predict_ms([k.kernel for k in kernels], gpu) if kernels else np.zeros(0)
+        raw = self.model.predict_ms([k.kernel for k in kernels], gpu) if kernels else np.zeros(0)
         backward = np.array([self.backward.get(k.kernel.family, DEFAULT_BACKWARD) for k in kernels])
         scales = self.scales(gpu)
-        times = times * scales.get("infer_time_ms", 1.0)
-        train = float((times * (1.0 + backward)).sum()) * scales.get("train_time_ms", 1.0) \
-            / scales.get("infer_time_ms", 1.0)
+        times = raw * scales.get("infer_time_ms", 1.0)
+        train = float((raw * (1.0 + backward)).sum()) * scales.get("train_time_ms", 1.0)
         result = {"gpu": gpu.name, "batch_size": batch, "infer_time_ms": float(times.sum()),
                   "train_time_ms": train, "kernels": len(kernels), "calibrated": any(v != 1.0 for v in scales.values())}
         if top:

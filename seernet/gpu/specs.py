@@ -91,10 +91,15 @@ def load_spec_dir(directory: str | Path) -> dict[str, GpuSpec]:
     return specs
 
 
+def name_key(name: str) -> str:
+    """How GPU names compare: ignoring case, and underscores for spaces (``tesla_t4`` is ``Tesla T4``)."""
+    return name.lower().replace("_", " ")
+
+
 def find_spec(specs: dict[str, GpuSpec], name: str) -> GpuSpec:
-    """A spec by name, ignoring case, spaces and underscores; ValueError listing the known names otherwise."""
-    norm = {k.lower().replace("_", " "): v for k, v in specs.items()}
-    found = norm.get(name.lower().replace("_", " "))
+    """A spec by name (:func:`name_key`); GpuSpecError listing the known names otherwise."""
+    norm = {name_key(k): v for k, v in specs.items()}
+    found = norm.get(name_key(name))
     if found is None:
         raise GpuSpecError(f"unknown GPU {name!r}; known: {sorted(specs)} (or pass --gpu-spec SPEC.json)")
     return found

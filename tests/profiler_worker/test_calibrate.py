@@ -7,7 +7,7 @@ import time
 import pytest
 
 from profiler_worker.calibrate import CalibrationError, CalibrationRequest, PoolEntry, calibrate, measurement_order
-from profiler_worker.device_info import cpu_model
+from profiler_worker.device_info import cpu_isa, cpu_model
 from seernet.predictor import Predictor
 from seernet.spaces import ModelConfig
 
@@ -48,7 +48,7 @@ def test_a_budgeted_calibration_writes_a_scored_predictor_for_this_machine(tmp_p
     result = calibrate(request)
     assert time.monotonic() - started < 60 * budget + 60  # the fit may overrun a little on a slow machine, not more
     summary = result.summary
-    assert summary["device_key"] == f"cpu:{cpu_model()}:1t"
+    assert summary["device_key"] == f"cpu:{cpu_model()}:{cpu_isa()}:1t"
     assert sum(result.counts.get(s, 0) for s in ("ok", "partial", "failed")) <= 14 and result.pool <= 4 * 14
     assert summary["measured"] >= 10 and summary["held_out_rows"] >= 3
     assert set(summary["held_out"]) == {"calibrated", "shipped", "shipped_scaled"}

@@ -58,3 +58,7 @@ def test_serve_notes_a_machine_no_predictor_was_measured_on():
     assert unmatched_machine_note(registry, "AMD EPYC 7B13") is None
     calibrated = SimpleNamespace(all=lambda: [SimpleNamespace(device_key="cpu:Intel(R) Xeon(R) Processor:0t:opt-basic")])
     assert unmatched_machine_note(calibrated, "Intel(R) Xeon(R) Processor") is None
+    # the same model name with another vector ISA is another machine (2.2× apart, measured)
+    isa_keyed = SimpleNamespace(all=lambda: [SimpleNamespace(device_key="cpu:AMD EPYC:avx2:1t")])
+    assert unmatched_machine_note(isa_keyed, "AMD EPYC:avx2") is None
+    assert unmatched_machine_note(isa_keyed, "AMD EPYC:avx512") is not None

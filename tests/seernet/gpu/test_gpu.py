@@ -154,3 +154,48 @@ def test_fit_calibrates_a_gpu_from_models_timed_on_it(tmp_path):
     bad = fit("--measurements", str(runs), "--out", str(tmp_path / "bad"))
     assert bad.returncode == 2 and "no ONNX file" in bad.stderr
     assert fit("--dataset", "x.sqlite", "--out", str(tmp_path / "bad")).returncode == 2
+    runs.write_text(f"onnx,batch_size,train_time_ms\nm.onnx,64,{3 * plain['train_time_ms']}\n")
+    known = subprocess.run([sys.executable, "-m", "perfseer.cli", "fit", "--gpu-spec", "tesla t4", "--measurements",
+                            str(runs), "--out", str(tmp_path / "gpu-t4")], cwd=REPO, capture_output=True, text=True,
+                           timeout=120)  # a GPU the predictor knows, by name
+    assert known.returncode == 0, known.stderr
+    assert json.loads(known.stdout)["gpu"] == "Tesla T4"
+
+
+@pytest.mark.skipif(not (REPO / "predictors" / "gpu" / "manifest.json").exists(), reason="no shipped GPU predictor")
+def test_fit_calibrates_a_gpu_from_the_rows_a_gpu_worker_stored(tmp_path):
+    """Rows a ``perfseer worker --device cuda:N`` measured feed the same calibration: those of the GPU the spec
+    names (NVML's board name in the row's device), not the CPU rows beside them."""
+    from profiler_worker.job import ProfileResult
+    from profiler_worker.store import DatasetStore
+    from seernet.export import export_config
+    from seernet.gpu.predictor import GpuPredictor
+    from seernet.spaces import get_space
+
+    gpu = GpuSpec.from_dict({**T4, "Device": "Lab GPU", "SingleFLOPs": 30000, "Mem_Bw": 1500})
+    spec = tmp_path / "gpu.json"
+    spec.write_text(json.dumps(gpu.to_dict()))
+    shipped = GpuPredictor.load(REPO / "predictors" / "gpu")
+    store = DatasetStore(tmp_path / "rows.sqlite")
+    rng = random.Random(3)
+    for i, (device, name, factor) in enumerate([("cuda:0", "Lab GPU", 2.0), ("cuda:0", "Lab GPU", 2.0),
+                                                ("cpu", "", 50.0), ("cuda:1", "Other GPU", 9.0)]):
+        config = get_space("mlp").sample(rng)
+        predicted = shipped.predict(export_config(config), gpu, config.batch_size)
+        store.add(ProfileResult(
+            job_id=f"j{i}", status="ok", reason="", family="mlp", config_json=config.to_json(),
+            config_id=config.config_id, batch_size=config.batch_size, input_size=config.input_size, device=device,
+            device_key=f"{device}:{name}", descriptor={"gpu_name": name} if name else {},
+            metrics={"infer_time_ms": factor * predicted["infer_time_ms"], "train_time_ms": None,
+                     "infer_mem_mb": None, "train_mem_mb": None}, stats={}, settings={}))
+    done = subprocess.run([sys.executable, "-m", "perfseer.cli", "fit", "--gpu-spec", str(spec), "--dataset",
+                           str(tmp_path / "rows.sqlite"), "--out", str(tmp_path / "gpu-lab")], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)["calibration"]["infer_time_ms"]
+    assert report["runs"] == 2 and report["scale"] == pytest.approx(2.0, rel=1e-6)
+    spec.write_text(json.dumps({**gpu.to_dict(), "name": "Unmeasured GPU"}))
+    none = subprocess.run([sys.executable, "-m", "perfseer.cli", "fit", "--gpu-spec", str(spec), "--dataset",
+                           str(tmp_path / "rows.sqlite"), "--out", str(tmp_path / "x")], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert none.returncode == 2 and "no rows measured on a GPU named" in none.stderr
