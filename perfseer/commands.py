@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,19 +165,17 @@ def _gpu_runs_of_dataset(path: Path, gpu) -> list:
 
     if not path.is_file():
         raise GpuCalibrationError(f"{path} is not a dataset file")
+    rows = [row for row in DatasetStore(path).rows() if str(row.get("device", "")).startswith("cuda")
+            and name_key(str(json.loads(row.get("device_json") or "{}").get("gpu_name", ""))) == name_key(gpu.name)]
+    if not rows:
+        raise GpuCalibrationError(f"{path} has no rows measured on a GPU named {gpu.name!r} (the spec's name must be "
+                                  "NVML's name of the board the worker ran on)")
     runs = []
-    for row in DatasetStore(path).rows():
-        device = json.loads(row.get("device_json") or "{}")
-        if not str(row.get("device", "")).startswith("cuda") or name_key(str(device.get("gpu_name", ""))) \
-                != name_key(gpu.name):
-            continue
+    for row in rows[::math.ceil(len(rows) / MAX_RUNS)]:  # evenly spread, at most MAX_RUNS, exported only then
         config = ModelConfig.from_json(row["config_json"])
         measured = {m: float(row[m]) for m in ("infer_time_ms", "train_time_ms") if row.get(m)}
         runs.append(MeasuredRun(export_config(config), config.batch_size, {}, measured))
-    if not runs:
-        raise GpuCalibrationError(f"{path} has no rows measured on a GPU named {gpu.name!r} (the spec's name must be "
-                                  "NVML's name of the board the worker ran on)")
-    return runs[::-(-len(runs) // MAX_RUNS)]  # evenly spread, at most MAX_RUNS
+    return runs
 
 
 def cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:

@@ -33,6 +33,7 @@ import onnx
 
 from .op_vocab import category_of
 from .shapes import TensorInfo, require
+from .strip import FLOAT_TYPES
 
 _ELEMENTWISE_COST = {"Sigmoid": 4, "Tanh": 4, "Gelu": 8, "Erf": 4, "HardSwish": 3, "HardSigmoid": 2, "Mish": 6,
                      "Softplus": 3, "Elu": 3, "Selu": 3, "Celu": 3, "Swish": 5, "Pow": 1, "Exp": 1, "Log": 1}
@@ -125,14 +126,10 @@ def param_inputs(node: Operator, shapes: dict[str, TensorInfo], weights: set[str
         if not name or name not in weights or index in skip:
             continue
         info = shapes.get(name)
-        if info is None or info.numel <= 1 or info.elem_type not in _FLOAT_PARAMS:
+        if info is None or info.numel <= 1 or info.elem_type not in FLOAT_TYPES:
             continue
         out.append((index, info.numel))
     return out
-
-
-_FLOAT_PARAMS = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE,
-                 onnx.TensorProto.BFLOAT16)
 
 
 def _pair(values: list[int] | tuple[int, ...] | None, default: int = 1) -> tuple[int, int]:

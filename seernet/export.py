@@ -13,18 +13,21 @@ from .spaces import ModelConfig, get_space
 OPSET = 17
 
 
-def export_module(module: nn.Module, example_input: torch.Tensor, dynamic_batch: bool = True) -> bytes:
-    """Serialised ONNX of ``module`` in eval mode; dim 0 of input and output is named ``batch``.
+def export_module(module: nn.Module, example_input: torch.Tensor, dynamic_batch: bool = True,
+                  dynamic_axes: dict | None = None, constant_folding: bool = True) -> bytes:
+    """Serialised ONNX of ``module`` in eval mode; dim 0 of input and output is named ``batch`` (or the
+    ``dynamic_axes`` given, e.g. a text model's ``seq`` too).  ``constant_folding=False`` keeps the module's
+    parameters as the file's weights (folded, a BatchNorm becomes part of its conv).
 
     Uses the TorchScript exporter (``dynamo=False``): the default one needs onnxscript.
     """
     module = module.eval()
     buffer = io.BytesIO()
-    axes = {"input": {0: "batch"}, "output": {0: "batch"}} if dynamic_batch else None
+    axes = dynamic_axes or ({"input": {0: "batch"}, "output": {0: "batch"}} if dynamic_batch else None)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(module, (example_input,), buffer, input_names=["input"], output_names=["output"],
-                          dynamic_axes=axes, opset_version=OPSET, dynamo=False, do_constant_folding=True)
+                          dynamic_axes=axes, opset_version=OPSET, dynamo=False, do_constant_folding=constant_folding)
     return buffer.getvalue()
 
 

@@ -23,6 +23,7 @@ import onnx
 from ..loader import ModelSource, load_model
 from ..settings import DEFAULT_LIMITS, Limits
 from ..shapes import TensorInfo, infer_shapes, static_batch
+from ..strip import FLOAT_TYPES
 from .kernels import Kernel
 
 FREE_OPS = {"Reshape", "Shape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Constant", "ConstantOfShape", "Size",
@@ -43,7 +44,6 @@ def _rows_of(shape: tuple[int, ...]) -> tuple[float, float]:
 
 
 _SHAPE_ARITHMETIC_ELEMENTS = 1024  # an integer or boolean tensor this small is host-side shape arithmetic in torch
-_FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
 
 
 @dataclass
@@ -93,7 +93,7 @@ def eager_fusions(model: onnx.ModelProto, shapes: dict[str, TensorInfo]) -> Eage
     for node in nodes:
         out = node.output[0] if node.output else ""
         info = shapes.get(out)
-        if info is not None and info.known and info.elem_type not in _FLOAT_TYPES \
+        if info is not None and info.known and info.elem_type not in FLOAT_TYPES \
                 and info.numel <= _SHAPE_ARITHMETIC_ELEMENTS:
             fusions.free.add(node_name(node))
         if node.op_type == "Add" and len(node.input) == 2:  # a linear layer's bias: torch's addmm

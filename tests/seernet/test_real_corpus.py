@@ -13,11 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import warnings
 
 import pytest
 import torch
 
+from seernet.export import export_module
 from seernet.graph import NODE_FEATURES, build_graph
 from seernet.settings import cache_dir
 from seernet.spaces.timm_space import arch_table
@@ -94,16 +94,10 @@ def _export(key: str, module: torch.nn.Module, example: torch.Tensor, axes: dict
     path = cache_dir() / "corpus" / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx"
     if path.exists():
         return path.read_bytes()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        import io
-
-        buffer = io.BytesIO()
-        torch.onnx.export(module, (example,), buffer, input_names=["input"], output_names=["output"],
-                          dynamic_axes=axes, opset_version=17, dynamo=False, do_constant_folding=False)
+    data = export_module(module, example, dynamic_axes=axes, constant_folding=False)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(buffer.getvalue())
-    return buffer.getvalue()
+    path.write_bytes(data)
+    return data
 
 
 def _torch_macs(module: torch.nn.Module, example: torch.Tensor) -> float:
