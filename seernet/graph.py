@@ -94,7 +94,8 @@ class PerfGraph:
         }
 
 
-def _edge_features(info: TensorInfo) -> list[float]:
+def edge_features(info: TensorInfo) -> list[float]:
+    """One tensor's row of :data:`EDGE_FEATURES`."""
     dims = list(info.shape[:4]) + [0] * (4 - min(4, len(info.shape)))
     dtype = [1.0 if info.elem_type == t else 0.0 for t in DTYPES]
     dtype.append(0.0 if any(dtype) else 1.0)
@@ -231,20 +232,39 @@ def assemble_graph(nodes: Sequence[Operator], shapes: dict[str, TensorInfo], wei
                 info = shapes[name]
                 row = edge_memo.get(id(info))
                 if row is None:
-                    row = edge_memo[id(info)] = _edge_features(info)
+                    row = edge_memo[id(info)] = edge_features(info)
                 edge_rows.append(row)
+    edge_x = np.array(edge_rows, dtype=np.float64).reshape(len(src), len(EDGE_FEATURES))
+    return graph_from_rows(node_x, [nd.op_type for nd in nodes], [nd.name for nd in nodes],
+                           np.array([src, dst], dtype=np.int64).reshape(2, len(src)), edge_x, inputs, outputs,
+                           batch_size, training, started, budget, [nd.domain for nd in nodes])
+
+
+def graph_from_rows(node_x: np.ndarray, op_types: Sequence[str], names: Sequence[str], edge_index: np.ndarray,
+                    edge_x: np.ndarray, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo], batch_size: int,
+                    training: bool, started: float, budget: CpuBudget | None = None,
+                    domains: Sequence[str] | None = None) -> PerfGraph:
+    """The graph from its operators' raw rows (``node_x``, shares not yet filled in) and its edges: the
+    model-wide part of the one feature path (shares, totals, per-category sums), shared by
+    :func:`assemble_graph` and by builders that compute rows their own way (``nasbench201_graph``)."""
+    n, e = len(op_types), int(edge_index.shape[1])
     flops = node_x[:, 0]
     memory = node_x[:, 3] + node_x[:, 4] + node_x[:, 5]
     total_flops, total_memory = float(flops.sum()), float(memory.sum())
     node_x[:, NODE_FEATURES.index("flops_share")] = flops / total_flops if total_flops else 0.0
     node_x[:, NODE_FEATURES.index("memory_share")] = memory / total_memory if total_memory else 0.0
 
-    categories = np.array([category_index(nd.op_type, nd.domain) for nd in nodes], dtype=np.int64)
-    per_category = []
-    for c in range(len(CATEGORIES)):
-        mask = categories == c
-        per_category += [float(flops[mask].sum()), float(memory[mask].sum()), float(mask.sum())]
-    n, e = len(nodes), len(src)
+    domains = domains if domains is not None else [""] * n
+    kinds: dict[tuple[str, str], tuple[int, int]] = {}
+    for key in zip(op_types, domains):
+        if key not in kinds:
+            kinds[key] = (op_index(*key), category_index(*key))
+    ids = np.array([kinds[key] for key in zip(op_types, domains)], dtype=np.int64).reshape(n, 2)
+    categories = ids[:, 1].copy()
+    by_category = np.stack([np.bincount(categories, flops, len(CATEGORIES)),
+                            np.bincount(categories, memory, len(CATEGORIES)),
+                            np.bincount(categories, minlength=len(CATEGORIES)).astype(np.float64)], axis=1)
+    per_category = by_category.ravel().tolist()
     resolution, input_bytes = _input_resolution(inputs)
     output_bytes = float(sum(info.nbytes for info in outputs))
     params = node_x[:, 2]
@@ -256,20 +276,20 @@ def assemble_graph(nodes: Sequence[Operator], shapes: dict[str, TensorInfo], wei
         total_flops / total_memory if total_memory else 0.0, resolution, input_bytes, output_bytes, float(training),
         *per_category,
     ], dtype=np.float64)
-    edge_x = np.array(edge_rows, dtype=np.float64).reshape(e, len(EDGE_FEATURES))
     _check_finite(node_x, edge_x, global_x)
-    budget.check("features")
+    if budget is not None:
+        budget.check("features")
     return PerfGraph(
-        node_op=np.array([op_index(nd.op_type, nd.domain) for nd in nodes], dtype=np.int64),
+        node_op=ids[:, 0].copy(),
         node_category=categories,
         node_x=node_x,
-        edge_index=np.array([src, dst], dtype=np.int64).reshape(2, e),
+        edge_index=edge_index,
         edge_x=edge_x,
         global_x=global_x,
         batch_size=batch_size,
         training=training,
-        op_types=[nd.op_type for nd in nodes],
-        node_names=[nd.name for nd in nodes],
+        op_types=list(op_types),
+        node_names=list(names),
         build_ms=(time.perf_counter() - started) * 1000.0,
     )
 

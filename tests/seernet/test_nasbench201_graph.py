@@ -70,3 +70,19 @@ def test_the_space_uses_it_and_the_config_graph_needs_no_export():
     config = NasBench201Space.config_for(CASES[3][0], 2, 32)
     graph = get_space("nasbench201").direct_graph(config)
     assert graph is not None and graph.num_nodes > 100
+
+
+def test_a_bank_that_starts_over_gives_the_same_graph(monkeypatch):
+    """Feature rows come from a bounded per-process bank: a build after it started a new generation (here,
+    after every build) must give exactly the graph of a build from a warm bank."""
+    from seernet.spaces import nasbench201_graph as module
+
+    arch, batch, size = CASES[4]
+    warm = nasbench201_graph(arch, batch, size)
+    monkeypatch.setattr(module._NODE_ROWS, "max_rows", 0)
+    monkeypatch.setattr(module._EDGE_ROWS, "max_rows", 0)
+    nasbench201_graph(CASES[5][0], 2, 16)  # fills the bank past its bound: the next build starts a new one
+    cold = nasbench201_graph(arch, batch, size)
+    for name in ARRAYS:
+        assert np.array_equal(getattr(warm, name), getattr(cold, name)), name
+    assert warm.node_names == cold.node_names
