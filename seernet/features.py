@@ -25,22 +25,22 @@ _FLOPS = NODE_FEATURES.index("flops")
 _BYTES = [NODE_FEATURES.index(k) for k in ("bytes_read_act", "bytes_read_weight", "bytes_written")]
 
 
-def _raw_work(graph: PerfGraph) -> np.ndarray:
-    """``[N, 2]``: each operator's FLOPs and bytes moved (read and written)."""
-    x = np.maximum(graph.node_x, 0.0)
+def raw_work(node_x: np.ndarray) -> np.ndarray:
+    """``[N, 2]``: each operator's FLOPs and bytes moved (read and written), from raw node rows."""
+    x = np.maximum(node_x, 0.0)
     return np.stack([x[:, _FLOPS], x[:, _BYTES].sum(axis=1)], axis=1)
 
 
 def work_arrays(graph: PerfGraph) -> np.ndarray:
     """``[N, 2]``: ``log1p`` of each operator's FLOPs and bytes moved, raw (not standardised): the
     additive read-out adds learned log-throughputs to these, so they must keep their true scale."""
-    return np.log1p(_raw_work(graph)).astype(np.float32)
+    return np.log1p(raw_work(graph.node_x)).astype(np.float32)
 
 
 def work_log_scale(graphs: list[PerfGraph]) -> tuple[float, float, float]:
     """Median over graphs of log(total FLOPs), log(total bytes), log(operators): the additive
     read-out's starting point, so its first predictions are already near the targets' scale."""
-    totals = np.array([[*np.log1p(_raw_work(g).sum(axis=0)), np.log(max(1, g.num_nodes))]
+    totals = np.array([[*np.log1p(raw_work(g.node_x).sum(axis=0)), np.log(max(1, g.num_nodes))]
                        for g in graphs]) if graphs else np.zeros((1, 3))
     return tuple(float(v) for v in np.median(totals, axis=0))
 

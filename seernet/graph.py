@@ -73,7 +73,7 @@ class PerfGraph:
         """Memory the graph holds (arrays and names): what a byte-bounded cache charges for it."""
         arrays = sum(a.nbytes for a in (self.node_op, self.node_category, self.node_x, self.edge_index, self.edge_x,
                                         self.global_x))
-        return arrays + sum(len(t) + len(n) + 100 for t, n in zip(self.op_types, self.node_names))
+        return arrays + sum(map(len, self.op_types)) + sum(map(len, self.node_names)) + 100 * len(self.op_types)
 
     def global_value(self, name: str) -> float:
         return float(self.global_x[GLOBAL_FEATURES.index(name)])

@@ -14,6 +14,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from seernet.allocator import keep_freed_memory
+
 from .settings import Settings
 from perfseer_client.v1 import perfseer_pb2, perfseer_pb2_grpc
 
@@ -175,6 +177,7 @@ def unmatched_machine_note(registry: PredictorRegistry, cpu_model: str) -> str |
 
 
 def _serve_until_stopped(settings: Settings, process_index: int, cpu_model: str | None) -> int:
+    keep_freed_memory()  # each serving process reuses its inference passes' memory (seernet.allocator)
     running = build_server(settings, process_index=process_index)
     note = unmatched_machine_note(running.registry, cpu_model) if cpu_model and process_index == 0 else None
     if note:

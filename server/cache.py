@@ -22,6 +22,10 @@ class PredictionCache(Protocol):
 
     def put(self, key: str, value: dict) -> None: ...
 
+    def get_many(self, keys: list[str]) -> list[dict | None]: ...
+
+    def put_many(self, entries: list[tuple[str, dict]]) -> None: ...
+
 
 def _answer_bytes(value: dict) -> int:
     """Memory of one cached answer: two small dicts of metric → float."""
@@ -35,6 +39,13 @@ class LocalLRUCache(LRU[dict]):
 
     def __init__(self, max_bytes: int) -> None:
         super().__init__(max_bytes, _answer_bytes)
+
+    def get_many(self, keys: list[str]) -> list[dict | None]:
+        return [self.get(key) for key in keys]
+
+    def put_many(self, entries: list[tuple[str, dict]]) -> None:
+        for key, value in entries:
+            self.put(key, value)
 
 
 class RedisCache:
@@ -68,6 +79,27 @@ class RedisCache:
 
     def put(self, key: str, value: dict) -> None:
         self.breaker.call(lambda: self.client.set(self.prefix + key, json.dumps(value), ex=self.ttl_s))
+
+    def get_many(self, keys: list[str]) -> list[dict | None]:
+        """One round trip (MGET) for a batch request's items: per item, a GET each cost ~0.2 ms of the
+        service's CPU, more than building a NAS-Bench-201 graph."""
+        if not keys:
+            return []
+        raw = self.breaker.call(lambda: self.client.mget([self.prefix + key for key in keys]))
+        return [json.loads(r) if r else None for r in raw] if raw is not None else [None] * len(keys)
+
+    def put_many(self, entries: list[tuple[str, dict]]) -> None:
+        """One pipelined round trip for a batch's new answers."""
+        if not entries:
+            return
+
+        def write() -> None:
+            pipe = self.client.pipeline(transaction=False)
+            for key, value in entries:
+                pipe.set(self.prefix + key, json.dumps(value), ex=self.ttl_s)
+            pipe.execute()
+
+        self.breaker.call(write)
 
 
 def make_cache(redis_url: str, ttl_s: int, max_bytes: int, timeout_s: float = 0.25) -> PredictionCache:

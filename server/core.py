@@ -241,8 +241,9 @@ class PredictionService:
         return self.models.graph(sha, query.batch_size, query.dims, False, build)
 
     # ------------------------------------------------------------------ predict
-    def _prepare(self, query: PredictQuery) -> _Prepared:
-        """Validate, resolve the predictor, identify the model, look up the cache, build the graph on a miss."""
+    def _identify(self, query: PredictQuery) -> _Prepared:
+        """Validate, resolve the predictor, identify the model and its cache key (looked up by the caller, a
+        whole batch request's keys at once)."""
         started = time.perf_counter()
         self._check_query(query)
         unknown = [m[:40] for m in query.metrics if m not in METRICS]
@@ -256,16 +257,19 @@ class PredictionService:
         if missing:
             raise invalid(f"predictor {predictor.name} does not predict {missing}; it predicts {list(predictor.metrics)}")
         sha, source = self._model_source(query)
-        key = f"{predictor.name}:{predictor.version}:{sha}:{query.batch_size}:{predictor.device_key}:" \
-              f"{json.dumps(query.dims, sort_keys=True)}"
-        cached = self.cache.get(key)
+        dims = json.dumps(query.dims, sort_keys=True) if query.dims else "{}"
+        key = f"{predictor.name}:{predictor.version}:{sha}:{query.batch_size}:{predictor.device_key}:{dims}"
+        return _Prepared(query, predictor, sha, source, key, None, started)
+
+    def _prepare(self, prepared: _Prepared, cached: dict | None) -> _Prepared:
+        """With the cache's answer for ``prepared``'s key: build the graph on a miss."""
         CACHE.labels("hit" if cached is not None else "miss").inc()
-        prepared = _Prepared(query, predictor, sha, source, key, cached, started)
+        prepared.cached = cached
         if cached is None:
-            prepared.graph = self._graph(sha, source, query)
+            prepared.graph = self._graph(prepared.sha, prepared.source, prepared.query)
             prepared.batch_size = prepared.graph.batch_size
         else:
-            prepared.batch_size = int(cached.get("batch_size") or query.batch_size)
+            prepared.batch_size = int(cached.get("batch_size") or prepared.query.batch_size)
             self.stats["cache_hits"] += 1
         return prepared
 
@@ -308,34 +312,44 @@ class PredictionService:
         alone while the next is still being built).
         """
         results: list[PredictAnswer | Exception | None] = [None] * len(queries)
-        misses: list[tuple[int, _Prepared, object]] = []
+        identified: list[tuple[int, _Prepared]] = []
         for i, query in enumerate(queries):
             try:
                 gpu = self._gpu_target(query)
                 if gpu is not None:
                     results[i] = self._predict_gpu(query, gpu)
-                    continue
-                prepared = self._prepare(query)
+                else:
+                    identified.append((i, self._identify(query)))
+            except Exception as exc:  # reported per item
+                results[i] = exc
+        misses: list[tuple[int, _Prepared, object]] = []
+        for (i, prepared), cached in zip(identified, self.cache.get_many([p.key for _, p in identified])):
+            try:
+                prepared = self._prepare(prepared, cached)
                 if prepared.cached is not None:
                     results[i] = self._finish(prepared, prepared.cached["values"], prepared.cached["uncertainty"],
                                               True)
                 else:
                     misses.append((i, prepared, prepared.predictor.encode(prepared.graph)))
-            except Exception as exc:  # reported per item
+            except Exception as exc:
                 results[i] = exc
         futures = self.batcher.submit_many([(p.predictor, encoded, p.graph.num_nodes) for _, p, encoded in misses])
-        pending = [(i, prepared, future) for (i, prepared, _), future in zip(misses, futures)]
-        for i, prepared, future in pending:
+        answered: list[tuple[str, dict]] = []
+        for (i, prepared, _), future in zip(misses, futures):
             try:
                 prediction = future.result(timeout=60)
                 check_answer(prediction.values, self.limits)
             except Exception as exc:
                 results[i] = exc
                 continue
-            self.cache.put(prepared.key, {"values": prediction.values, "uncertainty": prediction.uncertainty,
-                                          "batch_size": prepared.batch_size})
+            answered.append((prepared.key, {"values": prediction.values, "uncertainty": prediction.uncertainty,
+                                            "batch_size": prepared.batch_size}))
             self._maybe_request_profiling(prepared.query, prepared.source, prediction.uncertainty)
-            results[i] = self._finish(prepared, prediction.values, prediction.uncertainty, False)
+            try:
+                results[i] = self._finish(prepared, prediction.values, prediction.uncertainty, False)
+            except Exception as exc:
+                results[i] = exc
+        self.cache.put_many(answered)
         return results  # type: ignore[return-value]
 
     # ------------------------------------------------------------------ GPUs by spec

@@ -9,7 +9,8 @@ from seernet.graph import build_graph
 from seernet.graph_cache import stripped_onnx
 from seernet.nn.plan import compressed_plan, identity_plan
 from seernet.predictor import Predictor, inference_plan
-from seernet.pyg import collate
+from seernet.inference_batch import InferenceBatch
+from seernet.pyg import collate, to_data
 from seernet.spaces import SPACES
 
 from ..conftest import SHIPPED_PREDICTOR
@@ -27,7 +28,7 @@ def graphs():
 
 
 def test_compressed_inference_equals_the_full_computation(shipped, graphs):
-    batch = collate([shipped.encode(g) for g in graphs])
+    batch = InferenceBatch.from_graphs(graphs, shipped.features)
     plan = inference_plan(batch, shipped.members[0].config.layers)
     with torch.inference_mode():
         for member in shipped.members:
@@ -36,6 +37,15 @@ def test_compressed_inference_equals_the_full_computation(shipped, graphs):
     # and it is smaller: NAS-Bench-201 cells repeat, so most rows are shared
     nodes = batch.x.size(0)
     assert plan.layers[-1].size < 0.8 * nodes and plan.node_rows.numel() < 0.5 * nodes
+
+
+def test_the_inference_batch_is_the_collated_batch(shipped, graphs):
+    """Serving scales all graphs of a batch at once; training collates one ``Data`` per graph: the network
+    must see the same tensors either way."""
+    fast = InferenceBatch.from_graphs(graphs, shipped.features)
+    collated = collate([to_data(g, shipped.features) for g in graphs])
+    for name in ("x", "op", "category", "edge_index", "edge_attr", "u", "work", "batch"):
+        assert torch.equal(getattr(fast, name), getattr(collated, name)), name
 
 
 def test_the_service_path_predicts_what_one_graph_at_a_time_does(shipped, graphs):

@@ -87,3 +87,36 @@ def test_client_retries_unavailable_then_gives_up():
     with pytest.raises(PerfSeerError) as info:
         client.ready()
     assert info.value.code == grpc.StatusCode.UNAVAILABLE
+
+
+def test_a_batch_request_reads_and_writes_redis_once_for_all_its_items(predictors_dir, redis_server, model):
+    """Batch requests look their items up with one MGET and store the new answers with one pipeline (a
+    round trip per item cost more than a NAS-Bench-201 graph): every item is answered and cached, repeats
+    hit, and with Redis gone the same batch is still answered, uncached."""
+    import redis
+
+    configs = [{"space": "nasbench201", "arch": {"arch_str": a}, "input_size": 32} for a in (
+        "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|",
+        "|avg_pool_3x3~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|")]
+    running = build_server(make_settings(predictors_dir, redis_server.url), watch_interval_s=0.2)
+    try:
+        client = PerfSeerClient(f"127.0.0.1:{running.port}", retries=0)
+        items = [model, *configs]
+        first = client.predict_many(items, batch_size=2)
+        assert [r.cache_hit for r in first] == [False, False, False]
+        store = redis.Redis.from_url(redis_server.url)
+        assert len(store.keys("perfseer:pred:*")) == 3
+        second = client.predict_many(items, batch_size=2)
+        assert [r.cache_hit for r in second] == [True, True, True]
+        calls = {name: stats["calls"] for name, stats in store.info("commandstats").items()}
+        # one look-up per batch request (the one GET: the model store's, for the ONNX item's hash), and the first
+        # batch's three answers written together (the fourth SET: the model store keeping the ONNX model)
+        assert calls.get("cmdstat_mget") == 2 and calls.get("cmdstat_get", 0) <= 1
+        assert calls.get("cmdstat_set") == 4
+        assert [r.metrics for r in second] == [r.metrics for r in first]
+        redis_server.stop()
+        third = client.predict_many(items, batch_size=2)
+        assert [r.cache_hit for r in third] == [False, False, False]
+        assert [r.metrics for r in third] == [r.metrics for r in first]
+    finally:
+        running.stop(0.5)
