@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import grpc  # noqa: E402
 
 from bench.common import repeat_ms, save  # noqa: E402
+from perfseer_client import PerfSeerClient  # noqa: E402
 from perfseer_client.v1 import perfseer_pb2 as pb  # noqa: E402
 from perfseer_client.v1 import perfseer_pb2_grpc as pb_grpc  # noqa: E402
 
@@ -107,28 +108,28 @@ def stage_costs(models: list[bytes], configs: list, zoo: dict[str, bytes], predi
     import onnx
     import torch
 
+    from seernet.allocator import keep_freed_memory
     from seernet.graph import build_graph
-    from seernet.pyg import collate
+    from seernet.inference_batch import InferenceBatch
+    from seernet.nn.ensemble import StackedEnsemble
     from seernet.predictor import Predictor, inference_plan
     from seernet.spaces import get_space
     from seernet.strip import strip_weights
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    keep_freed_memory()  # as every serving process does
     try:
         predictor = Predictor.load(predictor_dir)
         models, configs = models[:batch], configs[:batch]
         space = get_space("nasbench201")
         graphs = [build_graph(m, batch_size=4) for m in models]
-        encoded = [predictor.encode(g) for g in graphs]
-        data = collate(encoded)
         layers = predictor.members[0].config.layers
-        plan = inference_plan(data, layers)
-
-        def forward() -> None:
-            with torch.inference_mode():
-                for member in predictor.members:
-                    member(data, plan)
+        step = predictor.STACKED_PASS_GRAPHS  # the service's passes: a stacked ensemble over this many graphs
+        passes = [graphs[i:i + step] for i in range(0, len(graphs), step)]
+        batches = [InferenceBatch.from_graphs(p, predictor.features) for p in passes]
+        plans = [inference_plan(b, layers) for b in batches]
+        stacked = StackedEnsemble(predictor.members)
 
         def parse_hash_strip() -> None:
             for m in models:
@@ -141,26 +142,33 @@ def stage_costs(models: list[bytes], configs: list, zoo: dict[str, bytes], predi
             "graph_from_config": _per_model_ms(lambda: [space.direct_graph(c.with_batch(4)) for c in configs],
                                                len(configs), repeats),
             "parse_hash_strip": _per_model_ms(parse_hash_strip, len(models), repeats),
-            "encode": _per_model_ms(lambda: [predictor.encode(g) for g in graphs], len(graphs), repeats),
-            "plan": _per_model_ms(lambda: inference_plan(collate(encoded), layers), len(graphs), repeats),
-            "gnn_forward_all_members": _per_model_ms(forward, len(graphs), repeats),
+            "scale": _per_model_ms(lambda: [InferenceBatch.from_graphs(p, predictor.features) for p in passes],
+                                   len(graphs), repeats),
+            "plan": _per_model_ms(lambda: [inference_plan(b, layers) for b in batches], len(graphs), repeats),
+            "gnn_forward_all_members": _per_model_ms(lambda: [stacked(b, p) for b, p in zip(batches, plans)],
+                                                     len(graphs), repeats),
+            "predict_all_steps": _per_model_ms(lambda: predictor.predict_encoded(graphs), len(graphs), repeats),
         }
-        common = ("encode", "plan", "gnn_forward_all_members")
-        onnx_total = sum(nb201[k]["median_ms"] for k in ("graph_from_onnx", "parse_hash_strip", *common))
-        config_total = sum(nb201[k]["median_ms"] for k in ("graph_from_config", *common))
+        onnx_total = sum(nb201[k]["median_ms"] for k in ("graph_from_onnx", "parse_hash_strip", "predict_all_steps"))
+        config_total = sum(nb201[k]["median_ms"] for k in ("graph_from_config", "predict_all_steps"))
         zoo_rows = {}
         for name, model in zoo.items():
             graph = build_graph(model, batch_size=4)
             zoo_rows[name] = {"nodes": graph.num_nodes,
                               "graph_from_onnx": _per_model_ms(lambda: build_graph(model, batch_size=4), 1, repeats),
                               "predict": _per_model_ms(lambda: predictor.predict_graphs([graph]), 1, repeats)}
-        return {"models": len(graphs), "members": len(predictor.members),
+        return {"models": len(graphs), "members": len(predictor.members), "graphs_per_pass": step,
                 "nodes_median": statistics.median(g.num_nodes for g in graphs), "nb201": nb201,
                 "onnx_total_ms": onnx_total, "config_total_ms": config_total,
                 "onnx_ceiling_per_core_per_s": 1000.0 / onnx_total,
                 "config_ceiling_per_core_per_s": 1000.0 / config_total, "zoo": zoo_rows}
     finally:
         torch.set_num_threads(threads)
+
+
+def config_dict(config) -> dict:
+    """A config as the client takes it."""
+    return {"space": config.space, "arch": config.arch, "input_size": config.input_size}
 
 
 def config_message(config) -> pb.ModelSpaceConfig:
@@ -194,25 +202,35 @@ def wait_ready(stub) -> None:
         time.sleep(0.2)
 
 
-def uncached_throughput(stubs: list, requests: list[pb.PredictRequest], chunk: int) -> dict:
-    """Predictions per second for ``requests`` (all distinct) sent as batches of ``chunk`` from one client
-    thread per stub; every item must succeed and miss the cache."""
-    threads = len(stubs)
-    misses = [0]
-    share = -(-len(requests) // threads)
+def wait_listening(port: int, processes: int, timeout_s: float = 120.0) -> None:
+    """Until every server process listens on ``port``: the kernel hands each new connection to one of the
+    processes listening then, so a client that connects while the others still start talks to one process."""
+    import psutil
 
-    def batches(k: int) -> list[pb.PredictBatchRequest]:
-        mine = requests[k * share:(k + 1) * share]
-        return [pb.PredictBatchRequest(requests=mine[i:i + chunk]) for i in range(0, len(mine), chunk)]
+    deadline = time.time() + timeout_s
+    while sum(1 for c in psutil.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN
+              and c.laddr.port == port) < processes:
+        if time.time() > deadline:
+            raise SystemExit(f"fewer than {processes} server processes listen on port {port} after {timeout_s:.0f} s")
+        time.sleep(0.2)
 
-    def call(k: int, request, timeout):
-        response = stubs[k].PredictPerformanceBatch(request, timeout=timeout)
-        if any(item.code != 0 for item in response.items):
-            raise RuntimeError([item.message for item in response.items if item.code != 0][:3])
-        misses[0] += sum(not item.response.cache_hit for item in response.items)
-        return len(response.items)
 
-    return {"per_s": throughput(call, batches, threads), "requests": len(requests), "misses": misses[0]}
+def uncached_throughput(client, models: list, batch_size: int | None, chunk: int) -> dict:
+    """Predictions per second for ``models`` (all distinct) through ``client.predict_many`` (what a NAS loop
+    calls: chunks of ``chunk`` on all of its connections, each taking the next chunk when answered); every
+    item must succeed and miss the cache.  ``batch_size`` None: ``models`` are (model, batch) pairs."""
+    started = time.perf_counter()
+    if batch_size is None:
+        results = [r for b in sorted({b for _, b in models}) for r in client.predict_many(
+            [m for m, mb in models if mb == b], batch_size=b, chunk=chunk)]
+    else:
+        results = client.predict_many(models, batch_size=batch_size, chunk=chunk)
+    elapsed = time.perf_counter() - started
+    failed = [str(r)[:200] for r in results if isinstance(r, Exception)]
+    if failed:
+        raise RuntimeError(failed[:3])
+    return {"per_s": len(results) / elapsed, "requests": len(results), "chunk": chunk,
+            "connections": len(client._stubs), "misses": sum(not r.cache_hit for r in results)}
 
 
 def profile_seconds(configs: list, n: int) -> list[float]:
@@ -239,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, help="server processes (default: one per server CPU; > 1 "
                                                       "shares a private redis-server)")
     parser.add_argument("--redis-port", type=int, default=6479)
+    parser.add_argument("--connections", type=int, default=8, help="client connections for the throughput runs")
     args = parser.parse_args(argv)
     cpus = {int(c) for c in args.server_cpus.split(",")} if args.server_cpus else os.sched_getaffinity(0)
     processes = args.processes or len(cpus)
@@ -252,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     stages = stage_costs(models, config_only, zoo, ROOT / "predictors" / "cpu")
     started = start_server(args.port, cpus, processes, args.redis_port)
     try:
+        wait_listening(args.port, processes)
         options = [("grpc.max_send_message_length", 2**26), ("grpc.use_local_subchannel_pool", 1)]
         channels = [grpc.insecure_channel(f"127.0.0.1:{args.port}", options=options) for _ in range(4)]
         for channel in channels:
@@ -278,14 +298,12 @@ def main(argv: list[str] | None = None) -> int:
         zoo_single = [pb.PredictRequest(onnx=m, batch_size=args.zoo_batches + 1) for m in zoo.values()]
         results["uncached_single_zoo"] = percentiles(timed(stub.PredictPerformance, zoo_single))
 
-        pair = stubs[:2]  # two client threads keep two server processes busy
-        results["uncached_nb201_onnx"] = uncached_throughput(
-            pair, [pb.PredictRequest(onnx=m, batch_size=4) for m in models[51:]], chunk=50)
-        results["uncached_nb201_config"] = uncached_throughput(
-            pair, [pb.PredictRequest(config=config_message(c), batch_size=4) for c in config_only[50:]], chunk=50)
-        results["uncached_zoo"] = uncached_throughput(
-            pair, [pb.PredictRequest(onnx=m, batch_size=b) for b in range(1, args.zoo_batches + 1)
-                   for m in zoo.values()], chunk=len(zoo))
+        with PerfSeerClient(f"127.0.0.1:{args.port}", connections=args.connections) as client:
+            results["uncached_nb201_onnx"] = uncached_throughput(client, models[51:], 4, chunk=50)
+            results["uncached_nb201_config"] = uncached_throughput(
+                client, [config_dict(c) for c in config_only[50:]], 4, chunk=50)
+            results["uncached_zoo"] = uncached_throughput(
+                client, [(m, b) for b in range(1, args.zoo_batches + 1) for m in zoo.values()], None, chunk=1)
         results["cached_per_s"] = throughput(
             lambda k, r, timeout: (stubs[k].PredictPerformance(r, timeout=timeout), 1)[1],
             lambda k: [cached_req] * (args.requests // 2), threads=4)
@@ -312,8 +330,10 @@ def main(argv: list[str] | None = None) -> int:
     best_uncached = max(results["uncached_nb201_onnx"]["per_s"], results["uncached_nb201_config"]["per_s"])
     results["goals"] = {"cached_p99_le_2x_noop": results["cached_p99_over_noop_p99"] <= 2.0,
                         "uncached_nb201_ge_1000_per_s": best_uncached >= 1000,
-                        "prediction_ge_1000x_faster_than_profiling":
-                            results["speedup_vs_profiling"]["uncached_single_config_p50"] >= 1000}
+                        "prediction_ge_1000x_faster_than_profiling":  # one request's latency, as the issue measured
+                            results["speedup_vs_profiling"]["uncached_single_config_p50"] >= 1000,
+                        "prediction_ge_1000x_faster_than_profiling_amortised":  # a NAS loop's batches
+                            results["speedup_vs_profiling"]["uncached_config_throughput"] >= 1000}
     path = save("serve", {"note": "server and clients on the same 2-core machine; timings vary 20-50 % with load",
                           **results})
     report(results, stages)
@@ -333,8 +353,8 @@ def report(results: dict, stages: dict) -> None:
           f"as configs {results['uncached_nb201_config']['per_s']:.0f}/s (goal ≥ 1000), real-sized models "
           f"{results['uncached_zoo']['per_s']:.1f}/s")
     nb = stages["nb201"]
-    print(f"uncached NAS-Bench-201, CPU ms per model on one thread (batches of {stages['models']}, "
-          f"{stages['members']} members): " + ", ".join(f"{k} {v['median_ms']:.2f}" for k, v in nb.items()))
+    print(f"uncached NAS-Bench-201, CPU ms per model on one thread ({stages['models']} models, "
+          f"{stages['members']} members stacked, passes of {stages['graphs_per_pass']}): " + ", ".join(f"{k} {v['median_ms']:.2f}" for k, v in nb.items()))
     print(f"  → ONNX requests ≤ {stages['onnx_ceiling_per_core_per_s']:.0f}/s per core, config requests ≤ "
           f"{stages['config_ceiling_per_core_per_s']:.0f}/s per core, before any RPC cost")
     for name, row in stages["zoo"].items():
@@ -343,7 +363,8 @@ def report(results: dict, stages: dict) -> None:
     speed = results["speedup_vs_profiling"]
     print(f"profiling one model: {results['profile_seconds']['median']:.2f} s median → prediction is "
           f"{speed['uncached_single_onnx_p50']:.0f}× (ONNX) / {speed['uncached_single_config_p50']:.0f}× (config) "
-          f"faster uncached (single request), {speed['cached_p50']:.0f}× cached (goal ≥ 1000×)")
+          f"faster uncached (single request), {speed['uncached_config_throughput']:.0f}× (config, batches: time per "
+          f"prediction at the throughput above), {speed['cached_p50']:.0f}× cached (goal ≥ 1000×)")
 
 
 if __name__ == "__main__":

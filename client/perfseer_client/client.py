@@ -7,6 +7,7 @@ import io
 import json
 import math
 import random
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -129,9 +130,10 @@ class PerfSeerClient:
         self._known: set[str] = set()
 
     # ------------------------------------------------------------------ plumbing
-    def _rpc(self, method: str, request: Any) -> Any:
+    def _rpc(self, method: str, request: Any, connection: int | None = None) -> Any:
+        """``connection``: the index of the connection to use (default: the next one, round robin)."""
         delay = self.backoff_s
-        stub = self._stubs[next(self._next) % len(self._stubs)]
+        stub = self._stubs[(next(self._next) if connection is None else connection) % len(self._stubs)]
         for attempt in range(self.retries + 1):
             try:
                 return getattr(stub, method)(request, timeout=self.timeout_s, metadata=self._metadata)
@@ -205,21 +207,37 @@ class PerfSeerClient:
     def predict_many(self, models: Sequence[Any], *, batch_size: int = 1, metrics: Iterable[str] | None = None,
                      device: str = "", chunk: int = 256) -> list[PredictionResult | PerfSeerError]:
         """One result per model, in order; a model the server refuses yields a PerfSeerError in its place.
-        Chunks of ``chunk`` models go out on every connection at once."""
-        def one_chunk(start: int) -> list[PredictionResult | PerfSeerError]:
+
+        Chunks of ``chunk`` models go out on every connection at once, and each connection takes the next
+        chunk when its last one is answered: a server whose processes got unequal shares of the connections
+        (``--processes N`` leaves that to the kernel) still has every process busy until the end."""
+        def one_chunk(start: int, connection: int | None = None) -> list[PredictionResult | PerfSeerError]:
             requests = [self._request(m, batch_size, metrics, device, None, False)[0]
                         for m in models[start:start + chunk]]
             for i, request in enumerate(requests):
                 request.request_id = str(start + i)
-            response = self._rpc("PredictPerformanceBatch", pb.PredictBatchRequest(requests=requests))
+            response = self._rpc("PredictPerformanceBatch", pb.PredictBatchRequest(requests=requests), connection)
             return [PredictionResult.from_proto(item.response) if item.code == 0
                     else PerfSeerError(_status(item.code), item.message) for item in response.items]
 
         starts = range(0, len(models), chunk)
         if len(self._stubs) == 1 or len(starts) == 1:
             return [r for start in starts for r in one_chunk(start)]
+        parts: list[list[PredictionResult | PerfSeerError]] = [[] for _ in starts]
+        pending = iter(range(len(starts)))
+        lock = threading.Lock()
+
+        def drive(connection: int) -> None:
+            while True:
+                with lock:
+                    k = next(pending, None)
+                if k is None:
+                    return
+                parts[k] = one_chunk(starts[k], connection)
+
         with ThreadPoolExecutor(max_workers=len(self._stubs)) as pool:
-            return [r for part in pool.map(one_chunk, starts) for r in part]
+            list(pool.map(drive, range(min(len(self._stubs), len(starts)))))
+        return [r for part in parts for r in part]
 
     # ------------------------------------------------------------------ service
     def ready(self) -> bool:

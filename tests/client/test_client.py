@@ -53,3 +53,29 @@ def test_an_unreachable_server_is_a_clear_error():
         with pytest.raises(PerfSeerError) as info:
             client.predict(_model_with_weight())
     assert info.value.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+def test_predict_many_gives_the_next_chunk_to_whichever_connection_is_free(monkeypatch):
+    """Connections pull chunks as they finish: a connection to a busy server process (here: one that answers
+    slowly) takes fewer chunks, the others more, and results come back in the order of the models."""
+    import threading
+    import time
+
+    client = PerfSeerClient("127.0.0.1:1", connections=2)
+    served: dict[int, int] = {0: 0, 1: 0}
+    lock = threading.Lock()
+
+    def fake_rpc(method, request, connection=None):
+        assert method == "PredictPerformanceBatch" and connection in (0, 1)
+        time.sleep(0.2 if connection == 0 else 0.01)  # connection 0 reaches an overloaded process
+        with lock:
+            served[connection] += 1
+        items = [pb.PredictBatchItem(request_id=r.request_id, code=0, response=pb.PredictResponse(
+            metrics=[pb.MetricValue(name="infer_time_ms", value=float(r.config.input_size))])) for r in request.requests]
+        return pb.PredictBatchResponse(items=items)
+
+    monkeypatch.setattr(client, "_rpc", fake_rpc)
+    models = [{"space": "nasbench201", "arch": {}, "input_size": k} for k in range(1, 21)]
+    results = client.predict_many(models, chunk=2)
+    assert [r["infer_time_ms"] for r in results] == [float(k) for k in range(1, 21)]
+    assert served[0] + served[1] == 10 and served[1] >= 6 * served[0]
