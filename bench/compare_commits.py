@@ -1,4 +1,5 @@
-"""Graph build and GNN forward per NAS-Bench-201 model for two checkouts, interleaved in one session.
+"""Graph build (from ONNX and from a config) and GNN forward per NAS-Bench-201 model for two checkouts,
+interleaved in one session.
 
 Absolute timings on a shared VM drift by tens of percent between runs, so a before/after claim is a ratio
 measured here, alternating the checkouts.  Run: ``git worktree add /tmp/ref <commit>`` then
@@ -24,6 +25,9 @@ import torch
 torch.set_num_threads(1)
 from seernet.graph import build_graph
 from seernet.predictor import Predictor
+from seernet.spaces import get_space
+space = get_space("nasbench201")
+configs = [c.with_batch(4) for c in space.sample_n(50, seed=3)]
 models = [open(f, "rb").read() for f in sorted(glob.glob(os.path.join(cache, "*", "*")))[:50]]
 predictor = Predictor.load(predictor_dir)
 graphs = [build_graph(m, batch_size=4) for m in models]
@@ -34,6 +38,7 @@ def per_model(fn, n):
         t0 = time.perf_counter(); fn(); samples.append((time.perf_counter() - t0) * 1000 / n)
     return statistics.median(samples)
 print(json.dumps({"graph_build_ms": per_model(lambda: [build_graph(m, batch_size=4) for m in models], len(models)),
+                  "config_graph_ms": per_model(lambda: [space.direct_graph(c) for c in configs], len(configs)),
                   "gnn_batch_ms": per_model(lambda: predictor.predict_graphs(graphs), len(graphs)),
                   "gnn_single_ms": per_model(lambda: [predictor.predict_graphs([g]) for g in graphs[:10]], 10),
                   "models": len(models)}))
@@ -56,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                                   args.predictor], capture_output=True, text=True, check=True).stdout
             rows[label].append(json.loads(out.strip().splitlines()[-1]))
             print(label, rows[label][-1], flush=True)
-    for key in ("graph_build_ms", "gnn_batch_ms", "gnn_single_ms"):
+    for key in ("graph_build_ms", "config_graph_ms", "gnn_batch_ms", "gnn_single_ms"):
         before = statistics.median(r[key] for r in rows["before"])
         after = statistics.median(r[key] for r in rows["after"])
         print(f"{key:<16} before {before:7.2f}  after {after:7.2f}  ratio {before / after:.2f}×")

@@ -240,6 +240,20 @@ def assemble_graph(nodes: Sequence[Operator], shapes: dict[str, TensorInfo], wei
                            batch_size, training, started, budget, [nd.domain for nd in nodes])
 
 
+_KINDS: dict[tuple[str, str], tuple[int, int]] = {}
+_MAX_KINDS = 4096  # op types come from clients: remembered up to a bound
+
+
+def _kind(op_type: str, domain: str) -> tuple[int, int]:
+    """(vocabulary index, category index) of an operator type."""
+    kind = _KINDS.get((op_type, domain))
+    if kind is None:
+        kind = (op_index(op_type, domain), category_index(op_type, domain))
+        if len(_KINDS) < _MAX_KINDS:
+            _KINDS[(op_type, domain)] = kind
+    return kind
+
+
 def graph_from_rows(node_x: np.ndarray, op_types: Sequence[str], names: Sequence[str], edge_index: np.ndarray,
                     edge_x: np.ndarray, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo], batch_size: int,
                     training: bool, started: float, budget: CpuBudget | None = None,
@@ -254,12 +268,7 @@ def graph_from_rows(node_x: np.ndarray, op_types: Sequence[str], names: Sequence
     node_x[:, NODE_FEATURES.index("flops_share")] = flops / total_flops if total_flops else 0.0
     node_x[:, NODE_FEATURES.index("memory_share")] = memory / total_memory if total_memory else 0.0
 
-    domains = domains if domains is not None else [""] * n
-    kinds: dict[tuple[str, str], tuple[int, int]] = {}
-    for key in zip(op_types, domains):
-        if key not in kinds:
-            kinds[key] = (op_index(*key), category_index(*key))
-    ids = np.array([kinds[key] for key in zip(op_types, domains)], dtype=np.int64).reshape(n, 2)
+    ids = np.array([_kind(t, d) for t, d in zip(op_types, domains or [""] * n)], dtype=np.int64).reshape(n, 2)
     categories = ids[:, 1].copy()
     by_category = np.stack([np.bincount(categories, flops, len(CATEGORIES)),
                             np.bincount(categories, memory, len(CATEGORIES)),

@@ -142,7 +142,8 @@ class PredictionService:
         self.profile_uncertain_above = profile_uncertain_above
         self.explain_top_k = explain_top_k
         self.stats = {"requests": 0, "cache_hits": 0, "profiling_requested": 0}
-        self._checked_configs: LRU[ModelConfig] = LRU(8 * 2**20, lambda c: 2 * len(c.to_json()) + 400)
+        # canonical config → (checked config, its identity, its JSON's length: what the entry's size follows)
+        self._checked_configs: LRU[tuple[ModelConfig, str, int]] = LRU(8 * 2**20, lambda entry: 2 * entry[2] + 500)
 
     # ------------------------------------------------------------------ checks shared by predictions and jobs
     def _check_batch(self, batch_size: object, allow_auto: bool = False) -> int:
@@ -168,11 +169,12 @@ class PredictionService:
         if len(onnx) > self.limits.max_model_bytes:
             raise exhausted(f"model is {len(onnx):,} bytes, over the {self.limits.max_model_bytes:,}-byte limit")
 
-    def _checked_config(self, config: ModelConfig) -> ModelConfig:
-        """``config`` validated (space, keys, ranges, size) and canonical; remembered, since NAS sends repeats."""
+    def _checked_config(self, config: ModelConfig) -> tuple[ModelConfig, str]:
+        """``config`` validated (space, keys, ranges, size) and canonical, and its identity (``cfg-`` and the
+        sha256 of the canonical config at batch 1); remembered, since NAS sends repeats."""
         key = config.with_batch(1).to_json()
-        checked = self._checked_configs.get(key)
-        if checked is None:
+        entry = self._checked_configs.get(key)
+        if entry is None:
             try:
                 checked = check_config(config.with_batch(1), self.limits.max_config_params,
                                        self.limits.max_config_gflops)
@@ -180,8 +182,10 @@ class PredictionService:
                 raise exhausted(str(exc)) from None
             except ValueError as exc:
                 raise invalid(str(exc)) from None
-            self._checked_configs.put(key, checked)
-        return checked.with_batch(config.batch_size)
+            canonical = checked.with_batch(1).to_json()
+            entry = (checked, "cfg-" + sha256_hex(canonical.encode()), len(canonical))
+            self._checked_configs.put(key, entry)
+        return entry[0].with_batch(config.batch_size), entry[1]
 
     # ------------------------------------------------------------------ model identity
     def _model_source(self, query: PredictQuery) -> tuple[str, bytes | ModelConfig]:
@@ -189,8 +193,8 @@ class PredictionService:
             self._check_onnx_size(query.onnx)
             return sha256_hex(query.onnx), query.onnx
         if query.config is not None:
-            config = self._checked_config(query.config)
-            return "cfg-" + sha256_hex(config.with_batch(1).to_json().encode()), config
+            config, sha = self._checked_config(query.config)
+            return sha, config
         if query.model_sha256:
             sha = query.model_sha256.lower()
             if not SHA256_RE.match(sha):
@@ -231,14 +235,11 @@ class PredictionService:
             self._remember(sha, source, model)
             return graph
 
-        def build() -> PerfGraph:
-            if isinstance(source, ModelConfig):  # a space that describes its own graph needs no export (ms, not 100 ms)
-                direct = get_space(source.space).direct_graph(source)
-                if direct is not None:
-                    return direct
-            return self.builds.run(build_in_pool)
-
-        return self.models.graph(sha, query.batch_size, query.dims, False, build)
+        if isinstance(source, ModelConfig):  # a space that describes its own graph needs no export (ms, not 100 ms)
+            direct = get_space(source.space).direct_graph(source)
+            if direct is not None:  # and is rebuilt sooner than the graph cache would be searched and filled
+                return direct
+        return self.models.graph(sha, query.batch_size, query.dims, False, lambda: self.builds.run(build_in_pool))
 
     # ------------------------------------------------------------------ predict
     def _identify(self, query: PredictQuery) -> _Prepared:
@@ -431,7 +432,7 @@ class PredictionService:
             self.builds.run(lambda: build_graph(onnx, batch_size=batch_size, limits=self.limits))
             job = ProfileJob(onnx_bytes=onnx, batch_size=batch_size, device=device)
         elif config is not None:
-            job = ProfileJob.for_config(self._checked_config(config.with_batch(batch_size)), device)
+            job = ProfileJob.for_config(self._checked_config(config.with_batch(batch_size))[0], device)
         else:
             raise invalid("a profiling job needs onnx or config")
         return jobs.submit(job)

@@ -135,7 +135,8 @@ class _Net:
         self.names: list[str] = []
         self.rows: list[int] = []  # each operator's feature row
         self.out_rows: list[int] = []  # the edge row of each operator's output
-        self.reads: list[tuple[int, int, int]] = []  # (operator, input slot, what it reads), in emitted order
+        self.reads: list[int] = []  # operator, input slot, what it reads: three entries a read, in emitted order
+        self.normalizations: list[int] = []  # the BatchNormalization operators (whose inputs 3, 4 are statistics)
         self.shapes: list[Shape] = []
         self.identities: list[int] = []  # Identity operators, in the order they were emitted
         self.weight_shapes: list[Shape] = []
@@ -154,8 +155,10 @@ class _Net:
 
     def op(self, op_type: str, inputs: tuple[int, ...], shape: Shape, name: str, token: tuple = ()) -> int:
         k = len(self.shapes)
+        if op_type == "BatchNormalization":
+            self.normalizations.append(k)
         for slot, ref in enumerate(inputs):
-            self.reads.append((k, slot, ref))
+            self.reads += (k, slot, ref)
         self.rows.append(self.node_rows.row((op_type, token, tuple([(self.shape(r), r <= -2) for r in inputs]),
                                              shape)))
         self.out_rows.append(self.edge_rows.row(shape))
@@ -183,14 +186,16 @@ class _Net:
             self.shapes.append(self.shapes[k])
             if self.types[k] == "Identity":
                 self.identities.append(k + offset)
-        for k, slot, ref in self.reads[first_read:last_read]:
+        reads = self.reads
+        for r in range(first_read, last_read, 3):
+            ref = reads[r + 2]
             if ref == source:
                 ref = into
             elif ref >= first:
                 ref += offset
             elif ref <= -2 - first_weight:
                 ref -= weight_offset
-            self.reads.append((k + offset, slot, ref))
+            reads += (reads[r] + offset, reads[r + 1], ref)
         return into if output == source else output + offset if output >= first else output
 
     def mark(self) -> tuple[int, int, int]:
@@ -240,14 +245,13 @@ class _Net:
         reads = np.array(self.reads, dtype=np.int64).reshape(-1, 3)
         reads = reads[np.argsort(position[reads[:, 0]] * 8 + reads[:, 1], kind="stable")]
         at, ref = position[reads[:, 0]], reads[:, 2]
+        normalization = np.isin(reads[:, 0], self.normalizations)
         edges = ref >= 0
         src, dst = position[ref[edges]], at[edges]
         numel = np.array([0, 0, *self.weight_numel], dtype=np.int64)[np.where(ref <= -2, -ref, 0)]
-        normalization = np.array([t == "BatchNormalization" for t in self.types])[reads[:, 0]]
         counts = (numel > 1) & ~(normalization & (reads[:, 1] >= 3))
         _, first = np.unique(ref[counts], return_index=True)
-        node_x[:, 2] = 0.0
-        np.add.at(node_x[:, 2], at[counts][first], numel[counts][first])
+        node_x[:, 2] = np.bincount(at[counts][first], numel[counts][first], len(order))
         edge_rows = np.array(self.out_rows, dtype=np.int64)[ref[edges]]
         names = [f"Identity_{i}" for i in range(len(self.identities))] + [
             self.names[k] for k in order[len(self.identities):]]

@@ -70,3 +70,16 @@ def test_classes_never_span_graphs_and_only_equal_nodes_share_one():
     assert sorted(plan.layers[-1].node_count.tolist()) == [1.0] * 8
     full = identity_plan(8, torch.from_numpy(edge_index), torch.from_numpy(batch), 2, 2)
     assert full.layers[0].size == 8 and full.node_rows is None
+
+
+def test_grouping_matches_numpy_unique():
+    """``_group`` replaces ``np.unique`` (without its stable sort): same groups, in the same order."""
+    from seernet.nn.plan import _group
+
+    rng = np.random.default_rng(3)
+    for keys in (rng.integers(0, 7, 50).astype(np.uint64), np.array([5], dtype=np.uint64),
+                 np.zeros(0, dtype=np.uint64), rng.integers(0, 2**63, 300).astype(np.uint64)):
+        inverse, first, counts = _group(keys)
+        values, expected_inverse, expected_counts = np.unique(keys, return_inverse=True, return_counts=True)
+        assert np.array_equal(inverse, expected_inverse.reshape(-1)) and np.array_equal(counts, expected_counts)
+        assert np.array_equal(keys[first], values)  # a representative of each group, groups in key order
