@@ -15,6 +15,7 @@ others run member by member.  Inference only: no dropout, no gradients.
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -123,7 +124,7 @@ class StackedEnsemble:
         """Per-group maximum along the row axis, 0 for an empty group (as ``seernet.pyg.pool_max``).  Rows are
         moved to the front first: torch's ``scatter_reduce_`` along dim 1 runs ~15× slower than along dim 0."""
         members, rows = x.size(0), x.size(1)
-        flat = x.transpose(0, 1).reshape(rows, -1)
+        flat = x.transpose(0, 1).reshape(rows, members * math.prod(x.shape[2:]))  # rows may be 0: no edges
         peak = flat.new_zeros((size, flat.size(1))).scatter_reduce_(
             0, index.view(-1, 1).expand_as(flat), flat, "amax", include_self=False)
         return peak.view(size, members, *x.shape[2:]).transpose(0, 1)

@@ -52,3 +52,16 @@ def test_other_architectures_run_member_by_member(shipped, batch):
     assert not stackable(config) and stackable(shipped.members[0].config)
     with pytest.raises(ValueError, match="SynMM, GNPB"):
         StackedEnsemble([SeerNet(config).eval(), SeerNet(config).eval()])
+
+
+def test_a_graph_without_edges_is_predicted_like_each_member_does(shipped):
+    """One operator, no tensor between operators: the stacked pass's edge rows are empty."""
+    from tests.onnx_builders import single_op
+
+    graph = build_graph(single_op("Relu", {"x": (1, 8)}).SerializeToString(), batch_size=1)
+    assert graph.num_edges == 0
+    batch = InferenceBatch.from_graphs([graph], shipped.features)
+    plan = inference_plan(batch, shipped.members[0].config.layers)
+    with torch.inference_mode():
+        alone = torch.stack([m(batch, plan) for m in shipped.members])
+    assert torch.allclose(StackedEnsemble(shipped.members)(batch, plan), alone, rtol=1e-5, atol=1e-5)
