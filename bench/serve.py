@@ -175,8 +175,10 @@ def config_message(config) -> pb.ModelSpaceConfig:
     return pb.ModelSpaceConfig(space=config.space, arch_json=json.dumps(config.arch), input_size=config.input_size)
 
 
-def start_server(port: int, cpus: set[int], processes: int, redis_port: int) -> list[subprocess.Popen]:
-    """The server pinned to ``cpus`` (with a private redis-server beside it when it runs several processes)."""
+def start_server(port: int, cpus: set[int], processes: int, redis_port: int, repo: Path = ROOT
+                 ) -> list[subprocess.Popen]:
+    """The server of checkout ``repo`` pinned to ``cpus`` (with a private redis-server beside it when it runs
+    several processes)."""
     def pinned() -> None:
         os.sched_setaffinity(0, cpus)
 
@@ -188,7 +190,7 @@ def start_server(port: int, cpus: set[int], processes: int, redis_port: int) -> 
         started.append(subprocess.Popen(["redis-server", "--port", str(redis_port), "--save", "", "--appendonly",
                                          "no"], stdout=subprocess.DEVNULL, preexec_fn=pinned))
         command += ["--redis", f"redis://127.0.0.1:{redis_port}/0"]
-    started.append(subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    started.append(subprocess.Popen(command, cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)},
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=pinned))
     return started
 
@@ -258,6 +260,10 @@ def main(argv: list[str] | None = None) -> int:
                                                       "shares a private redis-server)")
     parser.add_argument("--redis-port", type=int, default=6479)
     parser.add_argument("--connections", type=int, default=8, help="client connections for the throughput runs")
+    parser.add_argument("--server-repo", type=Path, default=ROOT,
+                        help="serve from this checkout (a `git worktree` of an earlier commit): the same client and "
+                             "models against another server, for before/after figures from one session")
+    parser.add_argument("--out-name", default="serve", help="bench/results/<name>.json")
     args = parser.parse_args(argv)
     cpus = {int(c) for c in args.server_cpus.split(",")} if args.server_cpus else os.sched_getaffinity(0)
     processes = args.processes or len(cpus)
@@ -269,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     zoo = zoo_models()
     print("timing the uncached path's steps in-process…", flush=True)
     stages = stage_costs(models, config_only, zoo, ROOT / "predictors" / "cpu")
-    started = start_server(args.port, cpus, processes, args.redis_port)
+    started = start_server(args.port, cpus, processes, args.redis_port, args.server_repo.resolve())
     try:
         wait_listening(args.port, processes)
         options = [("grpc.max_send_message_length", 2**26), ("grpc.use_local_subchannel_pool", 1)]
@@ -334,7 +340,9 @@ def main(argv: list[str] | None = None) -> int:
                             results["speedup_vs_profiling"]["uncached_single_config_p50"] >= 1000,
                         "prediction_ge_1000x_faster_than_profiling_amortised":  # a NAS loop's batches
                             results["speedup_vs_profiling"]["uncached_config_throughput"] >= 1000}
-    path = save("serve", {"note": "server and clients on the same 2-core machine; timings vary 20-50 % with load",
+    path = save(args.out_name, {"note": "server and clients on the same 2-core machine; timings vary 20-50 % with load",
+                                "server_repo": str(args.server_repo.resolve()),
+                                "steps_measured_in": str(ROOT),  # the in-process steps are always this checkout's
                           **results})
     report(results, stages)
     print(f"written to {path}")

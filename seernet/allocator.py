@@ -14,7 +14,7 @@ import ctypes.util
 
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 _MMAP_THRESHOLD = 32 * 2**20  # glibc's own ceiling for a dynamic threshold
-_TRIM_THRESHOLD = 256 * 2**20
+_TRIM_THRESHOLD = 2**28  # 256 MiB
 _TOP_PAD = 64 * 2**20
 
 

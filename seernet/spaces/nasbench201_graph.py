@@ -95,7 +95,7 @@ class _RowBank:
     feature code.  A build reads one generation throughout; past ``max_rows`` later builds start a new one
     (keys differ by batch and input size, so the bank is bounded, not complete)."""
 
-    def __init__(self, width: int, compute: Callable[[object], list[float]], max_rows: int = 20_000) -> None:
+    def __init__(self, width: int, compute: Callable[[object], list[float]], max_rows: int = 2**14) -> None:
         self.width, self.compute, self.max_rows = width, compute, max_rows
         self.current = _Rows(width, compute)
 
