@@ -325,6 +325,28 @@ def _constant_value(node: onnx.NodeProto, limit: int) -> np.ndarray | None:
     return None
 
 
+def _attribute(node: onnx.NodeProto, name: str, default: object = None) -> object:
+    for attr in node.attribute:
+        if attr.name == name:
+            return onnx.helper.get_attribute_value(attr)
+    return default
+
+
+def _unsqueeze(node: onnx.NodeProto, args: list[np.ndarray]) -> np.ndarray:
+    axes = args[1].reshape(-1).tolist() if len(args) > 1 else list(_attribute(node, "axes", []))  # opset 13: input
+    return np.expand_dims(args[0], tuple(int(a) for a in axes))
+
+
+# The operators shape arithmetic is made of, evaluated with numpy: onnx's ReferenceEvaluator builds a model per
+# call (~0.25 ms), and a ViT's build folds ~130 of them (Unsqueeze, Gather, Concat: 124 of ViT-Ti's 130).
+# Same semantics as the reference (negative axes and indices count from the end); tests compare the two.
+_FAST_FOLDS = {
+    "Unsqueeze": _unsqueeze,
+    "Gather": lambda node, args: np.take(args[0], args[1], axis=int(_attribute(node, "axis", 0))),
+    "Concat": lambda node, args: np.concatenate(args, axis=int(_attribute(node, "axis", 0))),
+}
+
+
 def _fold_shape_subgraphs(light: onnx.ModelProto, shapes: dict[str, TensorInfo], limits: Limits,
                           budget: CpuBudget) -> onnx.ModelProto | None:
     """Evaluate the small integer subgraphs that compute shapes, and return a copy of the model
@@ -361,7 +383,9 @@ def _fold_shape_subgraphs(light: onnx.ModelProto, shapes: dict[str, TensorInfo],
                 bound = _fold_output_numel(node, feeds)
                 if bound is None or bound > limit:
                     continue
-                value = ReferenceEvaluator(_single(node, light, feeds)).run(None, feeds)[0]
+                fast = _FAST_FOLDS.get(node.op_type)
+                value = (fast(node, [feeds[name] for name in node.input if name]) if fast is not None else
+                         ReferenceEvaluator(_single(node, light, feeds)).run(None, feeds)[0])
             else:
                 continue
         except Exception:  # anything the reference evaluator rejects just stays unfolded
