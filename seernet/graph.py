@@ -102,12 +102,36 @@ def edge_features(info: TensorInfo) -> list[float]:
     return [float(info.nbytes), float(len(info.shape)), *map(float, dims), *dtype]
 
 
+class RowMemo:
+    """Operators' rows by signature, kept across graphs: the models a service is sent repeat their operators
+    (a ResNet-50's 169 operators are 53 distinct ones, and every ResNet-50 has the same 53), so a row costed
+    once serves later graphs too.  Bounded: it starts over past ``max_entries``, and a signature carrying
+    more than ``max_attribute_bytes`` of attributes is not kept (its key would hold them)."""
+
+    def __init__(self, max_entries: int = 2**15, max_attribute_bytes: int = 1024) -> None:
+        self.max_entries, self.max_attribute_bytes = max_entries, max_attribute_bytes
+        self._rows: dict[tuple, tuple] = {}
+
+    def get(self, key: tuple) -> tuple | None:
+        return self._rows.get(key)
+
+    def __setitem__(self, key: tuple, value: tuple) -> None:
+        if sum(len(a) for a in key[2] if isinstance(a, bytes)) > self.max_attribute_bytes:
+            return
+        if len(self._rows) >= self.max_entries:
+            self._rows = {}
+        self._rows[key] = value
+
+
+_ROWS = RowMemo()
+
+
 def node_features(node: Operator, shapes: dict[str, TensorInfo], weights: set[str], counted: set[str],
-                  memo: dict) -> list[float]:
-    """One operator's row of :data:`NODE_FEATURES`.  ``memo``: rows already computed in this graph by the
-    operator's signature (type, attributes, input shapes and which are weights, output shapes): a NAS
-    network repeats the same operators dozens of times.  Parameters depend on which weights were counted
-    before, so they are added per call."""
+                  memo: dict | RowMemo) -> list[float]:
+    """One operator's row of :data:`NODE_FEATURES`.  ``memo``: rows already computed by the operator's
+    signature (type, attributes, input shapes and which are weights, output shapes): a NAS network repeats
+    the same operators dozens of times, and networks repeat each other's (:class:`RowMemo`).  Parameters
+    depend on which weights were counted before, so they are added per call."""
     key = signature(node, shapes, weights)
     hit = memo.get(key)
     if hit is None:
@@ -214,12 +238,11 @@ def assemble_graph(nodes: Sequence[Operator], shapes: dict[str, TensorInfo], wei
             if out:
                 producer[out] = i
     counted: set[str] = set()
-    memo: dict = {}
     node_rows = []
     for k, node in enumerate(nodes):
         if k % 512 == 0:
             budget.check("operator costs")
-        node_rows.append(node_features(node, shapes, weights, counted, memo))
+        node_rows.append(node_features(node, shapes, weights, counted, _ROWS))
     node_x = np.array(node_rows, dtype=np.float64).reshape(len(nodes), len(NODE_FEATURES))
     src, dst, edge_rows = [], [], []
     edge_memo: dict[int, list[float]] = {}

@@ -440,24 +440,32 @@ def _single(node: onnx.NodeProto, light: onnx.ModelProto, feeds: dict | None = N
 
 
 def _collect(inferred: onnx.ModelProto) -> dict[str, TensorInfo]:
+    """Every tensor's shape as inference left it.  Tensors of one shape and type share one :class:`TensorInfo`
+    (a transformer has ~2,000 tensors of a few dozen shapes; TensorInfo is read-only)."""
     shapes: dict[str, TensorInfo] = {}
+    interned: dict[tuple, TensorInfo] = {}
+
+    def info(dims: tuple[int, ...], elem_type: int) -> TensorInfo:
+        found = interned.get((dims, elem_type))
+        if found is None:
+            found = interned[(dims, elem_type)] = TensorInfo(dims, elem_type)
+        return found
+
     for tensor in inferred.graph.initializer:
-        shapes[tensor.name] = TensorInfo(tuple(int(d) for d in tensor.dims), tensor.data_type)
+        shapes[tensor.name] = info(tuple(tensor.dims), tensor.data_type)
     for value in (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output):
         if value.name in shapes or not value.type.HasField("tensor_type"):
             continue
         tensor_type = value.type.tensor_type
         if not tensor_type.HasField("shape"):
             continue
-        dims_ = []
-        for dim in tensor_type.shape.dim:
-            dims_.append(int(dim.dim_value) if dim.HasField("dim_value") else -1)
-        shapes[value.name] = TensorInfo(tuple(dims_), tensor_type.elem_type)
+        dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in tensor_type.shape.dim)
+        shapes[value.name] = info(dims, tensor_type.elem_type)
     for node in inferred.graph.node:
         if node.op_type == "Constant":
             for attr in node.attribute:
                 if attr.name == "value":
-                    shapes[node.output[0]] = TensorInfo(tuple(int(d) for d in attr.t.dims), attr.t.data_type)
+                    shapes[node.output[0]] = info(tuple(attr.t.dims), attr.t.data_type)
     return shapes
 
 

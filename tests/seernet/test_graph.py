@@ -172,3 +172,18 @@ def test_torch_expand_with_minus_one_is_followed(space_models):
     data, _, _ = space_models["vit"]
     g = build_graph(strip_bytes(data), 5)
     assert g.global_value("batch_size") == 5 and "Expand" in g.op_types
+
+
+def test_rows_remembered_across_graphs_give_the_graph_a_fresh_process_builds(space_models, monkeypatch):
+    """Operator rows are kept across builds by signature (seernet.graph.RowMemo): every space's graph built
+    after all the others equals the one built with nothing remembered, and the memo stays within its bound."""
+    import seernet.graph as graph_module
+
+    warm = {name: build_graph(data, batch) for name, (data, batch, _) in space_models.items()}
+    for name, (data, batch, _) in space_models.items():
+        monkeypatch.setattr(graph_module, "_ROWS", graph_module.RowMemo())
+        assert same_graph(warm[name], build_graph(data, batch)), name
+    small = graph_module.RowMemo(max_entries=3)
+    monkeypatch.setattr(graph_module, "_ROWS", small)
+    data, batch, _ = space_models["cnn"]
+    assert same_graph(warm["cnn"], build_graph(data, batch)) and len(small._rows) <= 3
