@@ -151,17 +151,19 @@ class StackedEnsemble:
         """``GraphNetworkBlock.forward`` (inference) for block ``k``."""
         p = f"blocks.{k}"
         e_prev = e if rows.edge_prev is None else e.index_select(1, rows.edge_prev)
-        e_new = (self._linear(f"{p}.edge_in", e_prev) + self._linear(f"{p}.src_in", x).index_select(1, rows.edge_src)
-                 + self._linear(f"{p}.global_in", u).index_select(1, rows.edge_graph)
-                 + self._linear(f"{p}.dst_in", x).index_select(1, rows.edge_dst))
-        e_new = self._layer_norm(f"{p}.edge_norm", e_prev + self._linear(f"{p}.edge_out.1", F.silu(e_new)))
+        e_new = self._linear(f"{p}.edge_in", e_prev)  # the sums in place: no temporaries of the edge rows' size
+        e_new += self._linear(f"{p}.src_in", x).index_select(1, rows.edge_src)
+        e_new += self._linear(f"{p}.global_in", u).index_select(1, rows.edge_graph)
+        e_new += self._linear(f"{p}.dst_in", x).index_select(1, rows.edge_dst)
+        e_new = self._linear(f"{p}.edge_out.1", F.silu(e_new, inplace=True)).add_(e_prev)
+        e_new = self._layer_norm(f"{p}.edge_norm", e_new)
         incoming = e_new if rows.agg_edge is None else e_new.index_select(1, rows.agg_edge)
         aggregated = self._synmm(f"{p}.aggregate", incoming, rows.agg_node, rows.size, None)
         x_prev = x if rows.node_prev is None else x.index_select(1, rows.node_prev)
         context = x_prev + g.index_select(1, rows.node_graph)
-        h = self._linear(f"{p}.node_mlp.2", F.silu(self._parts(f"{p}.node_mlp.0", [aggregated, context], u,
-                                                               rows.node_graph)))
-        return self._layer_norm(f"{p}.node_norm", x_prev + h), e_new
+        h = self._parts(f"{p}.node_mlp.0", [aggregated, context], u, rows.node_graph)
+        h = self._linear(f"{p}.node_mlp.2", F.silu(h, inplace=True))
+        return self._layer_norm(f"{p}.node_norm", h.add_(x_prev)), e_new
 
     @torch.inference_mode()
     def __call__(self, data, plan: Plan) -> Tensor:
