@@ -252,7 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=50199)
     parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--uncached", type=int, default=1000, help="NAS-Bench-201 cells per throughput run")
+    parser.add_argument("--uncached", type=int, default=1000, help="NAS-Bench-201 cells sent as ONNX (exported first)")
+    parser.add_argument("--uncached-configs", type=int, default=4000,
+                        help="NAS-Bench-201 cells sent as configs: a run long enough that the last chunks' unequal "
+                             "spread over the processes does not decide the figure (1,000 took ~1 s)")
     parser.add_argument("--profile", type=int, default=5, help="models to profile for the comparison")
     parser.add_argument("--zoo-batches", type=int, default=8, help="batch sizes 1..N of each real-sized model")
     parser.add_argument("--server-cpus", help="CPU ids the server is pinned to, e.g. 0,1 (default: all allowed)")
@@ -269,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     processes = args.processes or len(cpus)
 
     print("preparing models…", flush=True)
-    configs = nb201_configs(2 * args.uncached + 100, seed=99)
+    configs = nb201_configs(args.uncached + 100 + args.uncached_configs, seed=99)
     onnx_configs, config_only = configs[:args.uncached + 50], configs[args.uncached + 50:]
     models = nb201_models(onnx_configs)
     zoo = zoo_models()
