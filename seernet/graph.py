@@ -106,9 +106,9 @@ class RowMemo:
     """Operators' rows by signature, kept across graphs: the models a service is sent repeat their operators
     (a ResNet-50's 169 operators are 53 distinct ones, and every ResNet-50 has the same 53), so a row costed
     once serves later graphs too.  Bounded: it starts over past ``max_entries``, and a signature carrying
-    more than ``max_attribute_bytes`` of attributes is not kept (its key would hold them)."""
+    more than ``max_attribute_bytes`` of attributes is not kept (its key would hold them): ~10 MB at most."""
 
-    def __init__(self, max_entries: int = 2**15, max_attribute_bytes: int = 1024) -> None:
+    def __init__(self, max_entries: int = 2**14, max_attribute_bytes: int = 256) -> None:
         self.max_entries, self.max_attribute_bytes = max_entries, max_attribute_bytes
         self._rows: dict[tuple, tuple] = {}
 
