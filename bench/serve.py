@@ -125,8 +125,7 @@ def stage_costs(models: list[bytes], configs: list, zoo: dict[str, bytes], predi
         space = get_space("nasbench201")
         graphs = [build_graph(m, batch_size=4) for m in models]
         layers = predictor.members[0].config.layers
-        step = predictor.STACKED_PASS_GRAPHS  # the service's passes: a stacked ensemble over this many graphs
-        passes = [graphs[i:i + step] for i in range(0, len(graphs), step)]
+        passes = predictor.passes(graphs)  # the service's passes: a stacked ensemble over each
         batches = [InferenceBatch.from_graphs(p, predictor.features) for p in passes]
         plans = [inference_plan(b, layers) for b in batches]
         stacked = StackedEnsemble(predictor.members)
@@ -157,7 +156,7 @@ def stage_costs(models: list[bytes], configs: list, zoo: dict[str, bytes], predi
             zoo_rows[name] = {"nodes": graph.num_nodes,
                               "graph_from_onnx": _per_model_ms(lambda: build_graph(model, batch_size=4), 1, repeats),
                               "predict": _per_model_ms(lambda: predictor.predict_graphs([graph]), 1, repeats)}
-        return {"models": len(graphs), "members": len(predictor.members), "graphs_per_pass": step,
+        return {"models": len(graphs), "members": len(predictor.members), "graphs_per_pass": len(passes[0]),
                 "nodes_median": statistics.median(g.num_nodes for g in graphs), "nb201": nb201,
                 "onnx_total_ms": onnx_total, "config_total_ms": config_total,
                 "onnx_ceiling_per_core_per_s": 1000.0 / onnx_total,

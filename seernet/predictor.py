@@ -144,6 +144,14 @@ class Predictor(ServedPredictor):
     # 4 × 13: 1.04, 5 × 10: 1.07; one graph alone: 2.6 (member by member: 5.0)
     STACKED_PASS_GRAPHS = 32
 
+    @classmethod
+    def passes(cls, graphs: Sequence[PerfGraph]) -> list[Sequence[PerfGraph]]:
+        """``graphs`` cut into stacked passes of equal size, at most :attr:`STACKED_PASS_GRAPHS` each (50 graphs
+        go as 25 + 25, not 32 + 18)."""
+        count = -(-len(graphs) // cls.STACKED_PASS_GRAPHS)
+        ends = [len(graphs) * (k + 1) // count for k in range(count)]
+        return [graphs[start:end] for start, end in zip([0, *ends], ends)]
+
     def _forward(self, graphs: Sequence[PerfGraph]) -> np.ndarray:
         """``[members, graphs, outputs]``: every member's output, in stacked passes where the architecture allows
         (``seernet.nn.ensemble``), else member by member over all the graphs at once."""
@@ -151,11 +159,9 @@ class Predictor(ServedPredictor):
         if len(self.members) > 1 and stackable(self.members[0].config):
             if self._stacked is None:
                 self._stacked = StackedEnsemble(self.members)
-            passes = -(-len(graphs) // self.STACKED_PASS_GRAPHS)
-            step = -(-len(graphs) // passes)  # passes of equal size: 50 graphs go as 25 + 25, not 32 + 18
             parts = []
-            for start in range(0, len(graphs), step):
-                batch = InferenceBatch.from_graphs(graphs[start:start + step], self.features)
+            for graphs_of_pass in self.passes(graphs):
+                batch = InferenceBatch.from_graphs(graphs_of_pass, self.features)
                 parts.append(self._stacked(batch, inference_plan(batch, layers)).numpy())
             return np.concatenate(parts, axis=1)
         batch = InferenceBatch.from_graphs(graphs, self.features)

@@ -65,3 +65,13 @@ def test_a_graph_without_edges_is_predicted_like_each_member_does(shipped):
     with torch.inference_mode():
         alone = torch.stack([m(batch, plan) for m in shipped.members])
     assert torch.allclose(StackedEnsemble(shipped.members)(batch, plan), alone, rtol=1e-5, atol=1e-5)
+
+
+def test_graphs_go_in_equal_passes_of_at_most_the_cap():
+    cap = Predictor.STACKED_PASS_GRAPHS
+    for n in (1, cap - 1, cap, cap + 1, 50, 3 * cap + 5):
+        passes = Predictor.passes(list(range(n)))
+        assert [g for p in passes for g in p] == list(range(n))  # every graph once, in order
+        assert max(map(len, passes)) <= cap and max(map(len, passes)) - min(map(len, passes)) <= 1
+    assert [len(p) for p in Predictor.passes(list(range(50)))] == [25, 25]
+    assert Predictor.passes([]) == []
