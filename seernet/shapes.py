@@ -375,9 +375,8 @@ def _fold_shape_subgraphs(light: onnx.ModelProto, shapes: dict[str, TensorInfo],
                 if value is None:
                     continue
             elif node.op_type == "Shape" and node.input[0] in shapes and all(d >= 0 for d in shapes[node.input[0]].shape):
-                attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
                 full = np.array(shapes[node.input[0]].shape, dtype=np.int64)
-                value = full[attrs.get("start", 0): attrs.get("end", len(full))]
+                value = full[_attribute(node, "start", 0): _attribute(node, "end", len(full))]
             elif node.op_type in _FOLDABLE and all(not name or name in values for name in node.input):
                 feeds = {name: values[name] for name in node.input if name}
                 bound = _fold_output_numel(node, feeds)
