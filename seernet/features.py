@@ -13,11 +13,14 @@ import numpy as np
 from .graph import EDGE_FEATURES, FEATURE_SCHEMA_VERSION, GLOBAL_FEATURES, NODE_FEATURES, PerfGraph
 
 
+def log_compressed(raw: np.ndarray) -> np.ndarray:
+    """``log1p`` of raw features (every raw feature is non-negative), as float32: what the standardisers see."""
+    return np.log1p(np.maximum(raw, 0.0)).astype(np.float32)
+
+
 def scaled_arrays(graph: PerfGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(node, edge, global) features after ``log1p``; every raw feature is non-negative."""
-    return (np.log1p(np.maximum(graph.node_x, 0.0)).astype(np.float32),
-            np.log1p(np.maximum(graph.edge_x, 0.0)).astype(np.float32),
-            np.log1p(np.maximum(graph.global_x, 0.0)).astype(np.float32))
+    """(node, edge, global) features after ``log1p``."""
+    return log_compressed(graph.node_x), log_compressed(graph.edge_x), log_compressed(graph.global_x)
 
 
 WORK_TERMS = ("flops", "bytes")  # per-operator work the additive read-out scales: compute and memory traffic
@@ -31,10 +34,11 @@ def raw_work(node_x: np.ndarray) -> np.ndarray:
     return np.stack([x[:, _FLOPS], x[:, _BYTES].sum(axis=1)], axis=1)
 
 
-def work_arrays(graph: PerfGraph) -> np.ndarray:
-    """``[N, 2]``: ``log1p`` of each operator's FLOPs and bytes moved, raw (not standardised): the
-    additive read-out adds learned log-throughputs to these, so they must keep their true scale."""
-    return np.log1p(raw_work(graph.node_x)).astype(np.float32)
+def work_arrays(node_x: np.ndarray) -> np.ndarray:
+    """``[N, 2]``: ``log1p`` of each operator's FLOPs and bytes moved (from raw node rows: one graph's or a
+    batch's), not standardised: the additive read-out adds learned log-throughputs to these, so they must keep
+    their true scale."""
+    return np.log1p(raw_work(node_x)).astype(np.float32)
 
 
 def work_log_scale(graphs: list[PerfGraph]) -> tuple[float, float, float]:
@@ -120,7 +124,11 @@ class FeatureNormalizer:
 
     def transform(self, graph: PerfGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         node, edge, glob = scaled_arrays(graph)
-        return self.node(node), self.edge(edge) if edge.size else edge, self.globals_(glob[None, :])
+        return self.standardize(node, edge, glob[None, :])
+
+    def standardize(self, node: np.ndarray, edge: np.ndarray, glob: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Log-compressed node, edge and global rows (one graph's or a batch's), standardised."""
+        return self.node(node), self.edge(edge) if edge.size else edge, self.globals_(glob)
 
     def to_dict(self) -> dict:
         return {"schema_version": self.schema_version, "node_features": list(NODE_FEATURES),

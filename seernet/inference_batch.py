@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .features import FeatureNormalizer, raw_work
+from .features import FeatureNormalizer, log_compressed, work_arrays
 from .graph import EDGE_FEATURES, PerfGraph
 
 
@@ -39,15 +39,16 @@ class InferenceBatch:
         global_x = np.stack([g.global_x for g in graphs])
         offsets = np.repeat(np.cumsum(nodes) - nodes, [g.num_edges for g in graphs])
         edge_index = np.concatenate([g.edge_index for g in graphs], axis=1).reshape(2, -1) + offsets
-        node, edge, glob = (np.log1p(np.maximum(a, 0.0)).astype(np.float32) for a in (node_x, edge_x, global_x))
+        node, edge, glob = normalizer.standardize(log_compressed(node_x), log_compressed(edge_x),
+                                                  log_compressed(global_x))
         return cls(
-            x=torch.from_numpy(normalizer.node(node)),
+            x=torch.from_numpy(node),
             op=torch.from_numpy(np.concatenate([g.node_op for g in graphs])),
             category=torch.from_numpy(np.concatenate([g.node_category for g in graphs])),
             edge_index=torch.from_numpy(edge_index),
-            edge_attr=torch.from_numpy(normalizer.edge(edge) if edge.size else edge),
-            u=torch.from_numpy(normalizer.globals_(glob)),
-            work=torch.from_numpy(np.log1p(raw_work(node_x)).astype(np.float32)),
+            edge_attr=torch.from_numpy(edge),
+            u=torch.from_numpy(glob),
+            work=torch.from_numpy(work_arrays(node_x)),
             batch=torch.from_numpy(np.repeat(np.arange(len(graphs), dtype=np.int64), nodes)),
         )
 

@@ -32,7 +32,7 @@ def to_data(graph: PerfGraph, normalizer: FeatureNormalizer, y: Sequence[float] 
         edge_index=torch.from_numpy(graph.edge_index),
         edge_attr=torch.from_numpy(edge).reshape(-1, normalizer.edge.mean.shape[0]),
         u=torch.from_numpy(glob),
-        work=torch.from_numpy(work_arrays(graph)),
+        work=torch.from_numpy(work_arrays(graph.node_x)),
     )
     if y is not None:
         data.y = torch.tensor([list(y)], dtype=torch.float32)

@@ -296,7 +296,7 @@ def _fold_output_numel(node: onnx.NodeProto, feeds: dict[str, np.ndarray]) -> in
         if op == "Concat":
             return sum(a.size for a in args if a is not None)
         if op == "Gather":
-            axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+            axis = int(_attribute(node, "axis", 0))
             return first.size // max(1, first.shape[axis]) * args[1].size if first.ndim else None
         if op in ("Reshape", "Slice", "Squeeze", "Unsqueeze", "ReduceProd", "Size", "Transpose", "Flatten", "ReduceSum",
                   "ReduceMax", "ReduceMin"):

@@ -258,8 +258,8 @@ class PredictionService:
         if missing:
             raise invalid(f"predictor {predictor.name} does not predict {missing}; it predicts {list(predictor.metrics)}")
         sha, source = self._model_source(query)
-        dims = json.dumps(query.dims, sort_keys=True) if query.dims else "{}"
-        key = f"{predictor.name}:{predictor.version}:{sha}:{query.batch_size}:{predictor.device_key}:{dims}"
+        key = f"{predictor.name}:{predictor.version}:{sha}:{query.batch_size}:{predictor.device_key}:" \
+              f"{json.dumps(query.dims, sort_keys=True)}"
         return _Prepared(query, predictor, sha, source, key, None, started)
 
     def _prepare(self, prepared: _Prepared, cached: dict | None) -> _Prepared:
