@@ -111,7 +111,8 @@ def cmd_fit(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     source = Path(args.measurements or args.dataset)
     request = FitRequest(source, args.target, Path(args.out), args.space,
-                         Path(args.pretrained) if args.pretrained else None, _train_config(args))
+                         Path(args.pretrained) if args.pretrained else None, _train_config(args),
+                         base=Path(args.base) if args.base else None)
     try:
         samples, device_key = None, None
         if args.dataset:
@@ -332,7 +333,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pretrained", help="start from this predictor (transfer learning)")
     p.add_argument("--methods", nargs="+", default=None,
                    help="candidates scored on the validation rows; the best is shipped (default: all of "
-                        "seernet seernet_pretrained gbt ridge gbt_edges ridge_edges that apply)")
+                        "seernet seernet_pretrained pretrained_rescaled operator_trees gbt ridge gbt_edges "
+                        "ridge_edges that apply; operator_trees needs infer_time_ms rows with operator profiles)")
+    p.add_argument("--base", help="with operator_trees: a SeerNet predictor directory copied into the output to "
+                                  "serve the metrics operator trees do not learn (train time, memory)")
     add_train_flags(p)
     p.set_defaults(handler=cmd_fit, epochs=150, ensemble=2)
 

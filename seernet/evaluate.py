@@ -19,11 +19,12 @@ from .baselines import GNN_BASELINES, TREE_BASELINES
 from .data import Sample, in_holdout, leave_family_out, random_split, with_targets
 from .nn import SeerNetConfig
 from .operator_scores import operator_breakdown_scores
+from .operator_trees import MIN_PROFILED_MODELS, fit_operator_model
 from .scores import score
 from .train import TrainConfig, fit_ensemble
 
 log = logging.getLogger(__name__)
-METHODS = ("seernet", "seernet_multi", "loglinear", "nnmeter_kernel_gbt", "brpnas_gcn", "dippm_sage")
+METHODS = ("seernet", "seernet_multi", "loglinear", "nnmeter_kernel_gbt", "operator_trees", "brpnas_gcn", "dippm_sage")
 # SeerNet-Multi without the additive read-out (pooled heads only); without the operator-level loss
 # (whole-model labels only, where the dataset has per-operator profiles)
 ABLATIONS = ("seernet_multi_pooled", "seernet_multi_no_oploss")
@@ -76,6 +77,10 @@ def run_method(method: str, train: list[Sample], val: list[Sample], test: list[S
         predictions = {m: values[:, k] for k, m in enumerate(cfg.metrics)}
         if keep is not None:
             keep["ensemble"] = ensemble
+    elif method == "operator_trees":  # inference time only, and only where rows carry operator profiles
+        if "infer_time_ms" in cfg.metrics and sum(s.operators is not None for s in train + val) >= MIN_PROFILED_MODELS:
+            model = fit_operator_model(train + val, "infer_time_ms", cfg.seed)
+            predictions["infer_time_ms"] = model.predict([s.graph for s in test])
     else:
         baseline = {b.name: b for b in TREE_BASELINES}[method]
         for metric in cfg.metrics:

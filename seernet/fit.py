@@ -36,12 +36,13 @@ from .rescale import RescaledPredictor, fit_rescaled
 from .scores import score
 from .spaces import ModelConfig
 from .spaces.nasbench201 import parse_arch_str
+from .operator_trees import MIN_PROFILED_MODELS, OperatorModel, fit_operator_model, save_operator_model
 from .tabular import fit_tabular, save_tabular
 from .train import TrainConfig, TrainedEnsemble, fit_ensemble
 from .training_run import ManifestInfo, save_scored
 
-FIT_METHODS: tuple[str, ...] = ("seernet", "seernet_pretrained", "pretrained_rescaled", "gbt", "ridge", "gbt_edges",
-                                "ridge_edges")
+FIT_METHODS: tuple[str, ...] = ("seernet", "seernet_pretrained", "pretrained_rescaled", "operator_trees", "gbt",
+                                "ridge", "gbt_edges", "ridge_edges")
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class FitRequest:
     train: TrainConfig | None = None
     val_fraction: float = 0.2
     seed: int = 0
+    base: Path | None = None  # a SeerNet predictor that serves the metrics an operator-tree winner does not learn
 
 
 def samples_from_csv(path: Path, target: str, space: str | None = None) -> list[Sample]:
@@ -174,12 +176,33 @@ class Candidate:
         return (round(self.validation.get("spearman", -1.0) / 0.002), -self.validation.get("mape", float("inf")))
 
 
+def _applies(method: str, samples: Sequence[Sample], target: str, request: FitRequest) -> bool:
+    """Transfer needs a pretrained predictor; edge features need every row to be an arch string; operator
+    trees need inference rows with per-operator profiles."""
+    if "pretrained" in method:
+        return request.pretrained is not None
+    if method.endswith("_edges"):
+        return all(s.graph.arch_str for s in samples)
+    if method == "operator_trees":
+        return target == "infer_time_ms" and sum(s.operators is not None for s in samples) >= MIN_PROFILED_MODELS
+    return True
+
+
+def _fit_simple(method: str, rows: Sequence[Sample], target: str, request: FitRequest) -> object:
+    """A candidate that needs no validation rows to stop on (everything but SeerNet), fitted on ``rows``."""
+    if method == "pretrained_rescaled":
+        return fit_rescaled(_pretrained_network(request.pretrained), rows, target)
+    if method == "operator_trees":
+        return fit_operator_model(rows, target, request.seed)
+    return fit_tabular(method, [s.graph for s in rows], np.array([s.targets[target] for s in rows]), request.seed)
+
+
 def select_and_fit(samples: list[Sample], target: str, request: FitRequest,
                    methods: Sequence[str] = FIT_METHODS) -> tuple[Candidate, list[Candidate]]:
     """Fit every method on the same training rows, score each on the same validation rows, pick the best.
 
-    A tabular winner is refitted on training + validation rows (cheap, and it has no early stopping that
-    needs the validation rows); a SeerNet winner keeps the rows it was early-stopped on.
+    A winner other than SeerNet is refitted on training + validation rows (cheap, and it has no early stopping
+    that needs the validation rows); a SeerNet winner keeps the rows it was early-stopped on.
     """
     if len(samples) < 4:
         raise ValueError(f"need at least 4 measured rows to fit, got {len(samples)}")
@@ -188,52 +211,45 @@ def select_and_fit(samples: list[Sample], target: str, request: FitRequest,
         raise ValueError(f"unknown fit method(s) {unknown}; known: {list(FIT_METHODS)}")
     train, val = split_for_fit(samples, request)
     candidates = []
-    all_cells = all(s.graph.arch_str for s in samples)
     for method in methods:
-        if ("pretrained" in method and not request.pretrained) or (method.endswith("_edges") and not all_cells):
-            continue  # transfer needs a pretrained predictor; edge features need every row to be an arch string
+        if not _applies(method, train, target, request):
+            continue
         if method.startswith("seernet"):
             model = fit_seernet(train, val, target, request,
                                 request.pretrained if method == "seernet_pretrained" else None)
-        elif method == "pretrained_rescaled":
-            model = fit_rescaled(_pretrained_network(request.pretrained), train, target)
         else:
-            model = fit_tabular(method, [s.graph for s in train], np.array([s.targets[target] for s in train]),
-                                request.seed)
+            model = _fit_simple(method, train, target, request)
         candidate = Candidate(method, model, {})
         candidate.validation = score(candidate.predict(val), np.array([s.targets[target] for s in val]))
         candidates.append(candidate)
         log.info("fit %s: validation %s", method, candidates[-1].validation)
+    if not candidates:
+        raise ValueError(f"none of the methods {list(methods)} applies to these rows")
     best = max(candidates, key=lambda c: c.rank_key)
-    if isinstance(best.model, RescaledPredictor):
-        best = Candidate(best.name, fit_rescaled(best.model.base, train + val, target), best.validation)
-    elif not best.name.startswith("seernet"):
-        rows = train + val
-        best = Candidate(best.name, fit_tabular(best.name, [s.graph for s in rows],
-                                                np.array([s.targets[target] for s in rows]), request.seed),
-                         best.validation)
+    if not best.name.startswith("seernet"):
+        best = Candidate(best.name, _fit_simple(best.name, train + val, target, request), best.validation)
     return best, candidates
 
 
 def save_candidate(best: Candidate, out: Path, target: str, info: ManifestInfo, train: Sequence[Sample],
-                   val: Sequence[Sample], test: Sequence[Sample] = ()) -> Path:
-    """Save the chosen candidate (SeerNet or tabular) with one manifest shape; ``test`` rows, when given,
-    are scored into it (rows no candidate saw, neither in fitting nor in choosing)."""
+                   val: Sequence[Sample], test: Sequence[Sample] = (), base: Path | None = None) -> Path:
+    """Save the chosen candidate (SeerNet, rescaled, operator trees or tabular) with one manifest shape;
+    ``test`` rows, when given, are scored into it (rows no candidate saw, neither in fitting nor in choosing);
+    ``base``: the SeerNet predictor an operator-tree winner carries for its other metrics."""
     if isinstance(best.model, TrainedEnsemble):
         save_scored(best.model, out, info, train, val, test)
         return out
     tested = {}
     if test:
         tested = {target: score(best.predict(test), np.array([s.targets[target] for s in test]))}
+    manifest = {"name": info.name, "device_key": info.device_key, "metrics": [target],
+                "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                **info.manifest_fields(train, val, test, [target], {"validation": best.validation, "test": tested})}
     if isinstance(best.model, RescaledPredictor):
-        return best.model.save(out, {"name": info.name, "device_key": info.device_key,
-                                     "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                     **info.manifest_fields(train, val, test, [target],
-                                                            {"validation": best.validation, "test": tested})})
-    return save_tabular(best.model, out, {
-        "name": info.name, "device_key": info.device_key, "metrics": [target],
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        **info.manifest_fields(train, val, test, [target], {"validation": best.validation, "test": tested})})
+        return best.model.save(out, manifest)
+    if isinstance(best.model, OperatorModel):
+        return save_operator_model(best.model, out, manifest, base)
+    return save_tabular(best.model, out, manifest)
 
 
 def selection_summary(best: Candidate, candidates: Sequence[Candidate]) -> dict:
@@ -256,7 +272,7 @@ def run_fit(request: FitRequest, methods: Sequence[str] = FIT_METHODS, samples: 
                             split={"kind": "fit train/validation", "seed": request.seed},
                             source={"fitted_from": str(request.measurements),
                                     "pretrained": str(request.pretrained or "") or None, "selection": selection})
-        save_candidate(best, request.out, request.target, info, train, val)
+        save_candidate(best, request.out, request.target, info, train, val, base=request.base)
     return selection
 
 

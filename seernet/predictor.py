@@ -169,8 +169,9 @@ class Predictor(ServedPredictor):
         return np.stack([m(batch, plan).numpy() for m in self.members])
 
     @classmethod
-    def load(cls, directory: str | Path) -> "Predictor | TabularPredictor":
-        """The predictor in ``directory``: SeerNet, or a tabular model where ``fit`` measured that one better."""
+    def load(cls, directory: str | Path) -> "Predictor | TabularPredictor | OperatorPredictor":
+        """The predictor in ``directory``: SeerNet, a tabular model where ``fit`` measured that one better, or
+        an operator model (with the SeerNet predictor it carries for the metrics it does not learn)."""
         directory = Path(directory)
         try:
             manifest = json.loads((directory / MANIFEST).read_text())
@@ -178,6 +179,12 @@ class Predictor(ServedPredictor):
                 from .tabular import TabularModel
 
                 return TabularPredictor(manifest, TabularModel.load(directory, manifest["tabular"]), directory)
+            if manifest.get("kind") == "operators":
+                from .operator_trees import OperatorModel
+
+                base = cls.load(directory / manifest["base"]) if manifest.get("base") else None
+                return OperatorPredictor(manifest, OperatorModel.load(directory, manifest["operators"]), base,
+                                         directory)
             config = SeerNetConfig.from_dict(manifest["seernet"])
             members = []
             for k in range(int(manifest["members"])):
@@ -254,6 +261,57 @@ class TabularPredictor(ServedPredictor):
         values = np.exp(self.model.predict_log(np.stack(items)))
         metric = self.metrics[0]
         return [Prediction({metric: float(v)}, {metric: math.nan}) for v in values]
+
+
+class OperatorPredictor(ServedPredictor):
+    """Inference time as the sum of predicted operator times (``seernet.operator_trees``); the other metrics,
+    where the directory carries a SeerNet ``base``, from that network.  One tree model, so the operator
+    metric's uncertainty is NaN (unknown)."""
+
+    def __init__(self, manifest: dict, model: object, base: ServedPredictor | None = None,
+                 directory: Path | None = None) -> None:
+        super().__init__(manifest, [model], directory)
+        self.model = model
+        self.base = base
+
+    def encode(self, graph: PerfGraph) -> PerfGraph:
+        return graph
+
+    def predict_encoded(self, items: Sequence[PerfGraph]) -> list[Prediction]:
+        if not items:
+            return []
+        others = [m for m in self.metrics if m != self.model.metric]
+        base = self.base.predict_graphs(items) if self.base is not None and others else \
+            [Prediction({}, {}) for _ in items]
+        times = self.model.predict(items)
+        return [Prediction({m: float(t) if m == self.model.metric else b.values[m] for m in self.metrics},
+                           {m: math.nan if m == self.model.metric else b.uncertainty[m] for m in self.metrics})
+                for t, b in zip(times, base)]
+
+    def explain(self, graph: PerfGraph, prediction: Prediction, metric: str = "infer_time_ms",
+                top: int = 20) -> list[dict]:
+        """The ``top`` costliest kernels, largest first.  A kernel is an operator with the nodes the profiles
+        say a runtime fuses into it (``fused``); its time is its operators' predicted times scaled as the
+        whole-model composition scales their sum, so shares add up to the operators' part of the total (the
+        rest is time between kernels)."""
+        if metric != self.model.metric:
+            raise ValueError(f"predictor {self.name} breaks down {self.model.metric} only, not {metric}")
+        times = self.model.node_ms(graph) * float(self.model.params["composition"][0])
+        owner = np.arange(graph.num_nodes)
+        fused = self.model.fused_with_producer(graph)
+        src, dst = graph.edge_index
+        first = np.unique(dst, return_index=True)[1] if graph.num_edges else np.zeros(0, dtype=np.int64)
+        for producer, node in sorted(zip(src[first], dst[first]), key=lambda edge: edge[1]):
+            if fused[node]:
+                owner[node] = owner[producer]  # topological order: the producer's owner is final
+        kernel_ms = np.bincount(owner, weights=times, minlength=graph.num_nodes)
+        names = graph.node_names or [f"{OP_VOCAB[int(i)]}_{n}" for n, i in enumerate(graph.node_op)]
+        ops = graph.op_types or [OP_VOCAB[int(i)] for i in graph.node_op]
+        total = prediction.values[metric]
+        heads = [i for i in np.argsort(-kernel_ms) if owner[i] == i][:max(0, top)]
+        return [{"node": names[i], "op_type": ops[i], metric: float(kernel_ms[i]),
+                 "share": float(kernel_ms[i] / total) if total > 0 else 0.0,
+                 "fused": [names[j] for j in np.flatnonzero(owner == i)]} for i in heads]
 
 
 def inference_plan(batch: InferenceBatch, layers: int) -> Plan:

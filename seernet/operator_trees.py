@@ -1,0 +1,238 @@
+"""Per-operator cost model: each operator's time from its own shape and its neighbours, summed into a model's.
+
+Why: a whole-model network learns the spaces it was trained on; an operator model learns what a Conv of a
+given shape costs on this CPU, which is the same in a timm network, a torchvision one or ours.  Every profiled
+measurement gives tens to hundreds of operator labels (``seernet.operator_labels``) instead of one.
+
+* **Labels.** A profiled kernel's time is split over the graph nodes it ran in proportion to their roofline
+  time (:func:`roofline_ms`), so a fused Conv+Relu kernel's time goes almost all to the Conv.
+* **Target.** ``log(time / roofline time)``: the trees learn an *efficiency*, which stays bounded for
+  operators larger than any seen in training.  Trees on log time cannot predict above their largest leaf:
+  that way VGG-11 at batch 8 (60 GFLOPs, the dataset's cap is 12) was predicted at 0.17× its measured time.
+* **Features** (:data:`OPERATOR_FEATURES`): the op type, the first producer's and the sole consumer's op type
+  (they decide whether a runtime fuses it), log1p of every ``NODE_FEATURES`` column, in/out degree, log batch.
+* **Whole model.** ``a·Σ node times + b·MB moved + c·nodes + d`` (non-negative least squares on relative
+  error): what runs between kernels (allocation, layout reorders, the executor) grows with memory traffic
+  and node count, and the profiled kernels cover 77–92 % of a model's measured time.
+* **Fusion.** How often each (op, producer op) pair ran in its producer's kernel is counted from the same
+  profiles, so a breakdown can say which nodes a kernel fuses (:meth:`OperatorModel.fused_with_producer`).
+
+Weights are plain arrays (``seernet.trees``: safetensors + JSON), never a pickle.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from .data import Sample
+from .graph import NODE_FEATURES, PerfGraph
+from .op_vocab import OP_VOCAB
+from .trees import export_trees, predict_trees
+
+OPERATOR_FEATURES: tuple[str, ...] = (
+    "op", "producer_op", "consumer_op", *(f"log1p_{name}" for name in NODE_FEATURES), "producers", "consumers",
+    "log_batch")
+NO_NEIGHBOUR, SEVERAL_CONSUMERS = len(OP_VOCAB), len(OP_VOCAB) + 1  # codes beyond the op vocabulary
+COMPOSITION_TERMS = ("sum of operator times", "MB moved", "nodes", "constant")
+
+_FLOPS = NODE_FEATURES.index("flops")
+_BYTES = [NODE_FEATURES.index(n) for n in ("bytes_read_act", "bytes_read_weight", "bytes_written")]
+# The roofline the efficiency is measured against.  Any fixed values serve (the trees learn the ratio); these
+# are near a 2-core VM's single-thread figures, so the efficiencies stay near 1.  Measured on the AMD EPYC
+# dataset: 50/2, 100/20 and 20/5 GFLOP/s / GB/s give zoo MAPE within 1 point of each other.
+ROOFLINE = {"flops_per_ms": 50e6, "bytes_per_ms": 2e6, "overhead_ms": 1e-3}
+# Trees: shallow, many, strongly regularised.  On the AMD EPYC dataset (468 profiled models) against 164 real
+# architectures measured on the same machine: 63 leaves / 10 per leaf gave MAPE 13.4 %, 15 leaves / 100 per
+# leaf / l2 1.0 gave 11.6 % (bench/results/operator_trees/README.md).
+TREE_PARAMS = {"max_iter": 800, "learning_rate": 0.03, "max_leaf_nodes": 15, "l2_regularization": 1.0}
+MIN_SAMPLES_LEAF = (5, 100)  # operators per leaf: a 200th of the training operators, within these bounds
+MIN_PROFILED_MODELS = 5  # fewer profiled models cannot teach operator costs; fit says so
+FUSED_SHARE = 0.5  # an (op, producer op) pair that shared its producer's kernel at least this often is fused
+
+
+def neighbour_ops(graph: PerfGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per node: the first producer's op (:data:`NO_NEIGHBOUR` for none), the sole consumer's op
+    (:data:`SEVERAL_CONSUMERS` when it has several), and the in- and out-degree."""
+    n = graph.num_nodes
+    src, dst = graph.edge_index
+    producers = np.bincount(dst, minlength=n).astype(np.float64)
+    consumers = np.bincount(src, minlength=n).astype(np.float64)
+    producer_op = np.full(n, NO_NEIGHBOUR, dtype=np.int64)
+    consumer_op = np.full(n, NO_NEIGHBOUR, dtype=np.int64)
+    first_in = np.argsort(dst, kind="stable")[::-1]  # later writes win: reversed, the first edge writes last
+    producer_op[dst[first_in]] = graph.node_op[src[first_in]]
+    first_out = np.argsort(src, kind="stable")[::-1]
+    consumer_op[src[first_out]] = graph.node_op[dst[first_out]]
+    consumer_op[consumers > 1] = SEVERAL_CONSUMERS
+    return producer_op, consumer_op, producers, consumers
+
+
+def operator_table(graph: PerfGraph) -> np.ndarray:
+    """``[nodes, len(OPERATOR_FEATURES)]``: what the trees see of each operator."""
+    producer_op, consumer_op, producers, consumers = neighbour_ops(graph)
+    return np.column_stack([graph.node_op, producer_op, consumer_op, np.log1p(np.abs(graph.node_x)), producers,
+                            consumers, np.full(graph.num_nodes, np.log(max(graph.batch_size, 1)))])
+
+
+def roofline_ms(graph: PerfGraph) -> np.ndarray:
+    """Each node's time on an ideal machine at :data:`ROOFLINE`: compute and traffic added, plus a launch."""
+    x = graph.node_x
+    return (x[:, _FLOPS] / ROOFLINE["flops_per_ms"] + x[:, _BYTES].sum(axis=1) / ROOFLINE["bytes_per_ms"]
+            + ROOFLINE["overhead_ms"])
+
+
+def node_times(sample: Sample) -> np.ndarray | None:
+    """Measured time per node (NaN where no kernel labels it), each kernel's time split over its nodes by
+    roofline time; None without a profile."""
+    labels = sample.operators
+    if labels is None:
+        return None
+    prior = roofline_ms(sample.graph)
+    group = labels.node_group
+    labelled = group >= 0
+    group_prior = np.bincount(group[labelled], weights=prior[labelled], minlength=labels.groups)
+    times = np.full(sample.graph.num_nodes, np.nan)
+    times[labelled] = labels.group_ms[group[labelled]] * prior[labelled] / group_prior[group[labelled]]
+    return times
+
+
+def composition_terms(graph: PerfGraph, operator_sum_ms: float) -> np.ndarray:
+    """The whole-model terms of :data:`COMPOSITION_TERMS`."""
+    return np.array([operator_sum_ms, graph.global_value("memory_sum") / 1e6, graph.num_nodes, 1.0])
+
+
+@dataclass
+class OperatorModel:
+    """Trees over operators (flat arrays), the whole-model composition, and the learned fusion pairs."""
+
+    arrays: dict[str, np.ndarray]
+    params: dict  # tree init, "composition" coefficients, "roofline", "fused_pairs" [[op, producer op], …]
+    metric: str = "infer_time_ms"
+    _fused: set = field(default_factory=set, repr=False)
+
+    def __post_init__(self) -> None:
+        self._fused = {(a, b) for a, b in self.params.get("fused_pairs", [])}
+
+    def node_ms(self, graph: PerfGraph) -> np.ndarray:
+        """Predicted time of each operator.  Repeated operators (a NAS network's cells) are walked once."""
+        if graph.num_nodes == 0:
+            return np.zeros(0)
+        table = operator_table(graph)
+        unique, inverse = np.unique(table, axis=0, return_inverse=True)
+        efficiency = np.exp(predict_trees(unique, self.arrays, self.params))
+        return efficiency[inverse.reshape(-1)] * roofline_ms(graph)
+
+    def predict(self, graphs: Sequence[PerfGraph]) -> np.ndarray:
+        return np.array([self.compose(g, float(self.node_ms(g).sum())) for g in graphs])
+
+    def compose(self, graph: PerfGraph, operator_sum_ms: float) -> float:
+        return float(composition_terms(graph, operator_sum_ms) @ np.asarray(self.params["composition"]))
+
+    def fused_with_producer(self, graph: PerfGraph) -> np.ndarray:
+        """Per node, whether a runtime most often runs it inside its first producer's kernel (bool)."""
+        producer_op = neighbour_ops(graph)[0]
+        return np.array([(int(op), int(p)) in self._fused for op, p in zip(graph.node_op, producer_op)], dtype=bool)
+
+    def save(self, directory: Path) -> None:
+        save_file({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in self.arrays.items()},
+                  str(directory / "operators.safetensors"))
+
+    @classmethod
+    def load(cls, directory: Path, spec: dict) -> "OperatorModel":
+        arrays = {k: v.numpy() for k, v in load_file(str(directory / "operators.safetensors")).items()}
+        return cls(arrays, dict(spec["params"]), spec.get("metric", "infer_time_ms"))
+
+    def spec(self) -> dict:
+        return {"metric": self.metric, "params": self.params, "features": list(OPERATOR_FEATURES)}
+
+
+def _fused_pairs(samples: Sequence[Sample]) -> list[list[int]]:
+    """(op, producer op) pairs that shared their producer's kernel in at least :data:`FUSED_SHARE` of the
+    profiled cases (counted over every labelled node whose first producer is labelled too)."""
+    together: dict[tuple[int, int], list[int]] = {}
+    for s in samples:
+        if s.operators is None or s.graph.num_edges == 0:
+            continue
+        group = s.operators.node_group
+        src, dst = s.graph.edge_index
+        first = np.unique(dst, return_index=True)[1]  # each node's first incoming edge
+        for a, b in zip(src[first], dst[first]):
+            if group[a] >= 0 and group[b] >= 0:
+                counts = together.setdefault((int(s.graph.node_op[b]), int(s.graph.node_op[a])), [0, 0])
+                counts[0] += int(group[a] == group[b])
+                counts[1] += 1
+    return sorted([list(pair) for pair, (hit, seen) in together.items() if hit >= FUSED_SHARE * seen])
+
+
+def fit_operator_model(samples: Sequence[Sample], metric: str = "infer_time_ms", seed: int = 0) -> OperatorModel:
+    """Trees on every profiled node of ``samples``; composition on every sample measured for ``metric``.
+
+    Each model's labelled nodes weigh 1 together (by their share of its time), as its whole-model label does."""
+    from scipy.optimize import nnls
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    if metric != "infer_time_ms":
+        raise ValueError(f"operator profiles measure inference only; cannot learn {metric} per operator")
+    tables, targets, weights = [], [], []
+    for s in samples:
+        times = node_times(s)
+        if times is None:
+            continue
+        known = ~np.isnan(times)
+        tables.append(operator_table(s.graph)[known])
+        targets.append(np.log(np.maximum(times[known], 1e-6) / roofline_ms(s.graph)[known]))
+        weights.append(times[known] / times[known].sum() + 1e-3 / max(1, int(known.sum())))
+    if len(tables) < MIN_PROFILED_MODELS:
+        raise ValueError(f"operator trees need per-operator profiles of at least {MIN_PROFILED_MODELS} models, "
+                         f"got {len(tables)} (measure with profiles: PERFSEER_PROFILE_OPERATORS=1)")
+    table = np.concatenate(tables)
+    per_leaf = int(np.clip(len(table) // 200, *MIN_SAMPLES_LEAF))
+    trees = HistGradientBoostingRegressor(**TREE_PARAMS, min_samples_leaf=per_leaf, random_state=seed).fit(
+        table, np.concatenate(targets), sample_weight=np.concatenate(weights))
+    arrays, params = export_trees(trees)
+    model = OperatorModel(arrays, {**params, "roofline": dict(ROOFLINE), "composition": [1.0, 0.0, 0.0, 0.0],
+                                   "fused_pairs": _fused_pairs(samples)}, metric)
+    measured = [s for s in samples if s.targets.get(metric, 0) > 0]
+    if measured:
+        terms = np.stack([composition_terms(s.graph, float(model.node_ms(s.graph).sum())) for s in measured])
+        truth = np.array([s.targets[metric] for s in measured])
+        coefficients, _ = nnls(terms / truth[:, None], np.ones(len(truth)))
+        if coefficients[0] > 0:  # a composition that ignores the operators would not be an operator model
+            model.params["composition"] = [float(c) for c in coefficients]
+    return model
+
+
+def save_operator_model(model: OperatorModel, directory: Path, manifest: dict, base: Path | None = None) -> Path:
+    """An operator predictor directory: ``operators.safetensors`` + ``manifest.json`` (``kind: operators``);
+    with ``base`` (a SeerNet predictor directory) copied into ``base/``, which serves the other metrics."""
+    import shutil
+
+    from .predictor import MANIFEST, manifest_version
+
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save(directory)
+    weights = [directory / "operators.safetensors"]
+    metrics = [model.metric]
+    if base is not None:
+        target = directory / "base"
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(base, target)
+        base_manifest = json.loads((target / MANIFEST).read_text())
+        metrics += [m for m in base_manifest["metrics"] if m != model.metric]
+        weights += sorted(target.glob("*.safetensors")) + [target / MANIFEST]
+    manifest = {**manifest, "kind": "operators", "operators": model.spec(), "metrics": metrics, "members": 1,
+                "base": "base" if base is not None else None}
+    manifest["version"] = manifest_version(manifest, weights)
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return directory
+
+
+__all__ = ["OPERATOR_FEATURES", "OperatorModel", "fit_operator_model", "node_times", "operator_table",
+           "roofline_ms", "save_operator_model"]

@@ -1,0 +1,144 @@
+"""The per-operator cost model: labels split by roofline, extrapolation past the trained sizes, the whole-model
+composition, the fusion pairs learned from profiles, saving and serving it, and the breakdown it gives."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from seernet.data import Sample
+from seernet.graph import build_graph
+from seernet.graph_cache import stripped_onnx
+from seernet.operator_labels import label_operators
+from seernet.operator_trees import (fit_operator_model, node_times, operator_table, roofline_ms,
+                                    save_operator_model, OPERATOR_FEATURES)
+from seernet.predictor import OperatorPredictor, Predictor
+from seernet.spaces import ModelConfig
+from tests.server.fixtures import train_tiny_predictor
+
+EFFICIENCY = {"Gemm": 3.0, "Relu": 0.0}  # a synthetic device: time = roofline × this (others 1.5)
+
+
+def _mlp(widths: list[int], batch: int):
+    config = ModelConfig("mlp", {"widths": widths, "activation": "relu", "norm": "none"}, batch_size=batch,
+                         input_size=widths[0])
+    return build_graph(stripped_onnx(config), batch_size=batch)
+
+
+def _profiled(graph, key: str) -> Sample:
+    """A sample measured on the synthetic device: Gemm+Relu run as one kernel (as onnxruntime fuses them),
+    the model's time is its kernels' times × 1.1 + 0.01 ms."""
+    roof = roofline_ms(graph)
+    names, ops = graph.node_names, graph.op_types
+    kernels, i = [], 0
+    while i < len(names):
+        span = 2 if ops[i] == "Gemm" and i + 1 < len(names) and ops[i + 1] == "Relu" else 1
+        kernels.append((names[i:i + span], float(sum(roof[j] * EFFICIENCY.get(ops[j], 1.5)
+                                                      for j in range(i, i + span)))))
+        i += span
+    total = sum(ms for _, ms in kernels) * 1.1 + 0.01
+    return Sample(key, "mlp", graph, {"infer_time_ms": total}, None, label_operators(graph, kernels))
+
+
+@pytest.fixture(scope="module")
+def trained():
+    samples = [_profiled(_mlp([w, w // 2, w // 4], b), f"mlp{w}b{b}") for w in (32, 64, 128) for b in (1, 2, 4, 8)]
+    return samples, fit_operator_model(samples)
+
+
+def test_a_fused_kernel_is_split_over_its_nodes_by_roofline_time():
+    sample = _profiled(_mlp([64, 32], 2), "one")
+    times, roof = node_times(sample), roofline_ms(sample.graph)
+    ops = sample.graph.op_types
+    gemm = ops.index("Gemm")
+    assert ops[gemm + 1] == "Relu"
+    group = sample.operators.node_group
+    assert group[gemm] == group[gemm + 1] >= 0
+    kernel = sample.operators.group_ms[group[gemm]]
+    assert times[gemm] + times[gemm + 1] == pytest.approx(kernel)
+    assert times[gemm] / times[gemm + 1] == pytest.approx(roof[gemm] / roof[gemm + 1])
+    assert operator_table(sample.graph).shape == (sample.graph.num_nodes, len(OPERATOR_FEATURES))
+
+
+def test_it_learns_the_device_and_extrapolates_past_the_largest_trained_model(trained):
+    samples, model = trained
+    truth = np.array([s.targets["infer_time_ms"] for s in samples])
+    assert np.median(np.abs(model.predict([s.graph for s in samples]) / truth - 1)) < 0.05
+    big = _profiled(_mlp([512, 256, 128], 32), "big")  # 64× the FLOPs of the largest trained model, 20× its time
+    largest = max(truth)
+    assert big.targets["infer_time_ms"] > 10 * largest
+    # trees on log time would stop at the largest leaf (≈ the largest trained model); efficiencies do not
+    assert model.predict([big.graph])[0] == pytest.approx(big.targets["infer_time_ms"], rel=0.2)
+
+
+def test_the_composition_keeps_the_operators_and_learns_the_rest(trained):
+    _, model = trained
+    composition = model.params["composition"]
+    assert composition[0] == pytest.approx(1.1, rel=0.1)  # the synthetic device's 1.1 × Σ kernels
+    assert all(c >= 0 for c in composition)
+
+
+def test_fusion_pairs_come_from_the_profiles_and_explain_groups_fused_nodes(trained, tmp_path):
+    samples, model = trained
+    graph = samples[0].graph
+    fused = model.fused_with_producer(graph)
+    ops = graph.op_types
+    assert all(fused[i] for i, op in enumerate(ops) if op == "Relu" and ops[i - 1] == "Gemm")
+    assert not any(fused[i] for i, op in enumerate(ops) if op == "Gemm")
+    save_operator_model(model, tmp_path / "ops", {"name": "ops", "device_key": "cpu:test"})
+    predictor = Predictor.load(tmp_path / "ops")
+    prediction = predictor.predict_graphs([graph])[0]
+    rows = predictor.explain(graph, prediction, "infer_time_ms", top=50)
+    gemms = [r for r in rows if r["op_type"] == "Gemm"]
+    followed = {graph.node_names[i - 1]: graph.node_names[i] for i, op in enumerate(ops) if op == "Relu"}
+    assert len(gemms) == ops.count("Gemm") and followed
+    assert all(r["fused"] == [r["node"], *([followed[r["node"]]] if r["node"] in followed else [])] for r in gemms)
+    assert not any(r["op_type"] == "Relu" for r in rows)  # fused into its Gemm, not a kernel of its own
+    assert [r["infer_time_ms"] for r in rows] == sorted((r["infer_time_ms"] for r in rows), reverse=True)
+    assert 0.5 < sum(r["share"] for r in rows) <= 1.0
+    with pytest.raises(ValueError, match="infer_time_ms only"):
+        predictor.explain(graph, prediction, "train_time_ms")
+
+
+def test_saved_predictions_equal_the_fitted_model_and_a_base_serves_the_other_metrics(trained, tmp_path):
+    samples, model = trained
+    graphs = [s.graph for s in samples[:5]]
+    alone = Predictor.load(save_operator_model(model, tmp_path / "alone", {"name": "alone", "device_key": "k"}))
+    assert isinstance(alone, OperatorPredictor) and alone.metrics == ("infer_time_ms",)
+    got = [p.values["infer_time_ms"] for p in alone.predict_graphs(graphs)]
+    assert got == pytest.approx(list(model.predict(graphs)), rel=1e-9)
+    base_dir = train_tiny_predictor(tmp_path / "base-src", members=1)
+    base = Predictor.load(base_dir)
+    both = Predictor.load(save_operator_model(model, tmp_path / "both", {"name": "both", "device_key": "k"},
+                                              base=base_dir))
+    assert both.metrics[0] == "infer_time_ms" and set(both.metrics[1:]) == set(base.metrics) - {"infer_time_ms"}
+    mixed = both.predict_graphs(graphs)
+    from_base = base.predict_graphs(graphs)
+    for m, b, t in zip(mixed, from_base, got):
+        assert m.values["infer_time_ms"] == pytest.approx(t)
+        assert all(m.values[k] == pytest.approx(b.values[k]) for k in both.metrics[1:])
+    assert both.version != alone.version
+
+
+def test_fitting_needs_profiles_and_inference_time(trained):
+    samples, _ = trained
+    with pytest.raises(ValueError, match="at least 5 models"):
+        fit_operator_model(samples[:3])
+    with pytest.raises(ValueError, match="inference only"):
+        fit_operator_model(samples, metric="train_time_ms")
+
+
+def test_fit_scores_operator_trees_beside_the_simple_models_and_saves_the_winner(trained, tmp_path):
+    from seernet.fit import FitRequest, run_fit
+
+    samples, _ = trained
+    request = FitRequest(tmp_path / "rows.csv", "infer_time_ms", tmp_path / "fitted")
+    selection = run_fit(request, ("operator_trees", "ridge"), list(samples), "cpu:test")
+    assert set(selection["candidates"]) == {"operator_trees", "ridge"}
+    loaded = Predictor.load(tmp_path / "fitted")
+    assert isinstance(loaded, OperatorPredictor) == (selection["chosen"] == "operator_trees")
+    unprofiled = [Sample(s.key, s.family, s.graph, s.targets) for s in samples]
+    selection = run_fit(FitRequest(tmp_path / "rows.csv", "infer_time_ms", None), ("operator_trees", "ridge"),
+                        unprofiled)
+    assert set(selection["candidates"]) == {"ridge"}  # no profiles: operator trees do not apply
+    with pytest.raises(ValueError, match="none of the methods"):
+        run_fit(FitRequest(tmp_path / "rows.csv", "infer_time_ms", None), ("operator_trees",), unprofiled)
