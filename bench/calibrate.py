@@ -3,7 +3,10 @@ measured here that no calibration saw: Kendall τ, MAPE and ±10 % accuracy of t
 the uncalibrated shipped one and a log-linear MACs fit on the same calibration rows.
 
 The real architectures are the zoo (ResNet-18/50/152, MobileNetV2, VGG-11, ViT-Ti, BERT-mini: none from a
-space calibrate draws from), measured once per CPU model into ``bench/results/zoo_measured_<cpu>.json``.
+space calibrate draws from; ``--groups zoo torchvision timm`` adds torchvision's classification models and
+the timm architectures held out of every training set), measured once per CPU model into
+``bench/results/zoo_measured_<cpu>.json``.  Beside the predictor calibrate ships, the table shows operator
+trees fitted on all of the budget's measured rows (``seernet.operator_trees``), whichever calibrate chose.
 Each budget starts from an empty work directory: a budget is what a user would spend from nothing.
 Run: ``perfseer bench calibrate [--budgets 2 5 10]`` (about the sum of the budgets plus two minutes).
 """
@@ -20,13 +23,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from bench.common import save  # noqa: E402
-from bench.zoo import measure, measured_path  # noqa: E402
+from bench.zoo import _graphs, measure, measured_path  # noqa: E402
 from profiler_worker.calibrate import Calibration, CalibrationRequest, calibrate  # noqa: E402
 from profiler_worker.device_info import cpu_model  # noqa: E402
 from seernet.predictor import Predictor  # noqa: E402
 from seernet.scores import score  # noqa: E402
 from seernet.settings import cache_dir  # noqa: E402
-from seernet.zoo import zoo_names, zoo_samples  # noqa: E402
+from seernet.operator_trees import fit_operator_model  # noqa: E402
+from seernet.zoo import zoo_names  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = "infer_time_ms"
@@ -45,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu", type=int, default=sorted(os.sched_getaffinity(0))[-1],
                         help="core measurements are pinned to (default: the last allowed)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--groups", nargs="+", default=["zoo"], help="real architectures: zoo, torchvision, timm")
     parser.add_argument("--zoo-time-cap", type=float, default=0.5)
     parser.add_argument("--pretrained", default=str(ROOT / "predictors" / "cpu"))
     parser.add_argument("--workdir", default=str(cache_dir() / "bench-calibrate"))
@@ -54,14 +59,17 @@ def main(argv: list[str] | None = None) -> int:
     here = cpu_model()
     zoo_path = measured_path()
     print(f"measuring the real architectures on {here} (kept in {zoo_path})…", flush=True)
-    rows = [r for r in measure(zoo_names("zoo"), args.batch_sizes, args.cpu, args.zoo_time_cap, False, zoo_path)
-            if r["status"] == "ok"]
-    samples = zoo_samples(rows)
+    names = [n for group in args.groups for n in zoo_names(group)]
+    rows, samples, failures = _graphs([r for r in measure(names, args.batch_sizes, args.cpu, args.zoo_time_cap,
+                                                          False, zoo_path) if r["status"] == "ok"])
+    for name, why in failures.items():
+        print(f"  {name}: no graph ({why})", flush=True)
     graphs = [s.graph for s in samples]
     truth = np.array([r[TARGET] for r in rows])
     macs = np.array([g.global_value("macs_sum") for g in graphs])
     shipped = Predictor.load(args.pretrained)
     report: dict = {"cpu_model": here, "target": TARGET, "real_architectures": len(rows),
+                    "groups": args.groups, "batch_sizes": args.batch_sizes, "no_graph": failures,
                     "max_gflops": args.max_gflops,
                     "shipped": score(np.array([p.values[TARGET] for p in shipped.predict_graphs(graphs)]), truth),
                     "budgets": {}}
@@ -80,19 +88,24 @@ def main(argv: list[str] | None = None) -> int:
         fit_macs = np.array([s.graph.global_value("macs_sum") for s in measured])
         fit_ms = np.array([s.targets[TARGET] for s in measured])
         keep = (fit_macs > 0) & (fit_ms > 0)
+        profiled = sum(s.operators is not None for s in measured)
+        operator_trees = score(fit_operator_model(measured, TARGET).predict(graphs), truth) if profiled >= 5 else {}
         report["budgets"][f"{budget:g}"] = {
+            "profiled": profiled, "operator_trees": operator_trees,
             "seconds": result.seconds, "measured": result.summary["measured"],
             "families": result.summary["families"], "chosen": result.summary["selection"],
             "held_out_calibration_rows": result.summary["held_out"],
             "calibrated": score(predicted, truth),
             "macs_loglinear": score(macs_loglinear(fit_macs[keep], fit_ms[keep], macs), truth)}
     path = save(args.out_name, report)
-    print(f"\nreal architectures measured on {here}: {len(rows)} rows (zoo, batch {args.batch_sizes})")
-    print(f"{'budget':>8} {'measured':>9}  " + "  ".join(f"{w:>28}" for w in ("calibrated", "shipped",
-                                                                          "MACs log-linear")))
-    print(f"{'':>8} {'':>9}  " + "  ".join(f"{'τ':>8} {'MAPE %':>9} {'±10 %':>9}" for _ in range(3)))
+    print(f"\nreal architectures measured on {here}: {len(rows)} rows ({' '.join(args.groups)}, "
+          f"batch {args.batch_sizes})")
+    columns = ("calibrated (chosen)", "operator trees", "shipped", "MACs log-linear")
+    print(f"{'budget':>8} {'measured':>9}  " + "  ".join(f"{w:>28}" for w in columns))
+    print(f"{'':>8} {'':>9}  " + "  ".join(f"{'τ':>8} {'MAPE %':>9} {'±10 %':>9}" for _ in columns))
+    nan = {"mape": float("nan"), "acc10": float("nan")}
     for budget, entry in report["budgets"].items():
-        cells = [entry["calibrated"], report["shipped"], entry["macs_loglinear"]]
+        cells = [entry["calibrated"], entry["operator_trees"] or nan, report["shipped"], entry["macs_loglinear"]]
         print(f"{budget + ' min':>8} {entry['measured']:>9}  " + "  ".join(
             f"{c.get('kendall', float('nan')):8.3f} {c['mape']:9.1f} {c['acc10']:9.1f}" for c in cells))
     print(f"written to {path}")
