@@ -10,6 +10,8 @@ does not build is reported as such and left out of the scores.
 Measurements are kept per CPU model in ``bench/results/zoo_measured_<cpu>.json`` (taken once, reused when
 only the predictor changed; ``--remeasure`` takes them again; exports all run before the first measurement,
 so nothing else runs while one does).  Several ``--predictor``s are scored on the same rows in one run.
+``--measured FILE`` scores predictors on a file measured earlier on another machine (the machine a dataset
+was measured on, say) without timing anything here.
 Run: ``perfseer bench zoo [--groups zoo torchvision timm] [--batch-sizes 1 8] [--predictor DIR ...]``.
 """
 from __future__ import annotations
@@ -100,11 +102,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="core the measurements are pinned to (default: the last allowed)")
     parser.add_argument("--time-cap", type=float, default=0.5, help="seconds per timed loop (the dataset's: 0.5)")
     parser.add_argument("--remeasure", action="store_true")
+    parser.add_argument("--measured", help="score on the rows of this file (a zoo_measured_<cpu>.json taken "
+                                           "earlier, on the machine it names) instead of measuring here")
     parser.add_argument("--out-name", default="zoo", help="results file name under bench/results/")
     args = parser.parse_args(argv)
 
     names = [n for g in args.groups for n in zoo_names(g)]
-    measured = measure(names, args.batch_sizes, args.cpu, args.time_cap, args.remeasure, measured_path())
+    if args.measured:  # another machine's measurements: nothing is timed here, and the results name that machine
+        stored = json.loads(Path(args.measured).read_text())
+        measured = [r for r in stored["rows"] if r["model"] in set(names) and r["batch_size"] in set(args.batch_sizes)]
+        cpu = str(stored.get("cpu", "unknown"))
+    else:
+        measured = measure(names, args.batch_sizes, args.cpu, args.time_cap, args.remeasure, measured_path())
+        cpu = cpu_model()
     rows, samples, graph_failures = _graphs([r for r in measured if r["status"] == "ok"])
     for model, why in sorted(graph_failures.items()):
         print(f"graph does not build: {model}: {why}")
@@ -125,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{Path(directory).name:>20} {group:>12} n={sc['n']:3d}  Kendall {sc['kendall']:.3f}  "
                   f"Spearman {sc['spearman']:.3f}  MAPE {sc['mape']:.1f} %")
     results["macs_ideally_scaled"] = macs_baseline(rows, graphs, ["all", *args.groups])
-    path = save(args.out_name, {"cpu": cpu_model(), "batch_sizes": args.batch_sizes, "groups": args.groups,
+    path = save(args.out_name, {"cpu": cpu, "measured_file": args.measured or str(measured_path()),
+                                "batch_sizes": args.batch_sizes, "groups": args.groups,
                                 "measured": measured, "graph_failures": graph_failures,
                                 "gflops": {f"{r['model']}:b{r['batch_size']}": g.global_value("flops_sum") / 1e9
                                            for r, g in zip(rows, graphs)},

@@ -84,10 +84,18 @@ class CalibrationRequest:
     progress: bool = True
 
     def settings(self) -> ProfileSettings:
+        """Inference rows are profiled per operator (a few profiled runs after the timing): each model then
+        teaches operator trees tens to hundreds of kernel times, which is what transfers to architectures
+        the calibration never measured."""
         modes = ("train",) if self.target.startswith("train_") else ("infer",)
+        profile = modes == ("infer",) and "operator_trees" in self.methods
         return ProfileSettings(device=self.device, threads=self.threads, cpu_affinity=self.cpus,
-                               time_cap_s=self.time_cap_s, modes=modes, op_profile=False,
+                               time_cap_s=self.time_cap_s, modes=modes, op_profile=profile,
+                               op_profile_repeats=CALIBRATION_PROFILE_REPEATS,
                                graph_optimization=self.graph_optimization)
+
+
+CALIBRATION_PROFILE_REPEATS = 5  # profiled runs per model (the dataset takes 10): a budget buys more models
 
 
 @dataclass

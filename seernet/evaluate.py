@@ -18,7 +18,7 @@ import numpy as np
 from .baselines import GNN_BASELINES, TREE_BASELINES
 from .data import Sample, in_holdout, leave_family_out, random_split, with_targets
 from .nn import SeerNetConfig
-from .operator_scores import operator_breakdown_scores
+from .operator_scores import breakdown_scores, operator_breakdown_scores
 from .operator_trees import MIN_PROFILED_MODELS, fit_operator_model
 from .scores import score
 from .train import TrainConfig, fit_ensemble
@@ -29,7 +29,7 @@ METHODS = ("seernet", "seernet_multi", "loglinear", "nnmeter_kernel_gbt", "opera
 # (whole-model labels only, where the dataset has per-operator profiles)
 ABLATIONS = ("seernet_multi_pooled", "seernet_multi_no_oploss")
 # methods whose per-operator costs are scored against measured kernels (seernet.operator_scores)
-SCORED_BY_OPERATOR = ("seernet_multi", "seernet_multi_no_oploss")
+SCORED_BY_OPERATOR = ("seernet_multi", "seernet_multi_no_oploss", "operator_trees")
 
 
 @dataclass
@@ -81,6 +81,8 @@ def run_method(method: str, train: list[Sample], val: list[Sample], test: list[S
         if "infer_time_ms" in cfg.metrics and sum(s.operators is not None for s in train + val) >= MIN_PROFILED_MODELS:
             model = fit_operator_model(train + val, "infer_time_ms", cfg.seed)
             predictions["infer_time_ms"] = model.predict([s.graph for s in test])
+            if keep is not None:
+                keep["operators"] = breakdown_scores(test, model.nodes_ms([s.graph for s in test]))
     else:
         baseline = {b.name: b for b in TREE_BASELINES}[method]
         for metric in cfg.metrics:
@@ -108,9 +110,9 @@ def evaluate_split(name: str, train: list[Sample], val: list[Sample], test: list
         scores = {m: score(p, _truth(test, m)) for m, p in predictions.items()}
         result["methods"][method] = {"fit_seconds": seconds, "scores": scores}
         if "ensemble" in keep and method in SCORED_BY_OPERATOR:
-            operators = operator_breakdown_scores(keep["ensemble"], test)
-            if operators is not None:
-                result["methods"][method]["operators"] = operators
+            keep["operators"] = operator_breakdown_scores(keep["ensemble"], test)
+        if keep.get("operators") is not None:
+            result["methods"][method]["operators"] = keep["operators"]
         result["predictions"][method] = {m: p.tolist() for m, p in predictions.items()}
         if saving:
             from .training_run import ManifestInfo, save_scored

@@ -80,11 +80,13 @@ def operator_table(graph: PerfGraph) -> np.ndarray:
                             consumers, np.full(graph.num_nodes, np.log(max(graph.batch_size, 1)))])
 
 
-def roofline_ms(graph: PerfGraph) -> np.ndarray:
-    """Each node's time on an ideal machine at :data:`ROOFLINE`: compute and traffic added, plus a launch."""
+def roofline_ms(graph: PerfGraph, roofline: dict | None = None) -> np.ndarray:
+    """Each node's time on an ideal machine (``roofline``, default :data:`ROOFLINE`; a saved model keeps the
+    one it was trained against): compute and traffic added, plus a launch."""
+    roofline = roofline or ROOFLINE
     x = graph.node_x
-    return (x[:, _FLOPS] / ROOFLINE["flops_per_ms"] + x[:, _BYTES].sum(axis=1) / ROOFLINE["bytes_per_ms"]
-            + ROOFLINE["overhead_ms"])
+    return (x[:, _FLOPS] / roofline["flops_per_ms"] + x[:, _BYTES].sum(axis=1) / roofline["bytes_per_ms"]
+            + roofline["overhead_ms"])
 
 
 def node_times(sample: Sample) -> np.ndarray | None:
@@ -120,16 +122,24 @@ class OperatorModel:
         self._fused = {(a, b) for a, b in self.params.get("fused_pairs", [])}
 
     def node_ms(self, graph: PerfGraph) -> np.ndarray:
-        """Predicted time of each operator.  Repeated operators (a NAS network's cells) are walked once."""
-        if graph.num_nodes == 0:
-            return np.zeros(0)
-        table = operator_table(graph)
-        unique, inverse = np.unique(table, axis=0, return_inverse=True)
-        efficiency = np.exp(predict_trees(unique, self.arrays, self.params))
-        return efficiency[inverse.reshape(-1)] * roofline_ms(graph)
+        """Predicted time of each operator of ``graph``."""
+        return self.nodes_ms([graph])[0]
+
+    def nodes_ms(self, graphs: Sequence[PerfGraph]) -> list[np.ndarray]:
+        """Predicted operator times of each graph.  All graphs' operators go through the trees in one walk, and
+        repeated operators (a NAS network's cells, a batch of similar candidates) are walked once."""
+        if not graphs:
+            return []
+        table = np.concatenate([operator_table(g) for g in graphs])
+        roof = np.concatenate([roofline_ms(g, self.params["roofline"]) for g in graphs])
+        times = np.zeros(0)
+        if len(table):
+            unique, inverse = np.unique(table, axis=0, return_inverse=True)
+            times = np.exp(predict_trees(unique, self.arrays, self.params))[inverse.reshape(-1)] * roof
+        return np.split(times, np.cumsum([g.num_nodes for g in graphs])[:-1])
 
     def predict(self, graphs: Sequence[PerfGraph]) -> np.ndarray:
-        return np.array([self.compose(g, float(self.node_ms(g).sum())) for g in graphs])
+        return np.array([self.compose(g, float(t.sum())) for g, t in zip(graphs, self.nodes_ms(graphs))])
 
     def compose(self, graph: PerfGraph, operator_sum_ms: float) -> float:
         return float(composition_terms(graph, operator_sum_ms) @ np.asarray(self.params["composition"]))
@@ -200,7 +210,8 @@ def fit_operator_model(samples: Sequence[Sample], metric: str = "infer_time_ms",
                                    "fused_pairs": _fused_pairs(samples)}, metric)
     measured = [s for s in samples if s.targets.get(metric, 0) > 0]
     if measured:
-        terms = np.stack([composition_terms(s.graph, float(model.node_ms(s.graph).sum())) for s in measured])
+        sums = [float(t.sum()) for t in model.nodes_ms([s.graph for s in measured])]
+        terms = np.stack([composition_terms(s.graph, total) for s, total in zip(measured, sums)])
         truth = np.array([s.targets[metric] for s in measured])
         coefficients, _ = nnls(terms / truth[:, None], np.ones(len(truth)))
         if coefficients[0] > 0:  # a composition that ignores the operators would not be an operator model

@@ -28,6 +28,13 @@ def test_a_fused_kernel_covers_its_nodes_and_runtime_kernels_are_unmapped():
     assert uncovered == []
 
 
+def test_kernels_named_after_a_fusion_or_a_rewritten_tensor_map_to_their_node():
+    covered, _ = map_kernels(conv_relu_add(), ["relu/QuickGeluFusion/", "add/GatherSliceToSplitFusion"])
+    assert covered == {"relu/QuickGeluFusion/": ["conv", "relu"], "add/GatherSliceToSplitFusion": ["add"]}
+    covered, _ = map_kernels(conv_relu_add(), ["c_bn_nchwc", "r_mul_nchwc"])
+    assert covered == {"c_bn_nchwc": ["conv"], "r_mul_nchwc": ["relu"]}
+
+
 def test_unfused_kernels_map_one_to_one_and_leftovers_are_reported():
     covered, uncovered = map_kernels(conv_relu_add(), ["conv", "relu"])
     assert covered == {"conv": ["conv"], "relu": ["relu"]} and uncovered == ["add"]
