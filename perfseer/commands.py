@@ -121,6 +121,7 @@ def cmd_fit(args: argparse.Namespace, settings: Settings) -> int:
             dataset = open_dataset(source, (args.target,), progress=False)
             samples = with_targets(dataset.samples, (args.target,))
             device_key = next(iter(dataset.device_keys), None)
+        device_key = args.device_key or device_key
         selection = run_fit(request, tuple(args.methods or FIT_METHODS), samples, device_key)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -335,6 +336,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="candidates scored on the validation rows; the best is shipped (default: all of "
                         "seernet seernet_pretrained pretrained_rescaled operator_trees gbt ridge gbt_edges "
                         "ridge_edges that apply; operator_trees needs infer_time_ms rows with operator profiles)")
+    p.add_argument("--device-key", help="the device key the predictor serves (default: the rows' own; rows "
+                                        "measured before keys named the ISA say cpu:<model>:<threads>t)")
     p.add_argument("--base", help="with operator_trees: a SeerNet predictor directory copied into the output to "
                                   "serve the metrics operator trees do not learn (train time, memory)")
     add_train_flags(p)

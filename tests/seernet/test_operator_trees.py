@@ -6,47 +6,21 @@ import numpy as np
 import pytest
 
 from seernet.data import Sample
-from seernet.graph import build_graph
-from seernet.graph_cache import stripped_onnx
-from seernet.operator_labels import label_operators
 from seernet.operator_trees import (fit_operator_model, node_times, operator_table, roofline_ms,
                                     save_operator_model, OPERATOR_FEATURES)
 from seernet.predictor import OperatorPredictor, Predictor
-from seernet.spaces import ModelConfig
+from tests.operator_fixtures import mlp_graph, profiled, profiled_mlps
 from tests.server.fixtures import train_tiny_predictor
-
-EFFICIENCY = {"Gemm": 3.0, "Relu": 0.0}  # a synthetic device: time = roofline × this (others 1.5)
-
-
-def _mlp(widths: list[int], batch: int):
-    config = ModelConfig("mlp", {"widths": widths, "activation": "relu", "norm": "none"}, batch_size=batch,
-                         input_size=widths[0])
-    return build_graph(stripped_onnx(config), batch_size=batch)
-
-
-def _profiled(graph, key: str) -> Sample:
-    """A sample measured on the synthetic device: Gemm+Relu run as one kernel (as onnxruntime fuses them),
-    the model's time is its kernels' times × 1.1 + 0.01 ms."""
-    roof = roofline_ms(graph)
-    names, ops = graph.node_names, graph.op_types
-    kernels, i = [], 0
-    while i < len(names):
-        span = 2 if ops[i] == "Gemm" and i + 1 < len(names) and ops[i + 1] == "Relu" else 1
-        kernels.append((names[i:i + span], float(sum(roof[j] * EFFICIENCY.get(ops[j], 1.5)
-                                                      for j in range(i, i + span)))))
-        i += span
-    total = sum(ms for _, ms in kernels) * 1.1 + 0.01
-    return Sample(key, "mlp", graph, {"infer_time_ms": total}, None, label_operators(graph, kernels))
 
 
 @pytest.fixture(scope="module")
 def trained():
-    samples = [_profiled(_mlp([w, w // 2, w // 4], b), f"mlp{w}b{b}") for w in (32, 64, 128) for b in (1, 2, 4, 8)]
+    samples = profiled_mlps()
     return samples, fit_operator_model(samples)
 
 
 def test_a_fused_kernel_is_split_over_its_nodes_by_roofline_time():
-    sample = _profiled(_mlp([64, 32], 2), "one")
+    sample = profiled(mlp_graph([64, 32], 2), "one")
     times, roof = node_times(sample), roofline_ms(sample.graph)
     ops = sample.graph.op_types
     gemm = ops.index("Gemm")
@@ -63,7 +37,7 @@ def test_it_learns_the_device_and_extrapolates_past_the_largest_trained_model(tr
     samples, model = trained
     truth = np.array([s.targets["infer_time_ms"] for s in samples])
     assert np.median(np.abs(model.predict([s.graph for s in samples]) / truth - 1)) < 0.05
-    big = _profiled(_mlp([512, 256, 128], 32), "big")  # 64× the FLOPs of the largest trained model, 20× its time
+    big = profiled(mlp_graph([512, 256, 128], 32), "big")  # 64× the FLOPs of the largest trained model, 20× its time
     largest = max(truth)
     assert big.targets["infer_time_ms"] > 10 * largest
     # trees on log time would stop at the largest leaf (≈ the largest trained model); efficiencies do not
