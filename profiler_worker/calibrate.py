@@ -80,6 +80,8 @@ class CalibrationRequest:
     max_models: int = 0  # stop measuring once this many are measured, earlier runs included (0: the budget decides)
     graph_optimization: str = "all"
     methods: tuple[str, ...] = FIT_METHODS
+    # the method chosen unless another ranks the held-out calibration rows clearly better (seernet.fit)
+    prefer: str | None = "operator_trees"
     workdir: Path | None = None  # default: the cache directory, per name
     progress: bool = True
 
@@ -277,7 +279,7 @@ class Calibration:
                                    max_minutes=max(0.2, 0.8 * fit_minutes / (2 * networks)))
         fit_request = FitRequest(self.store().path, target, None, None,
                                  self.request.pretrained if self.shipped is not None else None, train_config,
-                                 seed=self.request.seed)
+                                 seed=self.request.seed, prefer=self.request.prefer)
         best, candidates = select_and_fit(rows, target, fit_request, self.request.methods)
         truth = np.array([s.targets[target] for s in test])
         held_out = {"calibrated": score(best.predict(test), truth)}
@@ -289,7 +291,8 @@ class Calibration:
         train, val = split_for_fit(rows, fit_request)
         summary = {
             "name": self.name, "device_key": self.device_key, "target": target, "measured": len(samples),
-            "held_out_rows": len(test), "held_out": held_out, "selection": selection_summary(best, candidates),
+            "held_out_rows": len(test), "held_out": held_out,
+            "selection": selection_summary(best, candidates, self.request.prefer),
             "families": _count(s.family for s in samples),
             "device": {k: self.descriptor[k] for k in ("cpu_model", "cpu_cores", "threads", "graph_optimization",
                                                        "libraries") if k in self.descriptor},

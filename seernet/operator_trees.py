@@ -226,7 +226,11 @@ def save_operator_model(model: OperatorModel, directory: Path, manifest: dict, b
 
     from .predictor import MANIFEST, manifest_version
 
+    if base is not None and Path(base).resolve() == Path(directory).resolve():
+        raise ValueError(f"the base predictor {base} is the output directory: copy it elsewhere first")
     directory.mkdir(parents=True, exist_ok=True)
+    for stale in [*directory.glob("member-*.safetensors"), directory / "tabular.safetensors"]:
+        stale.unlink(missing_ok=True)  # another kind's weights, from a predictor this one replaces
     model.save(directory)
     weights = [directory / "operators.safetensors"]
     metrics = [model.metric]

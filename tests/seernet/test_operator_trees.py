@@ -116,3 +116,19 @@ def test_fit_scores_operator_trees_beside_the_simple_models_and_saves_the_winner
     assert set(selection["candidates"]) == {"ridge"}  # no profiles: operator trees do not apply
     with pytest.raises(ValueError, match="none of the methods"):
         run_fit(FitRequest(tmp_path / "rows.csv", "infer_time_ms", None), ("operator_trees",), unprofiled)
+
+
+def test_a_preferred_method_wins_unless_another_ranks_clearly_better(trained, tmp_path, monkeypatch):
+    from seernet import fit
+    from seernet.fit import FitRequest, run_fit
+
+    samples, _ = trained
+    request = FitRequest(tmp_path / "rows.csv", "infer_time_ms", None, prefer="operator_trees", val_fraction=0.5)
+    selection = run_fit(request, ("operator_trees", "ridge"), list(samples))
+    spearman = {k: v["spearman"] for k, v in selection["candidates"].items()}
+    assert selection["chosen"] == "operator_trees" and "operator_trees unless" in selection["by"]
+    assert spearman["operator_trees"] >= max(spearman.values()) - fit.PREFER_MARGIN
+    monkeypatch.setattr(fit, "PREFER_MARGIN", -1.0)  # a margin nothing meets: the ordinary ranking decides
+    plain = run_fit(FitRequest(tmp_path / "rows.csv", "infer_time_ms", None, val_fraction=0.5), ("operator_trees", "ridge"),
+                    list(samples))
+    assert run_fit(request, ("operator_trees", "ridge"), list(samples))["chosen"] == plain["chosen"]
