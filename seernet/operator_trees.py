@@ -27,13 +27,11 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
-from safetensors.torch import load_file, save_file
 
 from .data import Sample
 from .graph import NODE_FEATURES, PerfGraph
 from .op_vocab import OP_VOCAB
-from .trees import export_trees, predict_trees
+from .trees import export_trees, load_arrays, predict_trees, save_arrays
 
 OPERATOR_FEATURES: tuple[str, ...] = (
     "op", "producer_op", "consumer_op", *(f"log1p_{name}" for name in NODE_FEATURES), "producers", "consumers",
@@ -150,12 +148,11 @@ class OperatorModel:
         return np.array([(int(op), int(p)) in self._fused for op, p in zip(graph.node_op, producer_op)], dtype=bool)
 
     def save(self, directory: Path) -> None:
-        save_file({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in self.arrays.items()},
-                  str(directory / "operators.safetensors"))
+        save_arrays(self.arrays, directory / "operators.safetensors")
 
     @classmethod
     def load(cls, directory: Path, spec: dict) -> "OperatorModel":
-        arrays = {k: v.numpy() for k, v in load_file(str(directory / "operators.safetensors")).items()}
+        arrays = load_arrays(directory / "operators.safetensors")
         return cls(arrays, dict(spec["params"]), spec.get("metric", "infer_time_ms"))
 
     def spec(self) -> dict:

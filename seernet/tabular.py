@@ -16,12 +16,10 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
-from safetensors.torch import load_file, save_file
 
 from .graph import NODE_FEATURES, PerfGraph
 from .op_vocab import OP_VOCAB
-from .trees import export_trees, predict_trees
+from .trees import export_trees, load_arrays, predict_trees, save_arrays
 
 _KERNEL = NODE_FEATURES.index("kernel_h")
 _FLOPS, _BYTES = NODE_FEATURES.index("flops"), NODE_FEATURES.index("bytes_written")
@@ -107,12 +105,11 @@ class TabularModel:
         return np.exp(self.predict_log(self.features(graphs)))
 
     def save(self, directory: Path) -> None:
-        save_file({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in self.arrays.items()},
-                  str(directory / "tabular.safetensors"))
+        save_arrays(self.arrays, directory / "tabular.safetensors")
 
     @classmethod
     def load(cls, directory: Path, spec: dict) -> "TabularModel":
-        arrays = {k: v.numpy() for k, v in load_file(str(directory / "tabular.safetensors")).items()}
+        arrays = load_arrays(directory / "tabular.safetensors")
         return cls(spec["kind"], list(spec["vocabulary"]), arrays, dict(spec["params"]))
 
     def spec(self) -> dict:

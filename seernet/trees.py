@@ -6,6 +6,8 @@ fitted ensemble into arrays and evaluates them.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 TREE_ARRAYS = ("feature", "threshold", "left", "right", "value", "roots")
@@ -74,3 +76,17 @@ def predict_trees(x: np.ndarray, arrays: dict[str, np.ndarray], params: dict) ->
             node = np.where(inner, np.where(go_left, left[node], right[node]), node)
         out[start:start + len(chunk)] += value[node].sum(axis=1)
     return out
+
+
+def save_arrays(arrays: dict[str, np.ndarray], path: Path) -> None:
+    """Named arrays as safetensors: tensors only, so loading them back never executes code."""
+    import torch
+    from safetensors.torch import save_file
+
+    save_file({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}, str(path))
+
+
+def load_arrays(path: Path) -> dict[str, np.ndarray]:
+    from safetensors.torch import load_file
+
+    return {k: v.numpy() for k, v in load_file(str(path)).items()}
