@@ -23,13 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from bench.common import save  # noqa: E402
-from bench.zoo import _graphs, measure, measured_path  # noqa: E402
+from bench.zoo import build_samples, measure, measured_path  # noqa: E402
 from profiler_worker.calibrate import Calibration, CalibrationRequest, calibrate  # noqa: E402
 from profiler_worker.device_info import cpu_model  # noqa: E402
 from seernet.predictor import Predictor  # noqa: E402
 from seernet.scores import score  # noqa: E402
 from seernet.settings import cache_dir  # noqa: E402
-from seernet.operator_trees import fit_operator_model  # noqa: E402
+from seernet.operator_trees import enough_profiles, fit_operator_model  # noqa: E402
 from seernet.zoo import zoo_names  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     zoo_path = measured_path()
     print(f"measuring the real architectures on {here} (kept in {zoo_path})…", flush=True)
     names = [n for group in args.groups for n in zoo_names(group)]
-    rows, samples, failures = _graphs([r for r in measure(names, args.batch_sizes, args.cpu, args.zoo_time_cap,
-                                                          False, zoo_path) if r["status"] == "ok"])
+    measured_rows = measure(names, args.batch_sizes, args.cpu, args.zoo_time_cap, False, zoo_path)
+    rows, samples, failures = build_samples([r for r in measured_rows if r["status"] == "ok"])
     for name, why in failures.items():
         print(f"  {name}: no graph ({why})", flush=True)
     graphs = [s.graph for s in samples]
@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         fit_ms = np.array([s.targets[TARGET] for s in measured])
         keep = (fit_macs > 0) & (fit_ms > 0)
         profiled = sum(s.operators is not None for s in measured)
-        operator_trees = score(fit_operator_model(measured, TARGET).predict(graphs), truth) if profiled >= 5 else {}
+        operator_trees = score(fit_operator_model(measured, TARGET).predict(graphs), truth) \
+            if enough_profiles(measured) else {}
         report["budgets"][f"{budget:g}"] = {
             "profiled": profiled, "operator_trees": operator_trees,
             "seconds": result.seconds, "measured": result.summary["measured"],

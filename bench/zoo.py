@@ -76,7 +76,7 @@ def measure(names: list[str], batch_sizes: list[int], cpu: int, time_cap: float,
     return [r for r in known if r["model"] in set(names) and r["batch_size"] in set(batch_sizes)]
 
 
-def _graphs(rows: list[dict]) -> tuple[list[dict], list, dict[str, str]]:
+def build_samples(rows: list[dict]) -> tuple[list[dict], list, dict[str, str]]:
     """Rows whose graph builds, their samples, and why the others' did not."""
     kept, samples, failures = [], [], {}
     for row in rows:
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         measured = measure(names, args.batch_sizes, args.cpu, args.time_cap, args.remeasure, measured_path())
         cpu = cpu_model()
-    rows, samples, graph_failures = _graphs([r for r in measured if r["status"] == "ok"])
+    rows, samples, graph_failures = build_samples([r for r in measured if r["status"] == "ok"])
     for model, why in sorted(graph_failures.items()):
         print(f"graph does not build: {model}: {why}")
     graphs = [s.graph for s in samples]

@@ -19,7 +19,7 @@ from .baselines import GNN_BASELINES, TREE_BASELINES
 from .data import Sample, in_holdout, leave_family_out, random_split, with_targets
 from .nn import SeerNetConfig
 from .operator_scores import breakdown_scores, operator_breakdown_scores
-from .operator_trees import MIN_PROFILED_MODELS, fit_operator_model
+from .operator_trees import enough_profiles, fit_operator_model
 from .scores import score
 from .train import TrainConfig, fit_ensemble
 
@@ -78,7 +78,7 @@ def run_method(method: str, train: list[Sample], val: list[Sample], test: list[S
         if keep is not None:
             keep["ensemble"] = ensemble
     elif method == "operator_trees":  # inference time only, and only where rows carry operator profiles
-        if "infer_time_ms" in cfg.metrics and sum(s.operators is not None for s in train + val) >= MIN_PROFILED_MODELS:
+        if "infer_time_ms" in cfg.metrics and enough_profiles(train + val):
             model = fit_operator_model(train + val, "infer_time_ms", cfg.seed)
             predictions["infer_time_ms"] = model.predict([s.graph for s in test])
             if keep is not None:

@@ -38,7 +38,7 @@ from .rescale import RescaledPredictor, fit_rescaled
 from .scores import score
 from .spaces import ModelConfig
 from .spaces.nasbench201 import parse_arch_str
-from .operator_trees import MIN_PROFILED_MODELS, OperatorModel, fit_operator_model, save_operator_model
+from .operator_trees import OperatorModel, enough_profiles, fit_operator_model, save_operator_model
 from .tabular import fit_tabular, save_tabular
 from .train import TrainConfig, TrainedEnsemble, fit_ensemble
 from .training_run import ManifestInfo, save_scored
@@ -195,7 +195,7 @@ def _applies(method: str, samples: Sequence[Sample], target: str, request: FitRe
     if method.endswith("_edges"):
         return all(s.graph.arch_str for s in samples)
     if method == "operator_trees":
-        return target == "infer_time_ms" and sum(s.operators is not None for s in samples) >= MIN_PROFILED_MODELS
+        return target == "infer_time_ms" and enough_profiles(samples)
     return True
 
 

@@ -56,6 +56,17 @@ MIN_PROFILED_MODELS = 5  # fewer profiled models cannot teach operator costs; fi
 FUSED_SHARE = 0.5  # an (op, producer op) pair that shared its producer's kernel at least this often is fused
 
 
+def first_producer(graph: PerfGraph) -> np.ndarray:
+    """Per node, the node writing its first input edge (edge order), -1 for none: the producer a runtime fuses
+    an operator into, and the one whose op type the trees see."""
+    producer = np.full(graph.num_nodes, -1, dtype=np.int64)
+    if graph.num_edges:
+        src, dst = graph.edge_index
+        nodes, first = np.unique(dst, return_index=True)
+        producer[nodes] = src[first]
+    return producer
+
+
 def neighbour_ops(graph: PerfGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per node: the first producer's op (:data:`NO_NEIGHBOUR` for none), the sole consumer's op
     (:data:`SEVERAL_CONSUMERS` when it has several), and the in- and out-degree."""
@@ -63,14 +74,19 @@ def neighbour_ops(graph: PerfGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     src, dst = graph.edge_index
     producers = np.bincount(dst, minlength=n).astype(np.float64)
     consumers = np.bincount(src, minlength=n).astype(np.float64)
-    producer_op = np.full(n, NO_NEIGHBOUR, dtype=np.int64)
+    producer = first_producer(graph)
+    producer_op = np.where(producer >= 0, graph.node_op[np.maximum(producer, 0)], NO_NEIGHBOUR)
     consumer_op = np.full(n, NO_NEIGHBOUR, dtype=np.int64)
-    first_in = np.argsort(dst, kind="stable")[::-1]  # later writes win: reversed, the first edge writes last
-    producer_op[dst[first_in]] = graph.node_op[src[first_in]]
-    first_out = np.argsort(src, kind="stable")[::-1]
-    consumer_op[src[first_out]] = graph.node_op[dst[first_out]]
+    if graph.num_edges:
+        nodes, first = np.unique(src, return_index=True)
+        consumer_op[nodes] = graph.node_op[dst[first]]
     consumer_op[consumers > 1] = SEVERAL_CONSUMERS
     return producer_op, consumer_op, producers, consumers
+
+
+def enough_profiles(samples: Sequence[Sample]) -> bool:
+    """Whether ``samples`` carry per-operator profiles of enough models to fit operator trees."""
+    return sum(s.operators is not None for s in samples) >= MIN_PROFILED_MODELS
 
 
 def operator_table(graph: PerfGraph) -> np.ndarray:
@@ -89,13 +105,14 @@ def roofline_ms(graph: PerfGraph, roofline: dict | None = None) -> np.ndarray:
             + roofline["overhead_ms"])
 
 
-def node_times(sample: Sample) -> np.ndarray | None:
+def node_times(sample: Sample, prior: np.ndarray | None = None) -> np.ndarray | None:
     """Measured time per node (NaN where no kernel labels it), each kernel's time split over its nodes by
-    roofline time; None without a profile."""
+    roofline time (``prior``: :func:`roofline_ms` of the sample's graph, when the caller has it); None without
+    a profile."""
     labels = sample.operators
     if labels is None:
         return None
-    prior = roofline_ms(sample.graph)
+    prior = roofline_ms(sample.graph) if prior is None else prior
     group = labels.node_group
     labelled = group >= 0
     group_prior = np.bincount(group[labelled], weights=prior[labelled], minlength=labels.groups)
@@ -146,8 +163,9 @@ class OperatorModel:
 
     def fused_with_producer(self, graph: PerfGraph) -> np.ndarray:
         """Per node, whether a runtime most often runs it inside its first producer's kernel (bool)."""
-        producer_op = neighbour_ops(graph)[0]
-        return np.array([(int(op), int(p)) in self._fused for op, p in zip(graph.node_op, producer_op)], dtype=bool)
+        producer = first_producer(graph)
+        return np.array([p >= 0 and (int(op), int(graph.node_op[p])) in self._fused
+                         for op, p in zip(graph.node_op, producer)], dtype=bool)
 
     def save(self, directory: Path) -> None:
         save_arrays(self.arrays, directory / "operators.safetensors")
@@ -169,9 +187,9 @@ def _fused_pairs(samples: Sequence[Sample]) -> list[list[int]]:
         if s.operators is None or s.graph.num_edges == 0:
             continue
         group = s.operators.node_group
-        src, dst = s.graph.edge_index
-        first = np.unique(dst, return_index=True)[1]  # each node's first incoming edge
-        for a, b in zip(src[first], dst[first]):
+        producer = first_producer(s.graph)
+        for b in np.flatnonzero(producer >= 0):
+            a = producer[b]
             if group[a] >= 0 and group[b] >= 0:
                 counts = together.setdefault((int(s.graph.node_op[b]), int(s.graph.node_op[a])), [0, 0])
                 counts[0] += int(group[a] == group[b])
@@ -190,14 +208,15 @@ def fit_operator_model(samples: Sequence[Sample], metric: str = "infer_time_ms",
         raise ValueError(f"operator profiles measure inference only; cannot learn {metric} per operator")
     tables, targets, weights = [], [], []
     for s in samples:
-        times = node_times(s)
-        if times is None:
+        if s.operators is None:
             continue
+        roof = roofline_ms(s.graph)
+        times = node_times(s, roof)
         known = ~np.isnan(times)
         tables.append(operator_table(s.graph)[known])
-        targets.append(np.log(np.maximum(times[known], 1e-6) / roofline_ms(s.graph)[known]))
+        targets.append(np.log(np.maximum(times[known], 1e-6) / roof[known]))
         weights.append(times[known] / times[known].sum() + 1e-3 / max(1, int(known.sum())))
-    if len(tables) < MIN_PROFILED_MODELS:
+    if len(tables) < MIN_PROFILED_MODELS:  # as enough_profiles(samples), counted on the way
         raise ValueError(f"operator trees need per-operator profiles of at least {MIN_PROFILED_MODELS} models, "
                          f"got {len(tables)} (measure with profiles: PERFSEER_PROFILE_OPERATORS=1)")
     table = np.concatenate(tables)
@@ -248,5 +267,6 @@ def save_operator_model(model: OperatorModel, directory: Path, manifest: dict, b
     return directory
 
 
-__all__ = ["OPERATOR_FEATURES", "OperatorModel", "fit_operator_model", "node_times", "operator_table",
+__all__ = ["OPERATOR_FEATURES", "OperatorModel", "enough_profiles", "first_producer", "fit_operator_model",
+           "node_times", "operator_table",
            "roofline_ms", "save_operator_model"]

@@ -296,14 +296,13 @@ class OperatorPredictor(ServedPredictor):
         rest is time between kernels)."""
         if metric != self.model.metric:
             raise ValueError(f"predictor {self.name} breaks down {self.model.metric} only, not {metric}")
+        from .operator_trees import first_producer
+
         times = self.model.node_ms(graph) * float(self.model.params["composition"][0])
         owner = np.arange(graph.num_nodes)
-        fused = self.model.fused_with_producer(graph)
-        src, dst = graph.edge_index
-        first = np.unique(dst, return_index=True)[1] if graph.num_edges else np.zeros(0, dtype=np.int64)
-        for producer, node in sorted(zip(src[first], dst[first]), key=lambda edge: edge[1]):
-            if fused[node]:
-                owner[node] = owner[producer]  # topological order: the producer's owner is final
+        producer = first_producer(graph)
+        for node in np.flatnonzero(self.model.fused_with_producer(graph)):
+            owner[node] = owner[producer[node]]  # nodes are in topological order: the producer's owner is final
         kernel_ms = np.bincount(owner, weights=times, minlength=graph.num_nodes)
         names = graph.node_names or [f"{OP_VOCAB[int(i)]}_{n}" for n, i in enumerate(graph.node_op)]
         ops = graph.op_types or [OP_VOCAB[int(i)] for i in graph.node_op]

@@ -69,11 +69,12 @@ def predict_trees(x: np.ndarray, arrays: dict[str, np.ndarray], params: dict) ->
         rows = np.arange(len(chunk))[:, None]
         node = np.repeat(roots[None, :], len(chunk), axis=0)
         while True:
-            inner = left[node] >= 0
+            to_left = left[node]  # gathered once a level: this loop is the operator predictors' hot path
+            inner = to_left >= 0
             if not inner.any():
                 break
             go_left = chunk[rows, np.maximum(feature[node], 0)] <= threshold[node]
-            node = np.where(inner, np.where(go_left, left[node], right[node]), node)
+            node = np.where(inner, np.where(go_left, to_left, right[node]), node)
         out[start:start + len(chunk)] += value[node].sum(axis=1)
     return out
 
