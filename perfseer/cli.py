@@ -36,6 +36,8 @@ def _profile_settings(args: argparse.Namespace):
         settings.time_cap_s = args.time_cap
     if getattr(args, "graph_opt", None):
         settings.graph_optimization = args.graph_opt
+    if getattr(args, "modes", None):
+        settings.modes = tuple(args.modes)
     return settings
 
 
@@ -51,7 +53,11 @@ def cmd_dataset_build(args: argparse.Namespace, settings: Settings) -> int:
         print("error: --n is required (or --remeasure N)", file=sys.stderr)
         return 2
     else:
-        plan = BuildPlan.for_space(args.space, args.n, args.seed, args.max_gflops or None)
+        try:
+            plan = BuildPlan.for_space(args.space, args.n, args.seed, args.max_gflops or None)
+        except ValueError as exc:
+            print(f"error: --space: {exc}", file=sys.stderr)
+            return 2
         index, _, total = args.shard.partition("/")
         prefetch = tuple(int(c) for c in args.prefetch_cpus.split(",")) if args.prefetch_cpus else None
         counts = build_dataset(store, plan, profile, shard=(int(index), int(total or 1)), prefetch_affinity=prefetch)
@@ -88,8 +94,12 @@ def cmd_dataset_submit(args: argparse.Namespace, settings: Settings) -> int:
     from profiler_worker.job import ProfileJob
     from profiler_worker.queue import JobQueue
 
+    try:
+        plan = BuildPlan.for_space(args.space, args.n, args.seed, args.max_gflops or None)
+    except ValueError as exc:
+        print(f"error: --space: {exc}", file=sys.stderr)
+        return 2
     queue = JobQueue.from_url(args.redis or settings.redis_url)
-    plan = BuildPlan.for_space(args.space, args.n, args.seed, args.max_gflops or None)
     ids = [queue.submit(ProfileJob.for_config(plan.config_at(i), args.device)) for i in range(args.n)]
     _print_json({"submitted": len(ids), "stream": queue.jobs_stream})
     return 0
@@ -205,9 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="onnxruntime graph optimisation level (default all, the runtime's default)")
         p.add_argument("--cpus", help="comma-separated CPU ids to pin measurements to, e.g. 1")
         p.add_argument("--time-cap", type=float, help="seconds of timed repeats per metric")
+        p.add_argument("--modes", nargs="+", choices=("infer", "train"),
+                       help="what to measure (default both; infer alone, with operator profiles, takes about half "
+                            "the time a row)")
 
     p = dsub.add_parser("build", help="measure N sampled configs locally (no Redis), resuming where stopped")
-    p.add_argument("--space", default="all", help="cnn, nasbench201, vit, bert, mlp or all")
+    p.add_argument("--space", default="all", help="cnn, nasbench201, vit, bert, mlp, timm, hf, all, or weighted "
+                                                 "shares such as timm=0.6,hf=0.2,cnn=0.2")
     p.add_argument("--n", type=int, help="configs to plan (required unless --remeasure)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-gflops", type=float, default=2.0, help="redraw configs whose forward pass costs more (0: no cap)")

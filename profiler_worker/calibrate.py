@@ -39,7 +39,7 @@ from tqdm import tqdm
 from seernet.data import Sample, samples_from_rows
 from seernet.fit import FIT_METHODS, FitRequest, save_candidate, select_and_fit, selection_summary, split_for_fit
 from seernet.graph_cache import graph_for, store_stripped
-from seernet.predictor import Predictor, PredictorLoadError
+from seernet.predictor import OperatorPredictor, Predictor, PredictorLoadError, ServedPredictor
 from seernet.scores import score
 from seernet.settings import cache_dir
 from seernet.spaces import ModelConfig, get_space
@@ -166,7 +166,9 @@ class Calibration:
         self.pool_file = self.workdir / "pool.jsonl"
         self.shipped = self._load_shipped()
 
-    def _load_shipped(self) -> Predictor | None:
+    def _load_shipped(self) -> ServedPredictor | None:
+        """The predictor calibration starts from: a SeerNet, or an operator predictor with a SeerNet base
+        (calibrated operator trees then learn what differs from its trees)."""
         path = self.request.pretrained
         if path is None:
             return None
@@ -174,9 +176,17 @@ class Calibration:
             predictor = Predictor.load(path)
         except PredictorLoadError as exc:
             raise CalibrationError(f"--pretrained {path}: {exc}") from None
-        if not isinstance(predictor, Predictor) or self.request.target not in predictor.metrics:
-            raise CalibrationError(f"--pretrained {path} is not a SeerNet predictor of {self.request.target}")
+        network = predictor.base if isinstance(predictor, OperatorPredictor) else predictor
+        if not isinstance(network, Predictor) or self.request.target not in predictor.metrics:
+            raise CalibrationError(f"--pretrained {path} is neither a SeerNet predictor of {self.request.target} "
+                                   "nor an operator predictor with a SeerNet base")
         return predictor
+
+    def _uncertainty(self, graph) -> float:
+        """The shipped ensemble's spread on ``graph`` (an operator predictor's base network's: trees have none)."""
+        assert self.shipped is not None
+        network = self.shipped.base if isinstance(self.shipped, OperatorPredictor) else self.shipped
+        return network.predict_graphs([graph])[0].uncertainty.get(self.request.target, math.nan)
 
     # ------------------------------------------------------------------ 1. pool
     def read_pool(self) -> list[PoolEntry]:
@@ -215,7 +225,7 @@ class Calibration:
                 path.write_bytes(onnx)
                 spread = math.nan
                 if self.shipped is not None:
-                    spread = self.shipped.predict_graphs([graph])[0].uncertainty.get(self.request.target, math.nan)
+                    spread = self._uncertainty(graph)
                 entry = PoolEntry(config, get_space(config.space).family, graph.global_value("flops_sum") / 1e9,
                                   float(spread), str(path))
                 pool.append(entry)

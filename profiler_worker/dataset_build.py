@@ -30,6 +30,23 @@ from .store import DatasetStore
 DEFAULT_SHARES = {"cnn": 0.20, "nasbench201": 0.15, "vit": 0.10, "bert": 0.05, "mlp": 0.10, "timm": 0.28, "hf": 0.12}
 
 
+def parse_shares(space: str) -> dict[str, float]:
+    """``all``, ``NAME`` or ``NAME=SHARE,NAME=SHARE…`` as {space: share}; a bad name or share raises ValueError."""
+    if space == "all":
+        return dict(DEFAULT_SHARES)
+    shares: dict[str, float] = {}
+    for part in space.split(","):
+        name, _, share = part.strip().partition("=")
+        get_space(name)  # names the known spaces when this one is not
+        try:
+            shares[name] = float(share) if share else 1.0
+        except ValueError:
+            raise ValueError(f"share of space {name!r} must be a number, got {share!r}") from None
+        if not shares[name] > 0:
+            raise ValueError(f"share of space {name!r} must be positive, got {share!r}")
+    return shares
+
+
 @dataclass
 class BuildPlan:
     spaces: dict[str, float]
@@ -39,10 +56,9 @@ class BuildPlan:
 
     @classmethod
     def for_space(cls, space: str, n: int, seed: int = 0, max_gflops: float | None = 2.0) -> "BuildPlan":
-        if space == "all":
-            return cls(dict(DEFAULT_SHARES), n, seed, max_gflops)
-        get_space(space)
-        return cls({space: 1.0}, n, seed, max_gflops)
+        """``space``: ``all`` (:data:`DEFAULT_SHARES`), one space, or weighted shares ``timm=0.6,hf=0.2,cnn=0.2``
+        (a build aimed where the predictor is weakest)."""
+        return cls(parse_shares(space), n, seed, max_gflops)
 
     def config_at(self, index: int) -> ModelConfig:
         rng = random.Random(f"build:{self.seed}:{index}")

@@ -33,7 +33,7 @@ from .graph import build_graph
 from .graph_cache import graph_for
 from .nn import SeerNetConfig
 from .nn.additive import AdditiveReadout
-from .predictor import Predictor, TabularPredictor
+from .predictor import OperatorPredictor, Predictor, TabularPredictor
 from .rescale import RescaledPredictor, fit_rescaled
 from .scores import score
 from .spaces import ModelConfig
@@ -137,10 +137,23 @@ def split_for_fit(samples: list[Sample], request: FitRequest) -> tuple[list[Samp
 
 
 def _pretrained_network(path: Path) -> Predictor:
+    """The SeerNet to start from: ``path`` itself, or the network an operator predictor carries as its base."""
     source = Predictor.load(path)
+    if isinstance(source, OperatorPredictor):
+        if not isinstance(source.base, Predictor):
+            raise ValueError(f"{path} is an operator predictor without a SeerNet base; --pretrained needs one")
+        return source.base
     if isinstance(source, TabularPredictor):
         raise ValueError(f"{path} is a tabular predictor; --pretrained needs a SeerNet predictor")
     return source
+
+
+def _pretrained_operators(path: Path | None) -> OperatorModel | None:
+    """The operator trees of ``path`` when it is an operator predictor: what calibrated trees start from."""
+    if path is None:
+        return None
+    source = Predictor.load(path)
+    return source.model if isinstance(source, OperatorPredictor) else None
 
 
 def fit_seernet(train: list[Sample], val: list[Sample], target: str, request: FitRequest,
@@ -204,7 +217,7 @@ def _fit_simple(method: str, rows: Sequence[Sample], target: str, request: FitRe
     if method == "pretrained_rescaled":
         return fit_rescaled(_pretrained_network(request.pretrained), rows, target)
     if method == "operator_trees":
-        return fit_operator_model(rows, target, request.seed)
+        return fit_operator_model(rows, target, request.seed, prior=_pretrained_operators(request.pretrained))
     return fit_tabular(method, [s.graph for s in rows], np.array([s.targets[target] for s in rows]), request.seed)
 
 

@@ -10,7 +10,8 @@ measurement gives tens to hundreds of operator labels (``seernet.operator_labels
   operators larger than any seen in training.  Trees on log time cannot predict above their largest leaf:
   that way VGG-11 at batch 8 (60 GFLOPs, the dataset's cap is 12) was predicted at 0.17× its measured time.
 * **Features** (:data:`OPERATOR_FEATURES`): the op type, the first producer's and the sole consumer's op type
-  (they decide whether a runtime fuses it), log1p of every ``NODE_FEATURES`` column, in/out degree, log batch.
+  (they decide whether a runtime fuses it), log1p of every ``NODE_FEATURES`` column but the layout-dependent
+  ones (:data:`LAYOUT_DEPENDENT`), in/out degree, log batch.
 * **Whole model.** ``a·Σ node times + b·MB moved + c·nodes + d`` (non-negative least squares on relative
   error): what runs between kernels (allocation, layout reorders, the executor) grows with memory traffic
   and node count, and the profiled kernels cover 77–92 % of a model's measured time.
@@ -31,11 +32,18 @@ import numpy as np
 from .data import Sample
 from .graph import NODE_FEATURES, PerfGraph
 from .op_vocab import OP_VOCAB
-from .trees import export_trees, load_arrays, predict_trees, save_arrays
+from .trees import export_trees, load_arrays, merge_trees, predict_trees, save_arrays
 
+# Node columns whose meaning depends on the tensor layout: "spatial" is H·W of an NCHW image but T·d of a
+# (batch, heads, tokens, d) attention tensor.  On NesT, whose attention MatMuls read rank-4 (batch, blocks,
+# tokens, channels) tensors, the trees met spatial sizes 380× any MatMul they were trained on and predicted
+# the model at 2.9× its time.  Without them (sizes still come from FLOPs, bytes and channels), 162 real
+# architectures: 11.7 → 10.0 % MAPE on the Intel Xeon, 11.8 → 11.6 % on the AMD EPYC (README, issue 12).
+LAYOUT_DEPENDENT = ("in_spatial", "out_spatial")
+_NODE_COLUMNS = [i for i, name in enumerate(NODE_FEATURES) if name not in LAYOUT_DEPENDENT]
 OPERATOR_FEATURES: tuple[str, ...] = (
-    "op", "producer_op", "consumer_op", *(f"log1p_{name}" for name in NODE_FEATURES), "producers", "consumers",
-    "log_batch")
+    "op", "producer_op", "consumer_op", *(f"log1p_{NODE_FEATURES[i]}" for i in _NODE_COLUMNS), "producers",
+    "consumers", "log_batch")
 NO_NEIGHBOUR, SEVERAL_CONSUMERS = len(OP_VOCAB), len(OP_VOCAB) + 1  # codes beyond the op vocabulary
 COMPOSITION_TERMS = ("sum of operator times", "MB moved", "nodes", "constant")
 
@@ -92,8 +100,8 @@ def enough_profiles(samples: Sequence[Sample]) -> bool:
 def operator_table(graph: PerfGraph) -> np.ndarray:
     """``[nodes, len(OPERATOR_FEATURES)]``: what the trees see of each operator."""
     producer_op, consumer_op, producers, consumers = neighbour_ops(graph)
-    return np.column_stack([graph.node_op, producer_op, consumer_op, np.log1p(np.abs(graph.node_x)), producers,
-                            consumers, np.full(graph.num_nodes, np.log(max(graph.batch_size, 1)))])
+    return np.column_stack([graph.node_op, producer_op, consumer_op, np.log1p(np.abs(graph.node_x[:, _NODE_COLUMNS])),
+                            producers, consumers, np.full(graph.num_nodes, np.log(max(graph.batch_size, 1)))])
 
 
 def roofline_ms(graph: PerfGraph, roofline: dict | None = None) -> np.ndarray:
@@ -172,6 +180,10 @@ class OperatorModel:
 
     @classmethod
     def load(cls, directory: Path, spec: dict) -> "OperatorModel":
+        if list(spec.get("features", [])) != list(OPERATOR_FEATURES):
+            raise ValueError("its operator trees were fitted on another operator feature set "
+                             f"({len(spec.get('features', []))} columns, this version has {len(OPERATOR_FEATURES)}): "
+                             "refit it with perfseer fit")
         arrays = load_arrays(directory / "operators.safetensors")
         return cls(arrays, dict(spec["params"]), spec.get("metric", "infer_time_ms"))
 
@@ -197,20 +209,25 @@ def _fused_pairs(samples: Sequence[Sample]) -> list[list[int]]:
     return sorted([list(pair) for pair, (hit, seen) in together.items() if hit >= FUSED_SHARE * seen])
 
 
-def fit_operator_model(samples: Sequence[Sample], metric: str = "infer_time_ms", seed: int = 0) -> OperatorModel:
+def fit_operator_model(samples: Sequence[Sample], metric: str = "infer_time_ms", seed: int = 0,
+                       prior: OperatorModel | None = None) -> OperatorModel:
     """Trees on every profiled node of ``samples``; composition on every sample measured for ``metric``.
 
-    Each model's labelled nodes weigh 1 together (by their share of its time), as its whole-model label does."""
+    Each model's labelled nodes weigh 1 together (by their share of its time), as its whole-model label does.
+    With ``prior`` (another device's operator model) the trees learn what differs from the prior's
+    efficiencies and the result is both ensembles as one: a few calibration rows then correct a model that
+    has seen tens of thousands of operators, instead of replacing it."""
     from scipy.optimize import nnls
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     if metric != "infer_time_ms":
         raise ValueError(f"operator profiles measure inference only; cannot learn {metric} per operator")
+    roofline = dict(prior.params["roofline"]) if prior is not None else dict(ROOFLINE)
     tables, targets, weights = [], [], []
     for s in samples:
         if s.operators is None:
             continue
-        roof = roofline_ms(s.graph)
+        roof = roofline_ms(s.graph, roofline)
         times = node_times(s, roof)
         known = ~np.isnan(times)
         tables.append(operator_table(s.graph)[known])
@@ -219,12 +236,16 @@ def fit_operator_model(samples: Sequence[Sample], metric: str = "infer_time_ms",
     if len(tables) < MIN_PROFILED_MODELS:  # as enough_profiles(samples), counted on the way
         raise ValueError(f"operator trees need per-operator profiles of at least {MIN_PROFILED_MODELS} models, "
                          f"got {len(tables)} (measure with profiles: PERFSEER_PROFILE_OPERATORS=1)")
-    table = np.concatenate(tables)
+    table, target = np.concatenate(tables), np.concatenate(targets)
+    if prior is not None:
+        target = target - predict_trees(table, prior.arrays, prior.params)
     per_leaf = int(np.clip(len(table) // 200, *MIN_SAMPLES_LEAF))
     trees = HistGradientBoostingRegressor(**TREE_PARAMS, min_samples_leaf=per_leaf, random_state=seed).fit(
-        table, np.concatenate(targets), sample_weight=np.concatenate(weights))
+        table, target, sample_weight=np.concatenate(weights))
     arrays, params = export_trees(trees)
-    model = OperatorModel(arrays, {**params, "roofline": dict(ROOFLINE), "composition": [1.0, 0.0, 0.0, 0.0],
+    if prior is not None:
+        arrays, params = merge_trees((prior.arrays, {"init": prior.params["init"]}), (arrays, params))
+    model = OperatorModel(arrays, {**params, "roofline": roofline, "composition": [1.0, 0.0, 0.0, 0.0],
                                    "fused_pairs": _fused_pairs(samples)}, metric)
     measured = [s for s in samples if s.targets.get(metric, 0) > 0]
     if measured:

@@ -17,21 +17,22 @@ def mlp_graph(widths: list[int], batch: int):
     return build_graph(stripped_onnx(config), batch_size=batch)
 
 
-def profiled(graph, key: str) -> Sample:
-    """A sample measured on the synthetic device: Gemm+Relu run as one kernel (as onnxruntime fuses them),
-    the model's time is its kernels' times × 1.1 + 0.01 ms."""
+def profiled(graph, key: str, efficiency: dict[str, float] = EFFICIENCY) -> Sample:
+    """A sample measured on the synthetic device (``efficiency``: another device): Gemm+Relu run as one kernel
+    (as onnxruntime fuses them), the model's time is its kernels' times × 1.1 + 0.01 ms."""
     roof = roofline_ms(graph)
     names, ops = graph.node_names, graph.op_types
     kernels, i = [], 0
     while i < len(names):
         span = 2 if ops[i] == "Gemm" and i + 1 < len(names) and ops[i + 1] == "Relu" else 1
-        kernels.append((names[i:i + span], float(sum(roof[j] * EFFICIENCY.get(ops[j], 1.5)
+        kernels.append((names[i:i + span], float(sum(roof[j] * efficiency.get(ops[j], 1.5)
                                                       for j in range(i, i + span)))))
         i += span
     total = sum(ms for _, ms in kernels) * 1.1 + 0.01
     return Sample(key, "mlp", graph, {"infer_time_ms": total}, None, label_operators(graph, kernels))
 
 
-def profiled_mlps() -> list[Sample]:
+def profiled_mlps(efficiency: dict[str, float] = EFFICIENCY) -> list[Sample]:
     """Twelve small MLPs (three widths, four batch sizes), each with its kernel profile."""
-    return [profiled(mlp_graph([w, w // 2, w // 4], b), f"mlp{w}b{b}") for w in (32, 64, 128) for b in (1, 2, 4, 8)]
+    return [profiled(mlp_graph([w, w // 2, w // 4], b), f"mlp{w}b{b}", efficiency)
+            for w in (32, 64, 128) for b in (1, 2, 4, 8)]

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 
 import pytest
 
 from profiler_worker.calibrate import CalibrationError, CalibrationRequest, PoolEntry, calibrate, measurement_order
 from profiler_worker.device_info import cpu_isa, cpu_model
-from seernet.predictor import Predictor
+from seernet.predictor import OperatorPredictor, Predictor
 from seernet.spaces import ModelConfig
 
-from ..conftest import SHIPPED_PREDICTOR
+from ..conftest import ROOT, SHIPPED_PREDICTOR
 
 
 def _entry(family: str, gflops: float, uncertainty: float, k: int) -> PoolEntry:
@@ -42,7 +43,7 @@ def test_a_budgeted_calibration_writes_a_scored_predictor_for_this_machine(tmp_p
     # the model count, not the clock, ends a fast machine's run; a slow one has three minutes to reach it
     budget = 3.0
     request = CalibrationRequest(budget_minutes=budget, max_models=14, out=tmp_path / "predictors", name="here",
-                                 time_cap_s=0.05, max_gflops=0.05, methods=("pretrained_rescaled", "ridge"),
+                                 time_cap_s=0.05, max_gflops=0.05, methods=("pretrained_rescaled", "ridge", "operator_trees"),
                                  pretrained=SHIPPED_PREDICTOR, workdir=tmp_path / "work", progress=False)
     started = time.monotonic()
     result = calibrate(request)
@@ -62,3 +63,15 @@ def test_a_budgeted_calibration_writes_a_scored_predictor_for_this_machine(tmp_p
     again = calibrate(request)
     assert again.counts.get("already", 0) >= summary["measured"]
     assert sum(again.counts.get(s, 0) for s in ("ok", "partial", "failed")) == 0
+
+    # from a shipped operator predictor, calibrated operator trees correct its trees rather than replace them
+    shipped_operators = Predictor.load(ROOT / "predictors" / "cpu-amd-epyc-avx512")
+    assert isinstance(shipped_operators, OperatorPredictor)
+    from_operators = calibrate(replace(request, name="here-ops", methods=("operator_trees",),
+                                       pretrained=ROOT / "predictors" / "cpu-amd-epyc-avx512"))
+    assert from_operators.summary["selection"]["chosen"] == "operator_trees"
+    assert set(from_operators.summary["held_out"]) == {"calibrated", "shipped", "shipped_scaled"}
+    calibrated = Predictor.load(tmp_path / "predictors" / "here-ops")
+    assert isinstance(calibrated, OperatorPredictor)
+    assert len(calibrated.model.arrays["roots"]) > len(shipped_operators.model.arrays["roots"])
+    assert calibrated.model.params["roofline"] == shipped_operators.model.params["roofline"]

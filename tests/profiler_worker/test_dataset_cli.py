@@ -10,6 +10,7 @@ import redis
 
 from profiler_worker.dataset_build import BuildPlan, iter_plan
 from profiler_worker.queue import JobQueue
+from profiler_worker.store import DatasetStore
 from tests.conftest import ROOT
 
 FAST = {"PERFSEER_PROFILE_TIME_CAP_S": "0.05", "PERFSEER_PROFILE_MIN_REPEATS": "2", "PERFSEER_PROFILE_MAX_REPEATS": "3"}
@@ -36,6 +37,24 @@ def test_build_resumes_and_stats_reports_families(tmp_path):
     assert "4 measured rows" in human.stdout and "mlp" in human.stdout
     missing = cli("dataset", "stats", "--dataset", str(tmp_path / "nope.sqlite"))
     assert missing.returncode == 2 and "no dataset" in missing.stderr
+
+
+def test_a_build_can_weight_spaces_and_measure_inference_alone(tmp_path):
+    out = tmp_path / "d.sqlite"
+    built = cli("dataset", "build", "--space", "mlp=3,nasbench201=1", "--n", "4", "--modes", "infer",
+                "--out", str(out))
+    assert built.returncode == 0, built.stderr
+    assert json.loads(built.stdout)["ok"] == 4
+    rows = DatasetStore(out).rows()
+    assert all(r["infer_time_ms"] > 0 and r["train_time_ms"] is None for r in rows)
+    assert {r["family"] for r in rows} <= {"mlp", "nasbench201"}
+    plan = BuildPlan.for_space("mlp=3,nasbench201=1", 200, seed=0)
+    spaces = [plan.config_at(i).space for i in range(200)]
+    assert 0.6 < spaces.count("mlp") / 200 < 0.9  # drawn in proportion to the shares
+    for space, why in (("mlpx=1", "unknown model space 'mlpx'"), ("mlp=x", "must be a number"),
+                       ("mlp=0", "must be positive")):
+        bad = cli("dataset", "build", "--space", space, "--n", "1", "--out", str(tmp_path / "bad.sqlite"))
+        assert bad.returncode == 2 and why in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_plan_is_index_addressable_and_cached(tmp_path):

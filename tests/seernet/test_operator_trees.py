@@ -9,7 +9,7 @@ from seernet.data import Sample
 from seernet.operator_trees import (fit_operator_model, node_times, operator_table, roofline_ms,
                                     save_operator_model, OPERATOR_FEATURES)
 from seernet.predictor import OperatorPredictor, Predictor
-from tests.operator_fixtures import mlp_graph, profiled, profiled_mlps
+from tests.operator_fixtures import EFFICIENCY, mlp_graph, profiled, profiled_mlps
 from tests.server.fixtures import train_tiny_predictor
 
 
@@ -132,3 +132,22 @@ def test_a_preferred_method_wins_unless_another_ranks_clearly_better(trained, tm
     plain = run_fit(FitRequest(tmp_path / "rows.csv", "infer_time_ms", None, val_fraction=0.5), ("operator_trees", "ridge"),
                     list(samples))
     assert run_fit(request, ("operator_trees", "ridge"), list(samples))["chosen"] == plain["chosen"]
+
+
+def test_a_prior_device_model_is_corrected_by_a_few_rows_of_another(trained):
+    from seernet.trees import predict_trees
+
+    _, prior = trained
+    slower_gemm = {**EFFICIENCY, "Gemm": 6.0}  # another device: its GEMMs run at half the speed
+    other = profiled_mlps(slower_gemm)
+    few, rest = other[::2], other[1::2]
+    model = fit_operator_model(few, prior=prior)
+    truth = np.array([s.targets["infer_time_ms"] for s in rest])
+    assert np.median(np.abs(model.predict([s.graph for s in rest]) / truth - 1)) < 0.1
+    assert np.median(prior.predict([s.graph for s in rest]) / truth) < 0.8  # the prior alone is off
+    assert model.params["roofline"] == prior.params["roofline"]
+    assert len(model.arrays["roots"]) > len(prior.arrays["roots"])  # the prior's trees, then the correction's
+    table = operator_table(rest[0].graph)
+    correction = predict_trees(table, model.arrays, model.params) - predict_trees(table, prior.arrays, prior.params)
+    gemm = [i for i, op in enumerate(rest[0].graph.op_types) if op == "Gemm"]
+    assert correction[gemm] == pytest.approx(np.log(2), abs=0.05)  # the correction learned: GEMMs at half speed

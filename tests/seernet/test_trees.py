@@ -6,7 +6,7 @@ import pytest
 from sklearn.ensemble import GradientBoostingRegressor, HistGradientBoostingRegressor
 
 from seernet import trees
-from seernet.trees import export_trees, predict_trees
+from seernet.trees import export_trees, merge_trees, predict_trees
 
 
 @pytest.mark.parametrize("model", [
@@ -23,3 +23,14 @@ def test_exported_trees_predict_as_sklearn(model, monkeypatch):
     monkeypatch.setattr(trees, "PREDICT_CHUNK_ROWS", 64)  # rows walked in chunks give the same answer
     assert predict_trees(test, arrays, params) == pytest.approx(model.predict(test), abs=1e-9)
     assert predict_trees(test[:0], arrays, params).shape == (0,)
+
+
+def test_merged_trees_predict_the_sum_of_both_ensembles():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 4))
+    first = HistGradientBoostingRegressor(max_iter=30, random_state=0).fit(x, x[:, 0] ** 2)
+    second = HistGradientBoostingRegressor(max_iter=20, max_leaf_nodes=7, random_state=0).fit(x, np.abs(x[:, 1]))
+    arrays, params = merge_trees(export_trees(first), export_trees(second))
+    test = rng.normal(size=(101, 4))
+    assert len(arrays["roots"]) == 50
+    assert predict_trees(test, arrays, params) == pytest.approx(first.predict(test) + second.predict(test), abs=1e-9)
