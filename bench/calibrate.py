@@ -30,6 +30,7 @@ from bench.common import save  # noqa: E402
 from bench.zoo import build_samples, measure, measured_path  # noqa: E402
 from profiler_worker.calibrate import Calibration, CalibrationRequest, calibrate  # noqa: E402
 from profiler_worker.device_info import cpu_model  # noqa: E402
+from profiler_worker.settings import CALIBRATE_MAX_GFLOPS  # noqa: E402
 from seernet.predictor import OperatorPredictor, Predictor  # noqa: E402
 from seernet.scores import score  # noqa: E402
 from seernet.settings import cache_dir  # noqa: E402
@@ -76,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--zoo-time-cap", type=float, default=0.5)
     parser.add_argument("--pretrained", default=str(ROOT / "predictors" / "cpu"))
     parser.add_argument("--workdir", default=str(cache_dir() / "bench-calibrate"))
-    parser.add_argument("--max-gflops", type=float, default=1.0, help="calibrate's cap on candidates")
+    parser.add_argument("--max-gflops", type=float, default=CALIBRATE_MAX_GFLOPS,
+                        help="calibrate's cap on candidates (default: calibrate's own)")
     parser.add_argument("--replay", action="store_true",
                         help="measure nothing: refit on each budget's rows a previous run left in --workdir and "
                              "score on --measured (fitting methods compared on the very same measurements)")

@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from profiler_worker.settings import CALIBRATE_MAX_GFLOPS
 from seernet.metrics import CPU_METRICS
 
 from .config import REPO_ROOT, Settings
@@ -356,7 +357,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target", default="infer_time_ms", choices=("infer_time_ms", "train_time_ms"))
     p.add_argument("--cpus", help="CPU ids to pin measurements to, e.g. 1 (default: none)")
     p.add_argument("--time-cap", type=float, default=0.25, help="seconds of timed repeats per model")
-    p.add_argument("--max-gflops", type=float, default=1.0, help="largest candidate (forward GFLOPs)")
+    p.add_argument("--max-gflops", type=float, default=CALIBRATE_MAX_GFLOPS,
+                   help="largest candidate (forward GFLOPs; default %(default)s: real architectures run that large)")
     p.add_argument("--max-models", type=int, default=0,
                    help="stop measuring after this many models even if budget is left (0: the budget decides)")
     p.add_argument("--seed", type=int, default=0)

@@ -50,7 +50,7 @@ from .dataset_build import BuildPlan
 from .device_info import describe_device, device_key
 from .job import ProfileJob
 from .measure import measure_job
-from .settings import ProfileSettings
+from .settings import CALIBRATE_MAX_GFLOPS, ProfileSettings
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class CalibrationRequest:
     seed: int = 0
     cpus: tuple[int, ...] | None = None
     time_cap_s: float = 0.25
-    max_gflops: float = 1.0
+    max_gflops: float = CALIBRATE_MAX_GFLOPS
     max_models: int = 0  # stop measuring once this many are measured, earlier runs included (0: the budget decides)
     graph_optimization: str = "all"
     methods: tuple[str, ...] = FIT_METHODS

@@ -14,6 +14,10 @@ def _env_float(name: str, default: float) -> float:
 
 
 GRAPH_OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
+# calibrate's largest candidate, forward GFLOPs: up to the sizes people run.  On the Intel Xeon, 10 minutes of
+# candidates up to 20 GFLOPs gave real architectures 0.951 / 10.6 % (operator trees) where candidates up to 4
+# gave 12.1–13.5 % (bench/results/calibrate_max20gflops_operator_trees.json, calibrate_*operator_trees.json)
+CALIBRATE_MAX_GFLOPS = 20.0
 
 
 @dataclass
