@@ -41,8 +41,20 @@ def _profile_settings(args: argparse.Namespace):
     return settings
 
 
+def _build_plan(args: argparse.Namespace):
+    """The plan ``--space``, ``--n``, ``--seed`` and ``--max-gflops`` describe; None (after saying why on stderr)
+    when ``--space`` names no known space or a bad share."""
+    from profiler_worker.dataset_build import BuildPlan
+
+    try:
+        return BuildPlan.for_space(args.space, args.n, args.seed, args.max_gflops or None)
+    except ValueError as exc:
+        print(f"error: --space: {exc}", file=sys.stderr)
+        return None
+
+
 def cmd_dataset_build(args: argparse.Namespace, settings: Settings) -> int:
-    from profiler_worker.dataset_build import BuildPlan, build_dataset, remeasure_sample
+    from profiler_worker.dataset_build import build_dataset, remeasure_sample
     from profiler_worker.store import DatasetStore
 
     store = DatasetStore(args.out or settings.dataset)
@@ -53,10 +65,8 @@ def cmd_dataset_build(args: argparse.Namespace, settings: Settings) -> int:
         print("error: --n is required (or --remeasure N)", file=sys.stderr)
         return 2
     else:
-        try:
-            plan = BuildPlan.for_space(args.space, args.n, args.seed, args.max_gflops or None)
-        except ValueError as exc:
-            print(f"error: --space: {exc}", file=sys.stderr)
+        plan = _build_plan(args)
+        if plan is None:
             return 2
         index, _, total = args.shard.partition("/")
         prefetch = tuple(int(c) for c in args.prefetch_cpus.split(",")) if args.prefetch_cpus else None
@@ -90,14 +100,11 @@ def cmd_dataset_stats(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dataset_submit(args: argparse.Namespace, settings: Settings) -> int:
-    from profiler_worker.dataset_build import BuildPlan
     from profiler_worker.job import ProfileJob
     from profiler_worker.queue import JobQueue
 
-    try:
-        plan = BuildPlan.for_space(args.space, args.n, args.seed, args.max_gflops or None)
-    except ValueError as exc:
-        print(f"error: --space: {exc}", file=sys.stderr)
+    plan = _build_plan(args)
+    if plan is None:
         return 2
     queue = JobQueue.from_url(args.redis or settings.redis_url)
     ids = [queue.submit(ProfileJob.for_config(plan.config_at(i), args.device)) for i in range(args.n)]

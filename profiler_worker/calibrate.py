@@ -39,7 +39,7 @@ from tqdm import tqdm
 from seernet.data import Sample, samples_from_rows
 from seernet.fit import FIT_METHODS, FitRequest, save_candidate, select_and_fit, selection_summary, split_for_fit
 from seernet.graph_cache import graph_for, store_stripped
-from seernet.predictor import OperatorPredictor, Predictor, PredictorLoadError, ServedPredictor
+from seernet.predictor import Predictor, PredictorLoadError, ServedPredictor, network_of
 from seernet.scores import score
 from seernet.settings import cache_dir
 from seernet.spaces import ModelConfig, get_space
@@ -165,6 +165,7 @@ class Calibration:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.pool_file = self.workdir / "pool.jsonl"
         self.shipped = self._load_shipped()
+        self.shipped_network = network_of(self.shipped) if self.shipped is not None else None
 
     def _load_shipped(self) -> ServedPredictor | None:
         """The predictor calibration starts from: a SeerNet, or an operator predictor with a SeerNet base
@@ -176,17 +177,15 @@ class Calibration:
             predictor = Predictor.load(path)
         except PredictorLoadError as exc:
             raise CalibrationError(f"--pretrained {path}: {exc}") from None
-        network = predictor.base if isinstance(predictor, OperatorPredictor) else predictor
-        if not isinstance(network, Predictor) or self.request.target not in predictor.metrics:
+        if network_of(predictor) is None or self.request.target not in predictor.metrics:
             raise CalibrationError(f"--pretrained {path} is neither a SeerNet predictor of {self.request.target} "
                                    "nor an operator predictor with a SeerNet base")
         return predictor
 
     def _uncertainty(self, graph) -> float:
         """The shipped ensemble's spread on ``graph`` (an operator predictor's base network's: trees have none)."""
-        assert self.shipped is not None
-        network = self.shipped.base if isinstance(self.shipped, OperatorPredictor) else self.shipped
-        return network.predict_graphs([graph])[0].uncertainty.get(self.request.target, math.nan)
+        assert self.shipped_network is not None
+        return self.shipped_network.predict_graphs([graph])[0].uncertainty.get(self.request.target, math.nan)
 
     # ------------------------------------------------------------------ 1. pool
     def read_pool(self) -> list[PoolEntry]:

@@ -33,7 +33,7 @@ from .graph import build_graph
 from .graph_cache import graph_for
 from .nn import SeerNetConfig
 from .nn.additive import AdditiveReadout
-from .predictor import OperatorPredictor, Predictor, TabularPredictor
+from .predictor import OperatorPredictor, Predictor, TabularPredictor, network_of
 from .rescale import RescaledPredictor, fit_rescaled
 from .scores import score
 from .spaces import ModelConfig
@@ -139,13 +139,12 @@ def split_for_fit(samples: list[Sample], request: FitRequest) -> tuple[list[Samp
 def _pretrained_network(path: Path) -> Predictor:
     """The SeerNet to start from: ``path`` itself, or the network an operator predictor carries as its base."""
     source = Predictor.load(path)
-    if isinstance(source, OperatorPredictor):
-        if not isinstance(source.base, Predictor):
-            raise ValueError(f"{path} is an operator predictor without a SeerNet base; --pretrained needs one")
-        return source.base
-    if isinstance(source, TabularPredictor):
-        raise ValueError(f"{path} is a tabular predictor; --pretrained needs a SeerNet predictor")
-    return source
+    network = network_of(source)
+    if network is None:
+        kind = "a tabular predictor" if isinstance(source, TabularPredictor) else \
+            "an operator predictor without a SeerNet base"
+        raise ValueError(f"{path} is {kind}; --pretrained needs a SeerNet predictor")
+    return network
 
 
 def _pretrained_operators(path: Path | None) -> OperatorModel | None:

@@ -55,8 +55,8 @@ _BYTES = [NODE_FEATURES.index(n) for n in ("bytes_read_act", "bytes_read_weight"
 ROOFLINE = {"flops_per_ms": 50e6, "bytes_per_ms": 2e6, "overhead_ms": 1e-3}
 # Trees: shallow, many, strongly regularised.  On the AMD EPYC dataset (468 profiled models) against 164 real
 # architectures measured on the same machine (session experiments, 2026-12-06): 63 leaves / 10 rows per leaf
-# gave MAPE 13.4 %, 15 leaves / 100 per leaf / l2 1.0 gave 11.6 % (the shipped fit: 11.9 %, Kendall 0.946,
-# bench/results/zoo_operator_trees.json).  A trade-off: the less regularised setting left families out better
+# gave MAPE 13.4 %, 15 leaves / 100 per leaf / l2 1.0 gave 11.6 % (that fit with the spatial columns: 11.9 %;
+# the shipped refit without them 11.6 %, Kendall 0.946, bench/results/zoo_operator_trees.json).  A trade-off: the less regularised setting left families out better
 # (mean leave-one-family-out MAPE 22.2 % against 27.1 %, bench/results/evaluation_operator_trees).
 TREE_PARAMS = {"max_iter": 800, "learning_rate": 0.03, "max_leaf_nodes": 15, "l2_regularization": 1.0}
 MIN_SAMPLES_LEAF = (5, 100)  # operators per leaf: a 200th of the training operators, within these bounds
@@ -113,19 +113,19 @@ def roofline_ms(graph: PerfGraph, roofline: dict | None = None) -> np.ndarray:
             + roofline["overhead_ms"])
 
 
-def node_times(sample: Sample, prior: np.ndarray | None = None) -> np.ndarray | None:
+def node_times(sample: Sample, roof: np.ndarray | None = None) -> np.ndarray | None:
     """Measured time per node (NaN where no kernel labels it), each kernel's time split over its nodes by
-    roofline time (``prior``: :func:`roofline_ms` of the sample's graph, when the caller has it); None without
+    roofline time (``roof``: :func:`roofline_ms` of the sample's graph, when the caller has it); None without
     a profile."""
     labels = sample.operators
     if labels is None:
         return None
-    prior = roofline_ms(sample.graph) if prior is None else prior
+    roof = roofline_ms(sample.graph) if roof is None else roof
     group = labels.node_group
     labelled = group >= 0
-    group_prior = np.bincount(group[labelled], weights=prior[labelled], minlength=labels.groups)
+    group_roof = np.bincount(group[labelled], weights=roof[labelled], minlength=labels.groups)
     times = np.full(sample.graph.num_nodes, np.nan)
-    times[labelled] = labels.group_ms[group[labelled]] * prior[labelled] / group_prior[group[labelled]]
+    times[labelled] = labels.group_ms[group[labelled]] * roof[labelled] / group_roof[group[labelled]]
     return times
 
 

@@ -313,6 +313,14 @@ class OperatorPredictor(ServedPredictor):
                  "fused": [names[j] for j in np.flatnonzero(owner == i)]} for i in heads]
 
 
+def network_of(predictor: ServedPredictor) -> "Predictor | None":
+    """The SeerNet behind ``predictor``: itself, an operator predictor's base, else None (tabular models,
+    operator trees alone).  What transfer learning starts from and what ranks candidates by ensemble spread."""
+    if isinstance(predictor, OperatorPredictor):
+        predictor = predictor.base
+    return predictor if isinstance(predictor, Predictor) else None
+
+
 def inference_plan(batch: InferenceBatch, layers: int) -> Plan:
     """The rows inference computes for ``batch``: one per class of identical nodes (``seernet.nn.plan``)."""
     node_features = np.concatenate([batch.x.numpy(), batch.op.numpy()[:, None], batch.category.numpy()[:, None],
