@@ -41,15 +41,25 @@ def _profile_settings(args: argparse.Namespace):
     return settings
 
 
-def _build_plan(args: argparse.Namespace):
-    """The plan ``--space``, ``--n``, ``--seed`` and ``--max-gflops`` describe; None (after saying why on stderr)
-    when ``--space`` names no known space or a bad share."""
-    from profiler_worker.dataset_build import BuildPlan
+TIMM_ARCHS_HELP = ("comma-separated globs: the timm space draws only training architectures matching them, "
+                   "e.g. 'regnet*,*resnext*' (a build aimed at the families you search over)")
 
+
+def _build_plan(args: argparse.Namespace):
+    """The plan ``--space``, ``--n``, ``--seed``, ``--max-gflops`` and ``--timm-archs`` describe; None (after
+    saying why on stderr) when ``--space`` names no known space or a bad share, or a glob matches nothing."""
+    from profiler_worker.dataset_build import BuildPlan, parse_shares
+
+    archs = tuple(p.strip() for p in (args.timm_archs or "").split(",") if p.strip())
     try:
-        return BuildPlan.for_space(args.space, args.n, args.seed, args.max_gflops or None)
+        parse_shares(args.space)
     except ValueError as exc:
         print(f"error: --space: {exc}", file=sys.stderr)
+        return None
+    try:
+        return BuildPlan.for_space(args.space, args.n, args.seed, args.max_gflops or None, archs)
+    except ValueError as exc:
+        print(f"error: --timm-archs: {exc}", file=sys.stderr)
         return None
 
 
@@ -57,17 +67,17 @@ def cmd_dataset_build(args: argparse.Namespace, settings: Settings) -> int:
     from profiler_worker.dataset_build import build_dataset, remeasure_sample
     from profiler_worker.store import DatasetStore
 
+    if not args.remeasure and not args.n:
+        print("error: --n is required (or --remeasure N)", file=sys.stderr)
+        return 2
+    plan = None if args.remeasure else _build_plan(args)
+    if plan is None and not args.remeasure:
+        return 2  # checked before the store exists: a mistyped flag leaves no empty dataset behind
     store = DatasetStore(args.out or settings.dataset)
     profile = _profile_settings(args)
     if args.remeasure:
         counts = remeasure_sample(store, args.remeasure, profile, seed=args.seed)
-    elif not args.n:
-        print("error: --n is required (or --remeasure N)", file=sys.stderr)
-        return 2
     else:
-        plan = _build_plan(args)
-        if plan is None:
-            return 2
         index, _, total = args.shard.partition("/")
         prefetch = tuple(int(c) for c in args.prefetch_cpus.split(",")) if args.prefetch_cpus else None
         counts = build_dataset(store, plan, profile, shard=(int(index), int(total or 1)), prefetch_affinity=prefetch)
@@ -232,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, help="configs to plan (required unless --remeasure)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-gflops", type=float, default=2.0, help="redraw configs whose forward pass costs more (0: no cap)")
+    p.add_argument("--timm-archs", help=TIMM_ARCHS_HELP)
     p.add_argument("--prefetch-cpus", help="CPU ids for sampling/export ahead of measurement, e.g. 0 (default: --cpus; on a measuring core, export waits while a measurement runs)")
     p.add_argument("--shard", default="0/1", help="k/K: measure every K-th config from k (parallel builds)")
     p.add_argument("--remeasure", type=int, default=0, help="instead, re-measure this many random stored configs")
@@ -244,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-gflops", type=float, default=2.0)
+    p.add_argument("--timm-archs", help=TIMM_ARCHS_HELP)
     p.add_argument("--device", default="cpu")
     p.add_argument("--redis")
     p.set_defaults(handler=cmd_dataset_submit)

@@ -19,6 +19,7 @@ from typing import Iterator
 from tqdm import tqdm
 
 from seernet.spaces import SPACES, ModelConfig, get_space
+from seernet.spaces.timm_space import matching_archs
 
 from .job import ProfileJob
 from .measure import export_isolated, measure_job
@@ -53,19 +54,29 @@ class BuildPlan:
     n: int
     seed: int = 0
     max_gflops: float | None = 2.0
+    timm_archs: tuple[str, ...] = ()  # globs: the timm space draws only training architectures matching them
 
     @classmethod
-    def for_space(cls, space: str, n: int, seed: int = 0, max_gflops: float | None = 2.0) -> "BuildPlan":
+    def for_space(cls, space: str, n: int, seed: int = 0, max_gflops: float | None = 2.0,
+                  timm_archs: tuple[str, ...] = ()) -> "BuildPlan":
         """``space``: ``all`` (:data:`DEFAULT_SHARES`), one space, or weighted shares ``timm=0.6,hf=0.2,cnn=0.2``
-        (a build aimed where the predictor is weakest)."""
-        return cls(parse_shares(space), n, seed, max_gflops)
+        (a build aimed where the predictor is weakest); ``timm_archs`` narrows the timm space to the families
+        matching those globs (``regnet*,*resnext*``).  Bad names, shares or globs raise ValueError."""
+        shares = parse_shares(space)
+        if timm_archs:
+            if "timm" not in shares:
+                raise ValueError("timm architectures were named but the plan draws no timm models "
+                                 "(add timm to --space)")
+            matching_archs(timm_archs)
+        return cls(shares, n, seed, max_gflops, tuple(timm_archs))
 
     def config_at(self, index: int) -> ModelConfig:
         rng = random.Random(f"build:{self.seed}:{index}")
         names = sorted(self.spaces)
         space = get_space(rng.choices(names, weights=[self.spaces[s] for s in names])[0])
         while True:
-            config = space.sample(rng)
+            config = space.sample(rng, archs=self.timm_archs) if self.timm_archs and space.name == "timm" \
+                else space.sample(rng)
             if self.max_gflops is None or space.forward_flops(config) <= self.max_gflops * 1e9:
                 return config
 

@@ -23,6 +23,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
@@ -136,9 +137,22 @@ def split_for_fit(samples: list[Sample], request: FitRequest) -> tuple[list[Samp
     return order[n_val:], order[:n_val]
 
 
+def _load_pretrained(path: Path) -> Predictor:
+    """``path`` loaded once per fit, not once per candidate that starts from it (keyed by the manifest's
+    modification time, so a predictor rewritten in place is read again)."""
+    manifest = Path(path) / "manifest.json"
+    stamp = manifest.stat().st_mtime_ns if manifest.exists() else -1
+    return _load_cached(Path(path).resolve(), stamp)
+
+
+@lru_cache(maxsize=2)
+def _load_cached(path: Path, stamp: int) -> Predictor:
+    return Predictor.load(path)
+
+
 def _pretrained_network(path: Path) -> Predictor:
     """The SeerNet to start from: ``path`` itself, or the network an operator predictor carries as its base."""
-    source = Predictor.load(path)
+    source = _load_pretrained(path)
     network = network_of(source)
     if network is None:
         kind = "a tabular predictor" if isinstance(source, TabularPredictor) else \
@@ -151,7 +165,7 @@ def _pretrained_operators(path: Path | None) -> OperatorModel | None:
     """The operator trees of ``path`` when it is an operator predictor: what calibrated trees start from."""
     if path is None:
         return None
-    source = Predictor.load(path)
+    source = _load_pretrained(path)
     return source.model if isinstance(source, OperatorPredictor) else None
 
 

@@ -11,7 +11,8 @@ measurement gives tens to hundreds of operator labels (``seernet.operator_labels
   that way VGG-11 at batch 8 (60 GFLOPs, the dataset's cap is 12) was predicted at 0.17× its measured time.
 * **Features** (:data:`OPERATOR_FEATURES`): the op type, the first producer's and the sole consumer's op type
   (they decide whether a runtime fuses it), log1p of every ``NODE_FEATURES`` column but the layout-dependent
-  ones (:data:`LAYOUT_DEPENDENT`), in/out degree, log batch.
+  ones (:data:`LAYOUT_DEPENDENT`), in/out degree, log batch, and how much a vector unit pads the channels
+  (:func:`channel_padding`).
 * **Whole model.** ``a·Σ node times + b·MB moved + c·nodes + d`` (non-negative least squares on relative
   error): what runs between kernels (allocation, layout reorders, the executor) grows with memory traffic
   and node count, and the profiled kernels cover 77–92 % of a model's measured time.
@@ -41,13 +42,20 @@ from .trees import export_trees, load_arrays, merge_trees, predict_trees, save_a
 # architectures: 11.7 → 10.0 % MAPE on the Intel Xeon, 11.8 → 11.6 % on the AMD EPYC (README, issue 12).
 LAYOUT_DEPENDENT = ("in_spatial", "out_spatial")
 _NODE_COLUMNS = [i for i, name in enumerate(NODE_FEATURES) if name not in LAYOUT_DEPENDENT]
+# Channels per group rounded up to a block of 8 or 16 floats (AVX2 / AVX-512 registers; onnxruntime's NCHWc
+# convolutions block channels so), as a ratio to the real count: the work a vector unit wastes on padding.
+# Trees on log channels cannot see divisibility, and it matters: timm's rexnet_100 (channels 27, 38, 61 …)
+# was predicted at 0.63-0.80x its measured convolution time *in training*, its rounded twin rexnetr_100 at
+# 1.0-1.2x (Intel Xeon dataset, 2026-12-06).
+CHANNEL_BLOCKS = (8, 16)
 OPERATOR_FEATURES: tuple[str, ...] = (
     "op", "producer_op", "consumer_op", *(f"log1p_{NODE_FEATURES[i]}" for i in _NODE_COLUMNS), "producers",
-    "consumers", "log_batch")
+    "consumers", "log_batch", *(f"{side}_channel_padding_{block}" for side in ("in", "out") for block in CHANNEL_BLOCKS))
 NO_NEIGHBOUR, SEVERAL_CONSUMERS = len(OP_VOCAB), len(OP_VOCAB) + 1  # codes beyond the op vocabulary
 COMPOSITION_TERMS = ("sum of operator times", "MB moved", "nodes", "constant")
 
 _FLOPS = NODE_FEATURES.index("flops")
+_GROUPS, _IN_CHANNELS, _OUT_CHANNELS = (NODE_FEATURES.index(n) for n in ("groups", "in_channels", "out_channels"))
 _BYTES = [NODE_FEATURES.index(n) for n in ("bytes_read_act", "bytes_read_weight", "bytes_written")]
 # The roofline the efficiency is measured against.  Any fixed values serve (the trees learn the ratio); these
 # are near a 2-core VM's single-thread figures, so the efficiencies stay near 1.  Measured on the AMD EPYC
@@ -97,11 +105,24 @@ def enough_profiles(samples: Sequence[Sample]) -> bool:
     return sum(s.operators is not None for s in samples) >= MIN_PROFILED_MODELS
 
 
+def channel_padding(graph: PerfGraph) -> np.ndarray:
+    """``[nodes, 4]``: per group, input then output channels rounded up to each of :data:`CHANNEL_BLOCKS`, over
+    the channels themselves (1.0: no padding; operators without channels read 1.0 too)."""
+    x = graph.node_x
+    groups = np.maximum(x[:, _GROUPS], 1.0)
+    columns = []
+    for channels in (x[:, _IN_CHANNELS], x[:, _OUT_CHANNELS]):
+        per_group = np.maximum(channels / groups, 1.0)
+        columns.extend(np.ceil(per_group / block) * block / per_group for block in CHANNEL_BLOCKS)
+    return np.column_stack(columns)
+
+
 def operator_table(graph: PerfGraph) -> np.ndarray:
     """``[nodes, len(OPERATOR_FEATURES)]``: what the trees see of each operator."""
     producer_op, consumer_op, producers, consumers = neighbour_ops(graph)
     return np.column_stack([graph.node_op, producer_op, consumer_op, np.log1p(np.abs(graph.node_x[:, _NODE_COLUMNS])),
-                            producers, consumers, np.full(graph.num_nodes, np.log(max(graph.batch_size, 1)))])
+                            producers, consumers, np.full(graph.num_nodes, np.log(max(graph.batch_size, 1))),
+                            channel_padding(graph)])
 
 
 def roofline_ms(graph: PerfGraph, roofline: dict | None = None) -> np.ndarray:

@@ -19,6 +19,7 @@ embeddings fix their input size run at that size only).
 """
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import random
@@ -59,6 +60,23 @@ def held_out_archs() -> list[str]:
     return sorted(n for n in arch_table() if is_held_out(n))
 
 
+def matching_archs(patterns: tuple[str, ...]) -> list[str]:
+    """The training architectures matching any of ``patterns`` (shell globs: ``regnet*``, ``*resnext*``): a
+    dataset build aimed at the families a user searches over.  ValueError when a pattern matches none (naming
+    any held-out architecture it matched: those stay out of training data)."""
+    training = training_archs()
+    chosen: set[str] = set()
+    for pattern in patterns:
+        found = fnmatch.filter(training, pattern)
+        if not found:
+            held = fnmatch.filter(held_out_archs(), pattern)
+            why = (f"it matches only held-out architectures ({', '.join(held[:3])}…), which stay out of training data"
+                   if held else f"none of the {len(training)} training architectures in seernet/spaces/timm_archs.json")
+            raise ValueError(f"timm architecture pattern {pattern!r} matches nothing: {why}")
+        chosen.update(found)
+    return sorted(chosen)
+
+
 def _timm():
     from ..torchvision_compat import ensure_torchvision_importable
 
@@ -80,11 +98,13 @@ class TimmSpace(ModelSpace):
     arch_schema = Obj({"model": Text(100, _check_arch_name)}, frozenset({"model"}))
     input_size_range = (32, 512)
 
-    def sample_arch(self, rng: random.Random) -> dict:
-        return {"model": rng.choice(training_archs())}
+    def sample_arch(self, rng: random.Random, archs: tuple[str, ...] = ()) -> dict:
+        """One training architecture; with ``archs`` (globs), one of those matching them."""
+        return {"model": rng.choice(matching_archs(archs) if archs else training_archs())}
 
-    def sample(self, rng: random.Random, batch_sizes: tuple[int, ...] = BATCH_SIZES) -> ModelConfig:
-        arch = self.sample_arch(rng)
+    def sample(self, rng: random.Random, batch_sizes: tuple[int, ...] = BATCH_SIZES,
+               archs: tuple[str, ...] = ()) -> ModelConfig:
+        arch = self.sample_arch(rng, archs)
         entry = arch_table()[arch["model"]]
         sizes = (entry["resolution"],) if entry["fixed_input_size"] else RESOLUTIONS
         batch = rng.choice([b for b in batch_sizes if b <= max(BATCH_SIZES)] or list(BATCH_SIZES))

@@ -11,6 +11,7 @@ import redis
 from profiler_worker.dataset_build import BuildPlan, iter_plan
 from profiler_worker.queue import JobQueue
 from profiler_worker.store import DatasetStore
+from seernet.spaces.timm_space import held_out_archs, is_held_out
 from tests.conftest import ROOT
 
 FAST = {"PERFSEER_PROFILE_TIME_CAP_S": "0.05", "PERFSEER_PROFILE_MIN_REPEATS": "2", "PERFSEER_PROFILE_MAX_REPEATS": "3"}
@@ -55,6 +56,22 @@ def test_a_build_can_weight_spaces_and_measure_inference_alone(tmp_path):
                        ("mlp=0", "must be positive")):
         bad = cli("dataset", "build", "--space", space, "--n", "1", "--out", str(tmp_path / "bad.sqlite"))
         assert bad.returncode == 2 and why in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_plan_can_aim_the_timm_space_at_named_families(tmp_path):
+    plan = BuildPlan.for_space("timm=3,mlp=1", 60, seed=0, timm_archs=("regnet*", "*resnext*"))
+    drawn = [plan.config_at(i) for i in range(60)]
+    timm = [c.arch["model"] for c in drawn if c.space == "timm"]
+    assert timm and all(m.startswith("regnet") or "resnext" in m for m in timm)
+    assert len(set(timm)) > 3 and all(not is_held_out(m) for m in timm)
+    assert any(c.space == "mlp" for c in drawn)  # other spaces draw as before
+    for args, why in ((("--space", "mlp", "--timm-archs", "regnet*"), "draws no timm models"),
+                      (("--space", "timm", "--timm-archs", "nomatch*"), "matches nothing"),
+                      (("--space", "timm", "--timm-archs", held_out_archs()[0]), "only held-out")):
+        bad = cli("dataset", "build", *args, "--n", "1", "--out", str(tmp_path / "bad.sqlite"))
+        assert bad.returncode == 2 and "--timm-archs" in bad.stderr and why in bad.stderr, bad.stderr
+        assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "bad.sqlite").exists()
 
 
 def test_plan_is_index_addressable_and_cached(tmp_path):

@@ -151,3 +151,26 @@ def test_a_prior_device_model_is_corrected_by_a_few_rows_of_another(trained):
     correction = predict_trees(table, model.arrays, model.params) - predict_trees(table, prior.arrays, prior.params)
     gemm = [i for i, op in enumerate(rest[0].graph.op_types) if op == "Gemm"]
     assert correction[gemm] == pytest.approx(np.log(2), abs=0.05)  # the correction learned: GEMMs at half speed
+
+
+def test_the_trees_see_how_much_a_vector_unit_pads_each_convolutions_channels():
+    from onnx import TensorProto, helper
+
+    from seernet.graph import build_graph
+    from seernet.operator_trees import CHANNEL_BLOCKS, channel_padding
+
+    def weight(name, *dims):
+        return helper.make_tensor(name, TensorProto.FLOAT, dims, np.zeros(int(np.prod(dims)), np.float32))
+
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),  # 27 → 48
+             helper.make_node("Conv", ["a", "w2"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=2)]  # 24 per group
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 27, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 48, 8, 8])],
+                              [weight("w1", 48, 27, 3, 3), weight("w2", 48, 24, 3, 3)])
+    perf = build_graph(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    assert CHANNEL_BLOCKS == (8, 16)
+    padding = channel_padding(perf)  # in /8, in /16, out /8, out /16
+    np.testing.assert_allclose(padding[0], [32 / 27, 32 / 27, 1.0, 1.0])
+    np.testing.assert_allclose(padding[1], [1.0, 32 / 24, 1.0, 32 / 24])
+    table = operator_table(perf)
+    np.testing.assert_allclose(table[:, -4:], padding)
