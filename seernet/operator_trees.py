@@ -64,7 +64,8 @@ ROOFLINE = {"flops_per_ms": 50e6, "bytes_per_ms": 2e6, "overhead_ms": 1e-3}
 # Trees: shallow, many, strongly regularised.  On the AMD EPYC dataset (468 profiled models) against 164 real
 # architectures measured on the same machine (session experiments, 2026-12-06): 63 leaves / 10 rows per leaf
 # gave MAPE 13.4 %, 15 leaves / 100 per leaf / l2 1.0 gave 11.6 % (that fit with the spatial columns: 11.9 %;
-# the shipped refit without them 11.6 %, Kendall 0.946, bench/results/zoo_operator_trees.json).  A trade-off: the less regularised setting left families out better
+# the refit without them 11.6 %, Kendall 0.946; with the channel-padding columns 11.9 %, 0.947,
+# bench/results/zoo_operator_trees.json).  A trade-off: the less regularised setting left families out better
 # (mean leave-one-family-out MAPE 22.2 % against 27.1 %, bench/results/evaluation_operator_trees).
 TREE_PARAMS = {"max_iter": 800, "learning_rate": 0.03, "max_leaf_nodes": 15, "l2_regularization": 1.0}
 MIN_SAMPLES_LEAF = (5, 100)  # operators per leaf: a 200th of the training operators, within these bounds

@@ -60,7 +60,8 @@ def held_out_archs() -> list[str]:
     return sorted(n for n in arch_table() if is_held_out(n))
 
 
-def matching_archs(patterns: tuple[str, ...]) -> list[str]:
+@lru_cache(maxsize=16)
+def matching_archs(patterns: tuple[str, ...]) -> tuple[str, ...]:
     """The training architectures matching any of ``patterns`` (shell globs: ``regnet*``, ``*resnext*``): a
     dataset build aimed at the families a user searches over.  ValueError when a pattern matches none (naming
     any held-out architecture it matched: those stay out of training data)."""
@@ -74,7 +75,7 @@ def matching_archs(patterns: tuple[str, ...]) -> list[str]:
                    if held else f"none of the {len(training)} training architectures in seernet/spaces/timm_archs.json")
             raise ValueError(f"timm architecture pattern {pattern!r} matches nothing: {why}")
         chosen.update(found)
-    return sorted(chosen)
+    return tuple(sorted(chosen))
 
 
 def _timm():
