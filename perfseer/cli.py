@@ -48,19 +48,17 @@ TIMM_ARCHS_HELP = ("comma-separated globs: the timm space draws only training ar
 def _build_plan(args: argparse.Namespace):
     """The plan ``--space``, ``--n``, ``--seed``, ``--max-gflops`` and ``--timm-archs`` describe; None (after
     saying why on stderr) when ``--space`` names no known space or a bad share, or a glob matches nothing."""
-    from profiler_worker.dataset_build import BuildPlan, parse_shares
+    from profiler_worker.dataset_build import BuildPlan
+    from seernet.spaces.timm_space import ArchPatternError
 
     archs = tuple(p.strip() for p in (args.timm_archs or "").split(",") if p.strip())
     try:
-        parse_shares(args.space)
+        return BuildPlan.for_space(args.space, args.n, args.seed, args.max_gflops or None, archs)
+    except ArchPatternError as exc:
+        print(f"error: --timm-archs: {exc}", file=sys.stderr)
     except ValueError as exc:
         print(f"error: --space: {exc}", file=sys.stderr)
-        return None
-    try:
-        return BuildPlan.for_space(args.space, args.n, args.seed, args.max_gflops or None, archs)
-    except ValueError as exc:
-        print(f"error: --timm-archs: {exc}", file=sys.stderr)
-        return None
+    return None
 
 
 def cmd_dataset_build(args: argparse.Namespace, settings: Settings) -> int:
@@ -70,9 +68,11 @@ def cmd_dataset_build(args: argparse.Namespace, settings: Settings) -> int:
     if not args.remeasure and not args.n:
         print("error: --n is required (or --remeasure N)", file=sys.stderr)
         return 2
-    plan = None if args.remeasure else _build_plan(args)
-    if plan is None and not args.remeasure:
-        return 2  # checked before the store exists: a mistyped flag leaves no empty dataset behind
+    plan = None
+    if not args.remeasure:
+        plan = _build_plan(args)  # checked before the store exists: a mistyped flag leaves no empty dataset behind
+        if plan is None:
+            return 2
     store = DatasetStore(args.out or settings.dataset)
     profile = _profile_settings(args)
     if args.remeasure:

@@ -19,7 +19,7 @@ from typing import Iterator
 from tqdm import tqdm
 
 from seernet.spaces import SPACES, ModelConfig, get_space
-from seernet.spaces.timm_space import matching_archs
+from seernet.spaces.timm_space import ArchPatternError, matching_archs
 
 from .job import ProfileJob
 from .measure import export_isolated, measure_job
@@ -61,11 +61,12 @@ class BuildPlan:
                   timm_archs: tuple[str, ...] = ()) -> "BuildPlan":
         """``space``: ``all`` (:data:`DEFAULT_SHARES`), one space, or weighted shares ``timm=0.6,hf=0.2,cnn=0.2``
         (a build aimed where the predictor is weakest); ``timm_archs`` narrows the timm space to the families
-        matching those globs (``regnet*,*resnext*``).  Bad names, shares or globs raise ValueError."""
+        matching those globs (``regnet*,*resnext*``).  Bad names or shares raise ValueError, bad globs its
+        subclass ArchPatternError."""
         shares = parse_shares(space)
         if timm_archs:
             if "timm" not in shares:
-                raise ValueError("timm architectures were named but the plan draws no timm models "
+                raise ArchPatternError("timm architectures were named but the plan draws no timm models "
                                  "(add timm to --space)")
             matching_archs(timm_archs)
         return cls(shares, n, seed, max_gflops, tuple(timm_archs))

@@ -60,10 +60,14 @@ def held_out_archs() -> list[str]:
     return sorted(n for n in arch_table() if is_held_out(n))
 
 
+class ArchPatternError(ValueError):
+    """A timm architecture pattern matches no training architecture (or was given where no timm model is drawn)."""
+
+
 @lru_cache(maxsize=16)
 def matching_archs(patterns: tuple[str, ...]) -> tuple[str, ...]:
     """The training architectures matching any of ``patterns`` (shell globs: ``regnet*``, ``*resnext*``): a
-    dataset build aimed at the families a user searches over.  ValueError when a pattern matches none (naming
+    dataset build aimed at the families a user searches over.  ArchPatternError when a pattern matches none (naming
     any held-out architecture it matched: those stay out of training data)."""
     training = training_archs()
     chosen: set[str] = set()
@@ -73,7 +77,7 @@ def matching_archs(patterns: tuple[str, ...]) -> tuple[str, ...]:
             held = fnmatch.filter(held_out_archs(), pattern)
             why = (f"it matches only held-out architectures ({', '.join(held[:3])}…), which stay out of training data"
                    if held else f"none of the {len(training)} training architectures in seernet/spaces/timm_archs.json")
-            raise ValueError(f"timm architecture pattern {pattern!r} matches nothing: {why}")
+            raise ArchPatternError(f"timm architecture pattern {pattern!r} matches nothing: {why}")
         chosen.update(found)
     return tuple(sorted(chosen))
 
