@@ -106,9 +106,15 @@ def signature(node: Operator, shapes: dict[str, TensorInfo], weights: set[str]) 
         attrs_key: tuple = node.attrs_key
     else:  # the serialised attributes: one C++ call each, not a Python decode
         attrs_key = tuple(a.SerializeToString() for a in node.attribute)
-    ins = tuple((require(shapes, name, node), name in weights) if name else (None, False) for name in node.input)
-    outs = tuple(require(shapes, name, node) if name else None for name in node.output)
-    return (node.op_type, node.domain, attrs_key, ins, outs)  # TensorInfo hashes and compares by shape and type
+    ins = tuple((None if not name else _shape_key(shapes, name, node), bool(name) and name in weights)
+                for name in node.input)
+    outs = tuple(None if not name else _shape_key(shapes, name, node) for name in node.output)
+    return (node.op_type, node.domain, attrs_key, ins, outs)
+
+
+def _shape_key(shapes: dict[str, TensorInfo], name: str, node: Operator) -> tuple:
+    info = require(shapes, name, node)
+    return info.shape, info.elem_type
 
 
 def param_inputs(node: Operator, shapes: dict[str, TensorInfo], weights: set[str]) -> list[tuple[int, int]]:

@@ -21,12 +21,11 @@ from .strip import is_strippable
 class TensorInfo:
     """A tensor's shape and element type, with its size computed once (graph building reads it often)."""
 
-    __slots__ = ("shape", "elem_type", "numel", "nbytes", "known", "_hash")
+    __slots__ = ("shape", "elem_type", "numel", "nbytes", "known")
 
     def __init__(self, shape: tuple[int, ...], elem_type: int) -> None:
         self.shape = shape
         self.elem_type = elem_type
-        self._hash = hash((shape, elem_type))  # operator signatures key on TensorInfo: hash the dims once
         self.known = all(d >= 0 for d in shape)
         numel = 1
         for d in shape:
@@ -35,11 +34,7 @@ class TensorInfo:
         self.nbytes = numel * itemsize(elem_type) if self.known else -1
 
     def __eq__(self, other: object) -> bool:
-        return self is other or (isinstance(other, TensorInfo) and self._hash == other._hash
-                                 and (self.shape, self.elem_type) == (other.shape, other.elem_type))
-
-    def __hash__(self) -> int:
-        return self._hash
+        return isinstance(other, TensorInfo) and (self.shape, self.elem_type) == (other.shape, other.elem_type)
 
     def __repr__(self) -> str:
         return f"TensorInfo(shape={self.shape}, elem_type={self.elem_type})"
