@@ -17,10 +17,10 @@ import onnx
 from .budget import CpuBudget
 from .costs import NodeCost, Operator, node_cost, param_inputs, signature
 from .errors import GraphBuildError, ImplausibleModelError, InvalidBatchSizeError, clip
-from .loader import ModelSource, load_model
+from .loader import ModelSource, check_model, parse_model
 from .op_vocab import CATEGORIES, category_index, op_index
 from .settings import DEFAULT_LIMITS, Limits
-from .shapes import TensorInfo, infer_shapes, static_batch
+from .shapes import TensorInfo, check_dims, infer_shapes, static_batch
 
 FEATURE_SCHEMA_VERSION = 2
 
@@ -59,6 +59,7 @@ class PerfGraph:
     node_names: list[str] = field(default_factory=list)
     build_ms: float = 0.0
     arch_str: str = ""  # the NAS-Bench-201 cell, when the graph was built from such a config (tabular features)
+    fast_lane: bool = False  # built operator by operator from remembered shapes and rows (seernet.fast_graph)
 
     @property
     def num_nodes(self) -> int:
@@ -91,6 +92,7 @@ class PerfGraph:
             "feature_schema_version": FEATURE_SCHEMA_VERSION,
             "op_counts": dict(Counter(self.op_types)),
             "build_ms": self.build_ms,
+            "fast_lane": self.fast_lane,
         }
 
 
@@ -136,7 +138,7 @@ def node_features(node: Operator, shapes: dict[str, TensorInfo], weights: set[st
     hit = memo.get(key)
     if hit is None:
         cost = node_cost(node, shapes, weights, set())
-        hit = memo[key] = (_row(cost, node), param_inputs(node, shapes, weights))
+        hit = memo[key] = (node_row(cost, node), param_inputs(node, shapes, weights))
     row, candidates = hit
     params = 0.0
     for index, numel in candidates:
@@ -150,7 +152,7 @@ def node_features(node: Operator, shapes: dict[str, TensorInfo], weights: set[st
     return row
 
 
-def _row(cost: NodeCost, node: Operator) -> list[float]:
+def node_row(cost: NodeCost, node: Operator) -> list[float]:
     memory = cost.memory_bytes
     return [
         cost.flops, cost.macs, cost.params, cost.bytes_read_act, cost.bytes_read_weight, cost.bytes_written,
@@ -202,6 +204,13 @@ def build_graph(source: ModelSource, batch_size: int | None = 1, training: bool 
     model asked for another batch is re-bound where its graph allows, and refused in one line otherwise.
     Raises a :class:`~seernet.errors.GraphBuildError` subtype for every refusal.
     """
+    return build_graph_and_model(source, batch_size, training, dims, limits, max_batch_size)[0]
+
+
+def build_graph_and_model(source: ModelSource, batch_size: int | None = 1, training: bool = False,
+                          dims: dict[str, int] | None = None, limits: Limits | None = None,
+                          max_batch_size: int | None = None) -> tuple[PerfGraph, onnx.ModelProto]:
+    """:func:`build_graph`, and the model it parsed (the server strips and keeps it without parsing again)."""
     started = time.perf_counter()
     limits = limits or DEFAULT_LIMITS
     budget = CpuBudget(limits.max_build_cpu_s)
@@ -209,9 +218,33 @@ def build_graph(source: ModelSource, batch_size: int | None = 1, training: bool 
     if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool)
                                    or not 1 <= batch_size <= max_batch):
         raise InvalidBatchSizeError(f"batch size must be an integer in 1..{max_batch}, got {batch_size!r}")
-    model = load_model(source, limits)
+    model = parse_model(source, limits)
+    fixed = static_batch(model)
     if batch_size is None:
-        batch_size = min(static_batch(model) or 1, max_batch)
+        batch_size = min(fixed or 1, max_batch)
+    if fixed is None or fixed == batch_size:
+        from .fast_graph import fast_graph  # imports this module: the fast lane reuses its rows and read-out
+
+        check_dims(model, dims, limits)
+        fast = fast_graph(model, batch_size, dims, training, limits, budget, started)
+        if fast is not None:
+            return fast, model
+    return _whole_model_graph(model, batch_size, training, dims, limits, budget, started), model
+
+
+def reference_graph(source: ModelSource, batch_size: int = 1, training: bool = False,
+                    dims: dict[str, int] | None = None, limits: Limits | None = None) -> PerfGraph:
+    """The whole-model path alone (onnx's shape inference over the model, then every operator costed): the
+    graph :func:`build_graph`'s fast lane must equal (tests compare them), and the path of every model
+    the fast lane declines."""
+    limits = limits or DEFAULT_LIMITS
+    return _whole_model_graph(parse_model(source, limits), batch_size, training, dims, limits,
+                              CpuBudget(limits.max_build_cpu_s), time.perf_counter())
+
+
+def _whole_model_graph(model: onnx.ModelProto, batch_size: int, training: bool, dims: dict[str, int] | None,
+                       limits: Limits, budget: CpuBudget, started: float) -> PerfGraph:
+    check_model(model, limits)
     graph = model.graph
     _check_topological(graph)
     shapes = infer_shapes(model, batch_size, dims, limits, budget)

@@ -63,29 +63,40 @@ def check_no_external_data(model: onnx.ModelProto) -> None:
                 "send the model with weights embedded or stripped (perfseer_client strips them)")
 
 
-def count_nodes(model: onnx.ModelProto) -> int:
-    return sum(len(g.node) for g in _iter_graphs(model.graph))
-
-
-def check_structure(model: onnx.ModelProto, limits: Limits) -> None:
-    """Counts that bound the cost of everything after parsing: opsets, operators, inputs, edges.
-
-    Checked before shape inference, which is the first step whose cost grows
-    with them (a 2-operator model with 300,000 inputs once cost 5.7 CPU-s).
-    """
+def check_header(model: onnx.ModelProto, limits: Limits) -> None:
+    """What is known without visiting operators: a graph with operators, IR version and opsets, and the
+    counts of top-level operators and graph inputs and outputs."""
+    if not model.HasField("graph") or len(model.graph.node) == 0:
+        raise NotOnnxError("not an ONNX model: no graph with operators")
+    if model.ir_version <= 0 or len(model.opset_import) == 0:
+        raise NotOnnxError("not an ONNX model: missing IR version or opset imports")
     for opset in model.opset_import:
         if opset.domain in ("", "ai.onnx") and not 1 <= opset.version <= MAX_KNOWN_OPSET:
             raise GraphBuildError(f"model imports ONNX opset {opset.version}; this server knows opsets 1.."
                                   f"{MAX_KNOWN_OPSET}")
-    nodes = count_nodes(model)
-    if nodes > limits.max_nodes:
-        raise TooManyNodesError(f"model has {nodes:,} operators, over the {limits.max_nodes:,}-operator limit")
+    _check_node_count(len(model.graph.node), limits)
     graph_io = len(model.graph.input) + len(model.graph.output)
     if graph_io > limits.max_graph_inputs:
         raise LimitExceededError(f"model has {graph_io:,} graph inputs and outputs, over the "
                                  f"{limits.max_graph_inputs:,} limit (max_graph_inputs)")
+
+
+def _check_node_count(nodes: int, limits: Limits) -> None:
+    if nodes > limits.max_nodes:
+        raise TooManyNodesError(f"model has {nodes:,} operators, over the {limits.max_nodes:,}-operator limit")
+
+
+def check_structure(model: onnx.ModelProto, limits: Limits) -> None:
+    """Counts that bound the cost of everything after parsing: operators (sub-graphs' too), each operator's
+    inputs and outputs, edges.
+
+    Checked before shape inference, which is the first step whose cost grows
+    with them (a 2-operator model with 300,000 inputs once cost 5.7 CPU-s).
+    """
+    graphs = list(_iter_graphs(model.graph))
+    _check_node_count(sum(len(g.node) for g in graphs), limits)
     edges = 0
-    for g in _iter_graphs(model.graph):
+    for g in graphs:
         for node in g.node:
             fan = len(node.input) + len(node.output)
             if fan > limits.max_node_inputs:
@@ -97,8 +108,24 @@ def check_structure(model: onnx.ModelProto, limits: Limits) -> None:
                                  "(max_edges)")
 
 
+def check_model(model: onnx.ModelProto, limits: Limits) -> None:
+    """Every check on a parsed model's operators and tensors (:func:`parse_model` made the cheap ones)."""
+    check_structure(model, limits)
+    check_no_external_data(model)
+
+
 def load_model(source: ModelSource, limits: Limits | None = None) -> onnx.ModelProto:
     """A parsed, checked ModelProto; raises a :class:`~seernet.errors.GraphBuildError` subtype otherwise."""
+    limits = limits or DEFAULT_LIMITS
+    model = parse_model(source, limits)
+    check_model(model, limits)
+    return model
+
+
+def parse_model(source: ModelSource, limits: Limits | None = None) -> onnx.ModelProto:
+    """A parsed ModelProto within the byte limit, its header checked (:func:`check_header`), its operators
+    not yet visited: the caller runs :func:`check_model`, or visits each operator once itself with the
+    same limits (``seernet.fast_graph``) and runs :func:`check_model` wherever it stops."""
     limits = limits or DEFAULT_LIMITS
     max_bytes = limits.max_model_bytes
     if isinstance(source, onnx.ModelProto):
@@ -112,12 +139,7 @@ def load_model(source: ModelSource, limits: Limits | None = None) -> onnx.ModelP
             model = onnx.ModelProto.FromString(data)
         except (DecodeError, RuntimeError, ValueError) as exc:
             raise NotOnnxError(f"not an ONNX model: protobuf parse failed ({exc})") from None
-    if not model.HasField("graph") or len(model.graph.node) == 0:
-        raise NotOnnxError("not an ONNX model: no graph with operators")
-    if model.ir_version <= 0 or len(model.opset_import) == 0:
-        raise NotOnnxError("not an ONNX model: missing IR version or opset imports")
-    check_structure(model, limits)
-    check_no_external_data(model)
+    check_header(model, limits)
     return model
 
 

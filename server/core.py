@@ -23,11 +23,10 @@ import onnx
 from profiler_worker.job import METRICS, ProfileJob
 from seernet.errors import LimitExceededError
 from seernet.gpu.specs import GpuSpec, GpuSpecError
-from seernet.graph import PerfGraph, build_graph
+from seernet.graph import PerfGraph, build_graph, build_graph_and_model
 from seernet.metrics import unit_of
 from seernet.settings import Limits
 from seernet.spaces import ModelConfig, check_config, get_space
-from seernet.loader import load_model
 from seernet.strip import strip_weights
 
 from .batcher import MicroBatcher
@@ -230,8 +229,8 @@ class PredictionService:
             if isinstance(source, ModelConfig):
                 return build_graph(self._onnx_of(source), batch_size=query.batch_size or None, dims=query.dims,
                                    limits=self.limits)
-            model = load_model(source, self.limits)  # parsed once: the graph and the stripped copy share it
-            graph = build_graph(model, batch_size=query.batch_size or None, dims=query.dims, limits=self.limits)
+            graph, model = build_graph_and_model(source, batch_size=query.batch_size or None, dims=query.dims,
+                                                 limits=self.limits)  # parsed once: the stripped copy shares it
             self._remember(sha, source, model)
             return graph
 

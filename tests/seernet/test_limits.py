@@ -14,7 +14,9 @@ from tests.reliability import hostile_models as H
 
 
 def test_cpu_budget_refuses_a_slow_build_naming_the_limit():
-    limits = dataclasses.replace(DEFAULT_LIMITS, max_build_cpu_s=0.05)
+    """A 5,000-operator chain costs ~13 ms on the fast lane (seernet.fast_graph), far more on the whole-model
+    path: a 2 ms budget stops either."""
+    limits = dataclasses.replace(DEFAULT_LIMITS, max_build_cpu_s=0.002)
     with pytest.raises(BuildBudgetError, match="max_build_cpu_s"):
         build_graph(H.deep_chain(5000), limits=limits)
 

@@ -6,7 +6,7 @@ ViT, Swin, ConvNeXt, BEiT and DeiT vision models): each is exported with random 
 module's own parameters), built into our graph, and checked against the torch model itself — parameters
 within 1 % of those the forward reads (and float buffers, which the ONNX holds as weights), and the MACs of our Conv,
 Gemm and MatMul nodes within 15 % of torch's own FLOP counter (``torch.utils.flop_counter``), an independent
-count made on the module, not on the ONNX.  Exports are cached under ``.cache/corpus`` (``PERFSEER_CACHE``).
+count made on the module, not on the ONNX; and built on the fast lane, equal to the whole-model path's graph.  Exports are cached under ``.cache/corpus`` (``PERFSEER_CACHE``).
 """
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ import pytest
 import torch
 
 from seernet.export import export_module
-from seernet.graph import NODE_FEATURES, build_graph
+from seernet.graph import NODE_FEATURES, build_graph, reference_graph
 from seernet.settings import cache_dir
 from seernet.spaces.timm_space import arch_table
 from seernet.torchvision_compat import ensure_torchvision_importable
+from tests.seernet.test_fast_graph import assert_same
 
 TIMM_COUNT = 106
 MAX_PARAMS = 40e6  # keeps the corpus's exports to a second or two each on one core
@@ -129,6 +130,8 @@ def used_parameters(module: torch.nn.Module, example: torch.Tensor) -> int:
 
 def _check(module: torch.nn.Module, data: bytes, example: torch.Tensor, dims: dict | None = None) -> None:
     graph = build_graph(data, batch_size=example.shape[0], dims=dims)
+    assert graph.fast_lane  # and it is the graph the whole-model path builds:
+    assert_same(graph, reference_graph(data, batch_size=example.shape[0], dims=dims))
     assert graph.summary()["params"] == pytest.approx(used_parameters(module, example), rel=PARAMS_TOLERANCE)
     macs = graph.node_x[:, NODE_FEATURES.index("macs")]
     ours = float(sum(m for m, op in zip(macs, graph.op_types) if op in MAC_OPS))
