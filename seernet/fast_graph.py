@@ -66,22 +66,23 @@ class OperatorMemo:
     """Interned tokens, decoded operators and initializers by their bytes, and per operator key (kind,
     input tokens) its (output tokens, feature row as bytes, parameter column, parameter inputs).
 
-    Bounded: past ``max_tokens`` tokens or ``max_value_bytes`` of remembered values everything starts
-    over; past ``max_entries`` the decoded and operator tables each do.  A key holds its tokens, so an
+    Bounded (~60 MB at most with the defaults, a few MB in practice): past ``max_tokens`` tokens or
+    ``max_value_bytes`` of remembered values everything starts over; past ``max_entries`` entries (or
+    ``max_decoded_total`` bytes of keys) the decoded and operator tables each do.  A key holds its tokens, so an
     entry stays right whatever was reset since it was made.  One memo per set of limits (:func:`memo_for`):
     what an entry admits depends on them."""
 
-    def __init__(self, max_tokens: int = 2**16, max_value_bytes: int = 16 * 2**20, max_entries: int = 2**15,
-                 max_decoded_bytes: int = 1024) -> None:
+    def __init__(self, max_tokens: int = 2**16, max_value_bytes: int = 16 * 2**20, max_entries: int = 2**14,
+                 max_decoded_bytes: int = 1024, max_decoded_total: int = 16 * 2**20) -> None:
         self.max_tokens, self.max_value_bytes, self.max_entries = max_tokens, max_value_bytes, max_entries
-        self.max_decoded_bytes = max_decoded_bytes
+        self.max_decoded_bytes, self.max_decoded_total = max_decoded_bytes, max_decoded_total
         self.reset()
 
     def reset(self) -> None:
         self.tokens: dict[tuple, Token] = {}
         self.operators: dict[tuple, tuple] = {}
         self.decoded: dict[bytes, object] = {}
-        self.value_bytes = 0
+        self.value_bytes = self.decoded_bytes = 0
 
     def token(self, shape: tuple[int, ...], elem_type: int, weight: bool, value: np.ndarray | None = None,
               limits: Limits | None = None) -> Token | None:
@@ -111,9 +112,10 @@ class OperatorMemo:
     def decode(self, data: bytes, found: object) -> None:
         """Remember ``found``, decoded from ``data`` (an operator's or initializer's bytes), when they are small."""
         if len(data) <= self.max_decoded_bytes:
-            if len(self.decoded) >= self.max_entries:
-                self.decoded = {}
+            if len(self.decoded) >= self.max_entries or self.decoded_bytes > self.max_decoded_total:
+                self.decoded, self.decoded_bytes = {}, 0
             self.decoded[data] = found
+            self.decoded_bytes += len(data)
 
 
 _MEMOS: dict[tuple, OperatorMemo] = {}
@@ -124,10 +126,15 @@ def memo_for(limits: Limits) -> OperatorMemo:
     key = (limits.max_rank, limits.max_tensor_elements, limits.max_fold_elements, limits.max_node_inputs)
     memo = _MEMOS.get(key)
     if memo is None:
-        if len(_MEMOS) >= 8:
+        if len(_MEMOS) >= 4:
             _MEMOS.clear()
         memo = _MEMOS[key] = OperatorMemo()
     return memo
+
+
+def clear_memos() -> None:
+    """Forget everything remembered (benchmarks measure a first sight with it)."""
+    _MEMOS.clear()
 
 
 def fast_graph(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | None, training: bool,
