@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import Sequence
 
 import numpy as np
 import onnx
@@ -28,6 +29,7 @@ from .budget import CpuBudget
 from .costs import node_cost, param_inputs
 from .graph import NODE_FEATURES, EDGE_FEATURES, PerfGraph, edge_features, graph_from_rows, node_row
 from .settings import Limits
+from .shape_rules import output_shapes
 from .shapes import (_FAST_FOLDS, _FOLD_TYPES, _FOLDABLE, _INT_TYPES, TensorInfo, _attribute, _fold_output_numel,
                      _has_data, _single)
 
@@ -373,6 +375,8 @@ def _operator_entry(node: onnx.NodeProto, names: list[str], in_tokens: tuple, ou
         return None
     out_tokens = _folded(node, names, in_tokens, opsets, memo, limits)
     if out_tokens is None:
+        out_tokens = _ruled(node, in_tokens, outs, memo, limits)
+    if out_tokens is None:
         out_tokens = _inferred(node, names, in_tokens, outs, opsets, memo, limits)
         if out_tokens is None:
             return None
@@ -428,6 +432,20 @@ def _folded(node: onnx.NodeProto, names: list[str], in_tokens: tuple, opsets: tu
         return None
     token = memo.token(tuple(int(d) for d in value.shape), elem_type, False, value, limits)
     return None if token is None else [token]
+
+
+def _ruled(node: onnx.NodeProto, in_tokens: tuple, outs: Sequence[str], memo: OperatorMemo,
+           limits: Limits) -> list[Token | None] | None:
+    """Output tokens from ``seernet.shape_rules`` (a few µs), where a rule covers the operator; else None."""
+    if "" in outs:
+        return None
+    typed = [None if t is None else (t.info.shape, t.info.elem_type) for t in in_tokens]
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    shapes = output_shapes(node.op_type, typed, attrs, len(outs))
+    if shapes is None:
+        return None
+    tokens = [memo.token(shape, elem_type, False, None, limits) for shape, elem_type in shapes]
+    return None if any(t is None for t in tokens) else tokens
 
 
 @lru_cache(maxsize=64)
