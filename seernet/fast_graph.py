@@ -152,7 +152,8 @@ def fast_graph(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | N
     tok_of: dict[str, Token] = {}
     if not _bind_initializers(graph, memo, limits, tok_of):
         return None
-    inputs = _bind_inputs(model, batch_size, dims, memo, limits, tok_of)
+    bound = dict(dims or {})
+    inputs = _bind_inputs(model, batch_size, bound, memo, limits, tok_of)
     if inputs is None:
         return None
 
@@ -220,7 +221,7 @@ def fast_graph(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | N
         rows.append(row)
         decoded_nodes.append(d)
 
-    outputs = _outputs(graph, tok_of)
+    outputs = _outputs(graph, tok_of, bound)
     if outputs is None or not decoded_nodes:
         return None
     n = len(decoded_nodes)
@@ -312,11 +313,10 @@ def _constant_value_token(node: onnx.NodeProto, memo: OperatorMemo, limits: Limi
     return None
 
 
-def _bind_inputs(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | None, memo: OperatorMemo,
+def _bind_inputs(model: onnx.ModelProto, batch_size: int, dims: dict[str, int], memo: OperatorMemo,
                  limits: Limits, tok_of: dict[str, Token]) -> list[TensorInfo] | None:
-    """Data inputs bound as ``seernet.shapes.bind_inputs`` binds them (axis 0 → batch, named dims → ``dims``);
-    None for anything it would refuse or that needs re-binding."""
-    dims = dict(dims or {})
+    """Data inputs bound as ``seernet.shapes.bind_inputs`` binds them (axis 0 → batch, named dims → ``dims``,
+    which gains the batch's symbol as that does); None for anything it would refuse or that needs re-binding."""
     infos = []
     for value in model.graph.input:
         if value.name in tok_of:
@@ -343,9 +343,10 @@ def _bind_inputs(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] |
     return infos
 
 
-def _outputs(graph: onnx.GraphProto, tok_of: dict[str, Token]) -> list[TensorInfo] | None:
-    """The graph outputs' shapes; None when one is missing or its declared shape disagrees with ours (onnx's
-    strict inference would refuse that, and the whole-model path should say so)."""
+def _outputs(graph: onnx.GraphProto, tok_of: dict[str, Token], bound: dict[str, int]) -> list[TensorInfo] | None:
+    """The graph outputs' shapes; None when one is missing or its declared shape, with the symbols the
+    inputs bound (``bound``), disagrees with ours (onnx's strict inference would refuse that, and the
+    whole-model path should say so)."""
     infos = []
     for value in graph.output:
         token = tok_of.get(value.name)
@@ -360,6 +361,8 @@ def _outputs(graph: onnx.GraphProto, tok_of: dict[str, Token]) -> list[TensorInf
                     return None
                 for dim, size in zip(declared.shape.dim, token.info.shape):
                     if dim.HasField("dim_value") and dim.dim_value != size:
+                        return None
+                    if dim.HasField("dim_param") and bound.get(dim.dim_param, size) != size:
                         return None
         infos.append(token.info)
     return infos

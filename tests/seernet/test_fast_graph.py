@@ -100,6 +100,20 @@ def test_what_the_lane_cannot_vouch_for_goes_the_whole_model_way(case):
     assert_same(built, reference_graph(data, 2))
 
 
+def test_an_output_declared_against_what_it_computes_is_refused_as_the_whole_model_path_refuses_it():
+    """Declared ("batch", 4) but computed (4, batch): onnx's strict inference refuses it, so the lane must not
+    answer; at batch 4 both agree and the lane builds it."""
+    declared = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
+    data = _model([helper.make_node("Transpose", ["x"], ["y"])],
+                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])], [declared])
+    with pytest.raises(GraphBuildError) as refused:
+        reference_graph(data, 2)
+    with pytest.raises(GraphBuildError) as also_refused:
+        build_graph(data, 2)
+    assert str(also_refused.value) == str(refused.value)
+    assert build_graph(data, 4).fast_lane
+
+
 def test_a_read_before_its_write_is_refused_by_the_whole_model_path():
     data = _model([helper.make_node("Relu", ["later"], ["y"]), helper.make_node("Relu", ["x"], ["later"])], [X], [Y])
     with pytest.raises(GraphBuildError, match="topological"):
