@@ -101,17 +101,18 @@ def test_what_the_lane_cannot_vouch_for_goes_the_whole_model_way(case):
 
 
 def test_an_output_declared_against_what_it_computes_is_refused_as_the_whole_model_path_refuses_it():
-    """Declared ("batch", 4) but computed (4, batch): onnx's strict inference refuses it, so the lane must not
-    answer; at batch 4 both agree and the lane builds it."""
-    declared = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
+    """Declared ("batch", "n") but computed (n, batch): bound to batch 2, n 3, onnx's strict inference refuses
+    it, so the lane must not answer; where batch equals n both agree and the lane builds it."""
+    symbols = ["batch", "n"]
     data = _model([helper.make_node("Transpose", ["x"], ["y"])],
-                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])], [declared])
+                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, symbols)],
+                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, symbols)])
     with pytest.raises(GraphBuildError) as refused:
-        reference_graph(data, 2)
+        reference_graph(data, 2, dims={"n": 3})
     with pytest.raises(GraphBuildError) as also_refused:
-        build_graph(data, 2)
+        build_graph(data, 2, dims={"n": 3})
     assert str(also_refused.value) == str(refused.value)
-    assert build_graph(data, 4).fast_lane
+    assert build_graph(data, 3, dims={"n": 3}).fast_lane
 
 
 def test_a_read_before_its_write_is_refused_by_the_whole_model_path():
