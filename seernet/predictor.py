@@ -298,7 +298,7 @@ class OperatorPredictor(ServedPredictor):
             raise ValueError(f"predictor {self.name} breaks down {self.model.metric} only, not {metric}")
         from .operator_trees import first_producer
 
-        times = self.model.node_ms(graph) * float(self.model.params["composition"][0])
+        times = self.model.node_ms(graph) * self.model.operator_scale(graph)
         owner = np.arange(graph.num_nodes)
         producer = first_producer(graph)
         for node in np.flatnonzero(self.model.fused_with_producer(graph)):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from seernet.data import Sample
-from seernet.operator_trees import (fit_operator_model, node_times, operator_table, roofline_ms,
-                                    save_operator_model, OPERATOR_FEATURES)
+from seernet.operator_trees import (COMPOSITION_TERMS, OPERATOR_FEATURES, OperatorModel, fit_operator_model,
+                                    node_times, operator_table, roofline_ms, save_operator_model)
 from seernet.predictor import OperatorPredictor, Predictor
 from tests.operator_fixtures import EFFICIENCY, mlp_graph, profiled, profiled_mlps
 from tests.server.fixtures import train_tiny_predictor
@@ -47,8 +47,35 @@ def test_it_learns_the_device_and_extrapolates_past_the_largest_trained_model(tr
 def test_the_composition_keeps_the_operators_and_learns_the_rest(trained):
     _, model = trained
     composition = model.params["composition"]
+    assert len(composition) == len(COMPOSITION_TERMS)
     assert composition[0] == pytest.approx(1.1, rel=0.1)  # the synthetic device's 1.1 × Σ kernels
-    assert all(c >= 0 for c in composition)
+    assert all(c >= 0 for c in composition[:4])
+    assert abs(composition[4]) < 0.02  # its time grows with the batch as its kernels' does
+
+
+def test_the_composition_learns_a_time_that_grows_slower_with_the_batch_than_its_kernels():
+    """A device whose whole-model time is its kernels' × b^-0.1 (what the kernels' sum cannot say): the
+    batch term learns it, and predictions follow."""
+    samples = profiled_mlps()
+    for s in samples:
+        s.targets["infer_time_ms"] *= s.graph.batch_size ** -0.1
+    model = fit_operator_model(samples)
+    assert model.params["composition"][4] < -0.05
+    truth = np.array([s.targets["infer_time_ms"] for s in samples])
+    assert np.median(np.abs(model.predict([s.graph for s in samples]) / truth - 1)) < 0.05
+    flat = fit_operator_model(profiled_mlps())
+    ratio = model.predict([samples[-1].graph])[0] / flat.predict([samples[-1].graph])[0]
+    assert ratio == pytest.approx(8 ** -0.1, rel=0.05)  # the largest batch, 8
+
+
+def test_a_model_saved_before_the_batch_term_composes_as_it_did(trained):
+    samples, model = trained
+    older = OperatorModel(model.arrays, {**model.params, "composition": [1.2, 0.01, 0.002, 0.03]}, model.metric)
+    graph = samples[-1].graph
+    total = float(older.node_ms(graph).sum())
+    expected = 1.2 * total + 0.01 * graph.global_value("memory_sum") / 1e6 + 0.002 * graph.num_nodes + 0.03
+    assert older.predict([graph])[0] == pytest.approx(expected)
+    assert older.operator_scale(graph) == pytest.approx(1.2)
 
 
 def test_fusion_pairs_come_from_the_profiles_and_explain_groups_fused_nodes(trained, tmp_path):
