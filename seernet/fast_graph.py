@@ -482,7 +482,7 @@ def _inferred(node: onnx.NodeProto, names: list[str], in_tokens: tuple, outs: li
     model.CopyFrom(_opsets_model(opsets))
     model.graph.CopyFrom(graph)
     try:
-        inferred = shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+        inferred = shape_inference.infer_shapes(model, strict_mode=True)  # values come as constants: no data_prop
     except Exception:
         return None
     found = {v.name: v for v in inferred.graph.output}

@@ -166,10 +166,33 @@ def check_dims(model: onnx.ModelProto, dims: dict[str, int] | None, limits: Limi
                                   f", got {value}")
 
 
-def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
-    """onnx's shape inference; every failure it can raise (C++ errors included) becomes a one-line refusal."""
+def _infer(model: onnx.ModelProto, max_shape_data: int = DEFAULT_LIMITS.max_fold_elements) -> onnx.ModelProto:
+    """onnx's shape inference; every failure it can raise (C++ errors included) becomes a one-line refusal.
+
+    onnx's data propagation materialises the values of the 1-D integer tensors it follows: a 300-byte model
+    whose OneHot of depth 10⁹ is reshaped into a Tile's repeats made it allocate 8 GB.  So inference runs
+    first without it, and with it only when no 1-D integer tensor is longer than ``max_shape_data`` (our own
+    folding, bounded the same way, follows the rest)."""
+    plain = _run_inference(model, data_prop=False)
+    if _long_shape_data(plain, max_shape_data):
+        return plain
+    return _run_inference(model, data_prop=True)
+
+
+def _long_shape_data(inferred: onnx.ModelProto, limit: int) -> bool:
+    """Whether a 1-D integer tensor of known length over ``limit`` is in ``inferred`` (what data propagation
+    would copy element by element)."""
+    for value in (*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input):
+        tensor = value.type.tensor_type
+        if (tensor.elem_type in _INT_TYPES and tensor.HasField("shape") and len(tensor.shape.dim) == 1
+                and tensor.shape.dim[0].dim_value > limit):
+            return True
+    return any(t.data_type in _INT_TYPES and len(t.dims) == 1 and t.dims[0] > limit for t in inferred.graph.initializer)
+
+
+def _run_inference(model: onnx.ModelProto, data_prop: bool) -> onnx.ModelProto:
     try:
-        return shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+        return shape_inference.infer_shapes(model, strict_mode=True, data_prop=data_prop)
     except MemoryError:
         raise LimitExceededError("shape inference ran out of memory: the model's shapes are too large") from None
     except Exception as exc:  # onnx raises InferenceError, ValidationError, and bare C++ errors (vector::reserve)
@@ -192,7 +215,7 @@ def infer_shapes(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] |
         _unfix_batch(light, fixed)
     bind_inputs(light, batch_size, dims)
     try:
-        shapes = _collect(_infer(light))
+        shapes = _collect(_infer(light, limits.max_fold_elements))
     except GraphBuildError as exc:
         if rebinding:
             raise GraphBuildError(_fixed_batch_message(fixed, batch_size, str(exc))) from None
@@ -208,7 +231,7 @@ def infer_shapes(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] |
         if folded is None:
             break
         try:
-            refined = _infer(folded)
+            refined = _infer(folded, limits.max_fold_elements)
         except GraphBuildError:
             break
         shapes = {**shapes, **{k: v for k, v in _collect(refined).items() if v.known}}
@@ -258,7 +281,7 @@ _FOLDABLE = {"Shape", "Gather", "Concat", "Unsqueeze", "Squeeze", "Slice", "Cast
              "Sub", "Div", "ConstantOfShape", "Range", "Reshape", "Expand", "Size", "Not", "Less", "Greater",
              "Min", "Max", "Abs", "Neg", "Identity", "ReduceProd", "Floor", "Ceil", "Sqrt", "Mod", "Clip", "Round",
              "Transpose", "Tile", "ReduceSum", "ReduceMax", "ReduceMin", "And", "Or", "LessOrEqual",
-             "GreaterOrEqual", "Flatten"}
+             "GreaterOrEqual", "Flatten", "OneHot"}
 _ELEMENTWISE = {"Equal", "Where", "Mul", "Add", "Sub", "Div", "Less", "Greater", "Min", "Max", "Mod", "Not", "Abs",
                 "Neg", "Identity", "Floor", "Ceil", "Sqrt", "Cast", "Clip", "Round", "And", "Or", "LessOrEqual",
                 "GreaterOrEqual"}
@@ -303,6 +326,9 @@ def _fold_output_numel(node: onnx.NodeProto, feeds: dict[str, np.ndarray]) -> in
             return first.size if first is not None else None
         if op == "Tile":
             return first.size * math.prod(max(0, int(r)) for r in args[1].reshape(-1))
+        if op == "OneHot":  # torch's ``repeat`` on a computed count exports one (GC ViT's attention)
+            depth = int(args[1].reshape(-1)[0])
+            return first.size * depth if depth >= 0 else None
         if op in _ELEMENTWISE:
             return _broadcast_numel(*(a.shape for a in args if a is not None))
     except (AttributeError, IndexError, TypeError, ValueError, OverflowError, ZeroDivisionError):

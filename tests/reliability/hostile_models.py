@@ -41,6 +41,19 @@ def range_bomb(n: int = 250_000_000) -> bytes:
                         [_ints("start", 0), _ints("limit", n), _ints("delta", 1)])
 
 
+def one_hot_repeats(depth: int = 10**9) -> bytes:
+    """torch's ``x.repeat(n, 1)`` with a computed ``n`` as GC ViT exports it (OneHot → Reshape → Cast → Tile
+    repeats), here with a OneHot of ``depth``: onnx's data propagation once allocated 8 GB for 10⁹."""
+    x = helper.make_tensor_value_info("x", FLOAT, ["batch", 4])
+    nodes = [helper.make_node("OneHot", ["index", "depth", "values"], ["hot"], axis=-1),
+             helper.make_node("Reshape", ["hot", "length"], ["repeats"]),
+             helper.make_node("Cast", ["repeats"], ["repeats64"], to=onnx.TensorProto.INT64),
+             helper.make_node("Tile", ["x", "repeats64"], ["y"])]
+    return _model(nodes, [x], [helper.make_tensor_value_info("y", FLOAT, None)],
+                  [_ints("index", [0]), _ints("depth", depth), _ints("values", [1, 3]), _ints("length", [depth])],
+                  extra_domains=False)
+
+
 def many_constants(n: int = 19_999) -> bytes:
     x = helper.make_tensor_value_info("x", FLOAT, ["batch", 4])
     nodes = [helper.make_node("Constant", [], [f"c{i}"], value=helper.make_tensor(f"t{i}", INT64, [1], [i]))

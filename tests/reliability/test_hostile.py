@@ -119,6 +119,7 @@ CASES = [
     ("ConstantOfShape [16000,16000] + custom op", predict(onnx=H.constant_of_shape_bomb()), {C.INVALID_ARGUMENT}, ""),
     ("Expand to [16000,16000] + custom op", predict(onnx=H.expand_bomb()), {C.INVALID_ARGUMENT}, ""),
     ("Range of 2.5e8 + custom op", predict(onnx=H.range_bomb()), {C.INVALID_ARGUMENT}, ""),
+    ("OneHot of depth 1e9 as Tile repeats", predict(onnx=H.one_hot_repeats()), {C.INVALID_ARGUMENT}, ""),
     ("19,999 Constant nodes", predict(onnx=H.many_constants()), {C.OK}, ""),
     ("mlp widths [20000, 20000] (39 bytes)", config("mlp", {"widths": [20000, 20000]}), {C.INVALID_ARGUMENT},
      "widths"),

@@ -4,6 +4,8 @@ The real-architecture corpus (test_real_corpus) checks the same equality on 132 
 """
 from __future__ import annotations
 
+import resource
+
 import numpy as np
 import onnx
 import pytest
@@ -17,6 +19,7 @@ from seernet.settings import DEFAULT_LIMITS
 from seernet.spaces import SPACES
 from seernet.spaces.nasbench201 import NasBench201Space
 from seernet.strip import strip_bytes
+from tests.reliability import hostile_models as H
 
 ARRAYS = ("node_op", "node_category", "node_x", "edge_index", "edge_x", "global_x")
 
@@ -136,3 +139,17 @@ def test_shape_arithmetic_is_folded_on_the_lane():
         built = build_graph(data, batch)
         assert built.fast_lane and built.global_value("output_bytes") == batch * 4 * 8 * 8 * 4
         assert_same(built, reference_graph(data, batch))
+
+
+
+def test_shape_arithmetic_through_one_hot_is_folded_and_bounded():
+    """OneHot is folded like the rest of shape arithmetic (GC ViT builds on both paths), and a depth of 10⁹ is
+    refused without allocating it (onnx's data propagation once took 8 GB for it)."""
+    data = H.one_hot_repeats(2)  # repeats [3, 1]: y is (3·batch, 4)
+    built = build_graph(data, 2)
+    assert built.fast_lane and built.global_value("output_bytes") == 3 * 2 * 4 * 4
+    assert_same(built, reference_graph(data, 2))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(GraphBuildError):
+        build_graph(H.one_hot_repeats(10**9), 2)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024  # KiB
