@@ -18,7 +18,6 @@ or written twice.  Tests compare both paths on our spaces and on real timm and H
 """
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 from typing import Sequence
 
@@ -31,8 +30,7 @@ from .costs import node_cost, param_inputs
 from .graph import NODE_FEATURES, EDGE_FEATURES, PerfGraph, edge_features, graph_from_rows, node_row
 from .settings import Limits
 from .shape_rules import output_shapes
-from .shapes import (_FAST_FOLDS, _FOLD_TYPES, _FOLDABLE, _INT_TYPES, TensorInfo, _attribute, _fold_output_numel,
-                     _has_data, _single)
+from .shapes import TensorInfo, constant_value, fold_value, initializer_value, shape_value
 
 _STANDARD = ("", "ai.onnx")
 _SUBGRAPH_ATTRIBUTES = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
@@ -276,11 +274,8 @@ def _initializer_token(tensor: onnx.TensorProto, memo: OperatorMemo, limits: Lim
     """A weight's token; integer weights small enough to fold carry their values, as in ``seernet.shapes``."""
     if _external(tensor):
         return None
-    shape = tuple(tensor.dims)
-    value = None
-    if tensor.data_type in _INT_TYPES and math.prod(shape) <= limits.max_fold_elements and _has_data(tensor):
-        value = numpy_helper.to_array(tensor)
-    return memo.token(shape, tensor.data_type, True, value, limits)
+    return memo.token(tuple(tensor.dims), tensor.data_type, True, initializer_value(tensor, limits.max_fold_elements),
+                      limits)
 
 
 def _constant_token(node: onnx.NodeProto, d: Decoded, memo: OperatorMemo, limits: Limits) -> Token | None:
@@ -293,25 +288,15 @@ def _constant_token(node: onnx.NodeProto, d: Decoded, memo: OperatorMemo, limits
 
 
 def _constant_value_token(node: onnx.NodeProto, memo: OperatorMemo, limits: Limits) -> Token | None:
+    value = constant_value(node, limits.max_fold_elements)  # the value the whole-model path folds with
     attr = node.attribute[0]
-    limit = limits.max_fold_elements
     if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
-        tensor = attr.t
-        if _external(tensor):
+        if _external(attr.t):
             return None
-        shape = tuple(tensor.dims)
-        value = None
-        if tensor.data_type in _FOLD_TYPES and math.prod(shape) <= limit and _has_data(tensor):
-            value = numpy_helper.to_array(tensor)
-        return memo.token(shape, tensor.data_type, True, value, limits)
-    if attr.name == "value_int":
-        return memo.token((), onnx.TensorProto.INT64, True, np.array(attr.i, dtype=np.int64), limits)
-    if attr.name == "value_ints" and len(attr.ints) <= limit:
-        return memo.token((len(attr.ints),), onnx.TensorProto.INT64, True, np.array(list(attr.ints), dtype=np.int64),
-                          limits)
-    if attr.name == "value_float":
-        return memo.token((), onnx.TensorProto.FLOAT, True, np.array(attr.f, dtype=np.float32), limits)
-    return None
+        return memo.token(tuple(attr.t.dims), attr.t.data_type, True, value, limits)
+    if value is None:
+        return None
+    return memo.token(value.shape, onnx.helper.np_dtype_to_tensor_dtype(value.dtype), True, value, limits)
 
 
 def _bind_inputs(model: onnx.ModelProto, batch_size: int, dims: dict[str, int], memo: OperatorMemo,
@@ -395,40 +380,20 @@ def _operator_entry(node: onnx.NodeProto, names: list[str], in_tokens: tuple, ou
     return tuple(out_tokens), np.array(row, dtype=np.float64).tobytes(), row[_PARAMS], param_inputs(node, shapes, weights)
 
 
-def _folded(node: onnx.NodeProto, names: list[str], in_tokens: tuple, opsets: tuple, memo: OperatorMemo,
+def _folded(node: onnx.NodeProto, names: Sequence[str], in_tokens: tuple, opsets: tuple, memo: OperatorMemo,
             limits: Limits) -> list[Token | None] | None:
-    """The output token of shape arithmetic evaluated on known values (``seernet.shapes`` folds the same
-    operators under the same bound); None when the operator is not that."""
-    if len(node.output) != 1:
+    """The output token of shape arithmetic evaluated on known values, as the whole-model path folds it
+    (``seernet.shapes.fold_value``); None when the operator is not that."""
+    if len(node.output) != 1 or not in_tokens:
         return None
-    op_type = node.op_type
-    limit = limits.max_fold_elements
-    try:
-        if op_type == "Shape":
-            info = in_tokens[0].info if in_tokens and in_tokens[0] is not None else None
-            if info is None:
-                return None
-            full = np.array(info.shape, dtype=np.int64)
-            value = full[_attribute(node, "start", 0): _attribute(node, "end", len(full))]
-        elif op_type in _FOLDABLE and all(t is None or t.value is not None for t in in_tokens) and any(in_tokens):
-            feeds = {name: token.value for name, token in zip(names, in_tokens) if name}
-            bound = _fold_output_numel(node, feeds)
-            if bound is None or bound > limit:
-                return None
-            fast = _FAST_FOLDS.get(op_type)
-            args = [token.value for token in in_tokens if token is not None]
-            if fast is not None:
-                value = fast(node, args)
-            else:
-                from onnx.reference import ReferenceEvaluator
-
-                value = ReferenceEvaluator(_single(node, _opsets_model(opsets), feeds)).run(None, feeds)[0]
-        else:
-            return None
-    except Exception:  # left to onnx's inference, as the whole-model path leaves it
+    if node.op_type == "Shape":
+        value = None if in_tokens[0] is None else shape_value(node, in_tokens[0].info.shape)
+    elif all(t is None or t.value is not None for t in in_tokens):
+        feeds = {name: token.value for name, token in zip(names, in_tokens) if name}
+        value = fold_value(node, feeds, _opsets_model(opsets), limits.max_fold_elements)
+    else:
         return None
-    value = np.asarray(value)
-    if value.size > limit or value.dtype.kind not in "iubf":
+    if value is None or value.size > limits.max_fold_elements or value.dtype.kind not in "iubf":
         return None
     try:
         elem_type = onnx.helper.np_dtype_to_tensor_dtype(value.dtype)

@@ -336,12 +336,12 @@ def _fold_output_numel(node: onnx.NodeProto, feeds: dict[str, np.ndarray]) -> in
     return None
 
 
-def _constant_value(node: onnx.NodeProto, limit: int) -> np.ndarray | None:
+def constant_value(node: onnx.NodeProto, limit: int) -> np.ndarray | None:
     """A small ``Constant``'s value (integer, boolean or float) read straight from its attribute."""
     for attr in node.attribute:
         if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
             if attr.t.data_type in _FOLD_TYPES and math.prod(attr.t.dims) <= limit and _has_data(attr.t):
-                return numpy_helper.to_array(attr.t)
+                return _to_array(attr.t)
         elif attr.name == "value_int":
             return np.array(attr.i, dtype=np.int64)
         elif attr.name == "value_ints" and len(attr.ints) <= limit:
@@ -373,6 +373,51 @@ _FAST_FOLDS = {
 }
 
 
+def initializer_value(tensor: onnx.TensorProto, limit: int) -> np.ndarray | None:
+    """An integer weight's value when shape arithmetic may read it (at most ``limit`` elements, its data
+    present and well-formed); None otherwise."""
+    if tensor.data_type in _INT_TYPES and math.prod(tensor.dims) <= limit and _has_data(tensor):
+        return _to_array(tensor)
+    return None
+
+
+def _to_array(tensor: onnx.TensorProto) -> np.ndarray | None:
+    """A tensor's values; None when its data does not fit its dims (a malformed request is refused by onnx's
+    inference later, in one line, never by a crash here)."""
+    try:
+        return numpy_helper.to_array(tensor)
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def shape_value(node: onnx.NodeProto, shape: tuple[int, ...]) -> np.ndarray:
+    """What a ``Shape`` operator returns for an input of ``shape`` (its ``start``/``end`` applied)."""
+    full = np.array(shape, dtype=np.int64)
+    return full[_attribute(node, "start", 0): _attribute(node, "end", len(full))]
+
+
+def fold_value(node: onnx.NodeProto, feeds: dict[str, np.ndarray], opsets: onnx.ModelProto,
+               limit: int) -> np.ndarray | None:
+    """``node`` evaluated on ``feeds`` (its inputs' values) when it is shape arithmetic whose output, bounded
+    from its inputs before anything is evaluated, stays within ``limit`` elements; None otherwise, or where
+    evaluation fails.  ``opsets``: a model whose opset imports the operator is read with.  The whole-model
+    path and the fast lane (``seernet.fast_graph``) fold through this one function."""
+    if node.op_type not in _FOLDABLE or not feeds:
+        return None
+    try:
+        bound = _fold_output_numel(node, feeds)
+        if bound is None or bound > limit:
+            return None
+        fast = _FAST_FOLDS.get(node.op_type)
+        if fast is not None:
+            return np.asarray(fast(node, [feeds[name] for name in node.input if name]))
+        from onnx.reference import ReferenceEvaluator
+
+        return np.asarray(ReferenceEvaluator(_single(node, opsets, feeds)).run(None, feeds)[0])
+    except Exception:  # anything the reference evaluator rejects just stays unfolded
+        return None
+
+
 def _fold_shape_subgraphs(light: onnx.ModelProto, shapes: dict[str, TensorInfo], limits: Limits,
                           budget: CpuBudget) -> onnx.ModelProto | None:
     """Evaluate the small integer subgraphs that compute shapes, and return a copy of the model
@@ -382,41 +427,28 @@ def _fold_shape_subgraphs(light: onnx.ModelProto, shapes: dict[str, TensorInfo],
     shape.  Nothing is evaluated whose output could exceed ``limits.max_fold_elements``
     (bounded from the inputs first).  Returns None when nothing could be folded.
     """
-    from onnx.reference import ReferenceEvaluator
-
     limit = limits.max_fold_elements
     values: dict[str, np.ndarray] = {}
     for tensor in light.graph.initializer:
-        if tensor.data_type in _INT_TYPES and math.prod(tensor.dims) <= limit and _has_data(tensor):
-            values[tensor.name] = numpy_helper.to_array(tensor)
+        value = initializer_value(tensor, limit)
+        if value is not None:
+            values[tensor.name] = value
     folded: set[int] = set()
     for index, node in enumerate(light.graph.node):
         if index % 256 == 0:
             budget.check("shape folding")
         if node.domain not in ("", "ai.onnx") or len(node.output) != 1:
             continue
-        try:
-            if node.op_type == "Constant":
-                value = _constant_value(node, limit)
-                if value is None:
-                    continue
-            elif node.op_type == "Shape" and node.input[0] in shapes and all(d >= 0 for d in shapes[node.input[0]].shape):
-                full = np.array(shapes[node.input[0]].shape, dtype=np.int64)
-                value = full[_attribute(node, "start", 0): _attribute(node, "end", len(full))]
-            elif node.op_type in _FOLDABLE and all(not name or name in values for name in node.input):
-                feeds = {name: values[name] for name in node.input if name}
-                bound = _fold_output_numel(node, feeds)
-                if bound is None or bound > limit:
-                    continue
-                fast = _FAST_FOLDS.get(node.op_type)
-                value = (fast(node, [feeds[name] for name in node.input if name]) if fast is not None else
-                         ReferenceEvaluator(_single(node, light, feeds)).run(None, feeds)[0])
-            else:
-                continue
-        except Exception:  # anything the reference evaluator rejects just stays unfolded
+        if node.op_type == "Constant":
+            value = constant_value(node, limit)
+        elif node.op_type == "Shape":
+            info = shapes.get(node.input[0])
+            value = shape_value(node, info.shape) if info is not None and info.known else None
+        elif all(not name or name in values for name in node.input):
+            value = fold_value(node, {name: values[name] for name in node.input if name}, light, limit)
+        else:
             continue
-        value = np.asarray(value)
-        if value.size > limit or value.dtype.kind not in "iubf":
+        if value is None or value.size > limit or value.dtype.kind not in "iubf":
             continue
         values[node.output[0]] = value
         folded.add(index)

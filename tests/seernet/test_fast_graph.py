@@ -118,6 +118,18 @@ def test_an_output_declared_against_what_it_computes_is_refused_as_the_whole_mod
     assert build_graph(data, 3, dims={"n": 3}).fast_lane
 
 
+def test_a_constant_whose_data_does_not_fit_its_dims_is_refused_in_one_line():
+    """3 int64 values declared, 2 bytes given: refused as the whole-model path refuses it, never a crash."""
+    shape = TensorProto(name="c", data_type=TensorProto.INT64, dims=[3], raw_data=b"\x01\x02")
+    data = _model([helper.make_node("Constant", [], ["c"], value=shape), helper.make_node("Reshape", ["x", "c"], ["y"])],
+                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])], [Y])
+    with pytest.raises(GraphBuildError) as refused:
+        reference_graph(data, 2)
+    with pytest.raises(GraphBuildError) as also_refused:
+        build_graph(data, 2)
+    assert str(also_refused.value) == str(refused.value)
+
+
 def test_a_read_before_its_write_is_refused_by_the_whole_model_path():
     data = _model([helper.make_node("Relu", ["later"], ["y"]), helper.make_node("Relu", ["x"], ["later"])], [X], [Y])
     with pytest.raises(GraphBuildError, match="topological"):
