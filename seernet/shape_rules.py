@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from typing import Callable, Sequence
 
+import numpy as np
+
 Shape = tuple[int, ...]
 Typed = tuple[Shape, int]  # (shape, onnx element type)
 
@@ -61,16 +63,9 @@ def _same(inputs: list, attrs: dict) -> list[Typed] | None:
 def _broadcast(inputs: list, attrs: dict) -> list[Typed] | None:
     if any(i is None for i in inputs) or len(inputs) < 2:
         return None
-    shapes = [i[0] for i in inputs]
-    rank = max(len(s) for s in shapes)
-    out = []
-    for axis in range(rank):
-        sizes = {s[axis - rank + len(s)] for s in shapes if axis - rank + len(s) >= 0} - {1}
-        if len(sizes) > 1:
-            return None
-        out.append(sizes.pop() if sizes else 1)
+    shape = np.broadcast_shapes(*(i[0] for i in inputs))  # onnx broadcasts as numpy does (ValueError: no rule)
     elem = inputs[1][1] if len(inputs) == 3 else inputs[0][1]  # Where(condition, x, y): x's type
-    return [(tuple(out), elem)]
+    return [(tuple(int(d) for d in shape), elem)]
 
 
 def _spatial(inputs: list, attrs: dict, kernel: Sequence[int], channels: int) -> list[Typed] | None:
@@ -129,10 +124,8 @@ def _matmul(inputs: list, attrs: dict) -> list[Typed] | None:
     a, b = inputs[0][0], inputs[1][0]
     if len(a) < 2 or len(b) < 2 or a[-1] != b[-2]:
         return None
-    batch = _broadcast([(a[:-2], 1), (b[:-2], 1)], {}) if (a[:-2] or b[:-2]) else [((), 1)]
-    if batch is None:
-        return None
-    return [((*batch[0][0], a[-2], b[-1]), inputs[0][1])]
+    batch = np.broadcast_shapes(a[:-2], b[:-2])
+    return [((*(int(d) for d in batch), a[-2], b[-1]), inputs[0][1])]
 
 
 def _flatten(inputs: list, attrs: dict) -> list[Typed] | None:
