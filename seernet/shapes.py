@@ -171,12 +171,23 @@ def _infer(model: onnx.ModelProto, max_shape_data: int = DEFAULT_LIMITS.max_fold
 
     onnx's data propagation materialises the values of the 1-D integer tensors it follows: a 300-byte model
     whose OneHot of depth 10⁹ is reshaped into a Tile's repeats made it allocate 8 GB.  So inference runs
-    first without it, and with it only when no 1-D integer tensor is longer than ``max_shape_data`` (our own
-    folding, bounded the same way, follows the rest)."""
+    first without it, and with it only where that left an operator's output shape unknown (propagating data
+    can then only repeat what is known: most CNNs end there, in one pass) and no 1-D integer tensor is longer
+    than ``max_shape_data`` (our own folding, bounded the same way, follows the rest)."""
     plain = _run_inference(model, data_prop=False)
-    if _long_shape_data(plain, max_shape_data):
+    if _knows_every_output(plain) or _long_shape_data(plain, max_shape_data):
         return plain
     return _run_inference(model, data_prop=True)
+
+
+def _knows_every_output(inferred: onnx.ModelProto) -> bool:
+    """Whether every operator output of ``inferred`` has a shape with every dimension known."""
+    known = {t.name for t in inferred.graph.initializer}
+    for value in (*inferred.graph.value_info, *inferred.graph.output):
+        tensor = value.type.tensor_type
+        if tensor.HasField("shape") and all(d.HasField("dim_value") for d in tensor.shape.dim):
+            known.add(value.name)
+    return all(not name or name in known for node in inferred.graph.node for name in node.output)
 
 
 def _long_shape_data(inferred: onnx.ModelProto, limit: int) -> bool:
