@@ -109,7 +109,6 @@ def stage_costs(models: list[bytes], configs: list, zoo: dict[str, bytes], predi
     import torch
 
     from seernet.allocator import keep_freed_memory
-    from seernet.fast_graph import clear_memos
     from seernet.graph import build_graph, reference_graph
     from seernet.inference_batch import InferenceBatch
     from seernet.nn.ensemble import StackedEnsemble
@@ -162,16 +161,10 @@ def stage_costs(models: list[bytes], configs: list, zoo: dict[str, bytes], predi
         onnx_total = sum(nb201[k]["median_ms"] for k in ("graph_from_onnx", "parse_hash_strip", "predict_all_steps"))
         config_total = sum(nb201[k]["median_ms"] for k in ("graph_from_config", "predict_all_steps"))
         zoo_rows = {}
-        for name, model in zoo.items():
-            build_graph(model, batch_size=3)  # the process's first use of onnx's reference evaluator is not the memo's
-            clear_memos()
-            started = time.perf_counter()
+        for name, model in zoo.items():  # first sight and the whole-model path per model: `perfseer bench graph`
             graph = build_graph(model, batch_size=4)
-            cold_ms = (time.perf_counter() - started) * 1000.0
-            zoo_rows[name] = {"nodes": graph.num_nodes, "graph_from_onnx_first_sight_ms": cold_ms,
+            zoo_rows[name] = {"nodes": graph.num_nodes,
                               "graph_from_onnx": _per_model_ms(lambda: build_graph(model, batch_size=4), 1, repeats),
-                              "graph_from_onnx_whole_model_path": _per_model_ms(
-                                  lambda: reference_graph(model, batch_size=4), 1, repeats),
                               "predict": _per_model_ms(lambda: predictor.predict_graphs([graph]), 1, repeats)}
         return {"models": len(graphs), "members": len(predictor.members), "graphs_per_pass": len(passes[0]),
                 "nodes_median": statistics.median(g.num_nodes for g in graphs), "nb201": nb201,
@@ -398,9 +391,8 @@ def report(results: dict, stages: dict) -> None:
           f"{nb['graph_from_onnx_whole_model_path']['median_ms'] / nb['graph_from_onnx']['median_ms']:.1f}× "
           f"(cells seen before), {nb['graph_from_onnx_whole_model_path']['median_ms'] / nb['graph_from_onnx_unseen_cells']['median_ms']:.1f}× (cells never built before)")
     for name, row in stages["zoo"].items():
-        print(f"  {name:<22} {row['nodes']:>4} nodes: graph {row['graph_from_onnx']['median_ms']:.2f} ms "
-              f"(first sight {row['graph_from_onnx_first_sight_ms']:.2f}, whole-model path "
-              f"{row['graph_from_onnx_whole_model_path']['median_ms']:.2f}), predict {row['predict']['median_ms']:.2f} ms")
+        print(f"  {name:<22} {row['nodes']:>4} nodes: graph {row['graph_from_onnx']['median_ms']:.2f} ms, "
+              f"predict {row['predict']['median_ms']:.2f} ms")
     speed = results["speedup_vs_profiling"]
     print(f"profiling one model: {results['profile_seconds']['median']:.2f} s median → prediction is "
           f"{speed['uncached_single_onnx_p50']:.0f}× (ONNX) / {speed['uncached_single_config_p50']:.0f}× (config) "
