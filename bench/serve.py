@@ -111,7 +111,6 @@ def stage_costs(models: list[bytes], configs: list, zoo: dict[str, bytes], predi
     from seernet.allocator import keep_freed_memory
     from seernet.graph import build_graph, reference_graph
     from seernet.inference_batch import InferenceBatch
-    from seernet.nn.ensemble import StackedEnsemble
     from seernet.predictor import Predictor, inference_plan
     from seernet.spaces import get_space
     from seernet.strip import strip_weights
@@ -125,10 +124,10 @@ def stage_costs(models: list[bytes], configs: list, zoo: dict[str, bytes], predi
         space = get_space("nasbench201")
         graphs = [build_graph(m, batch_size=4) for m in models]
         layers = predictor.members[0].config.layers
-        passes = predictor.passes(graphs)  # the service's passes: a stacked ensemble over each
+        passes = predictor.passes(graphs)  # the service's passes: the exported ensemble over each
         batches = [InferenceBatch.from_graphs(p, predictor.features) for p in passes]
         plans = [inference_plan(b, layers) for b in batches]
-        stacked = StackedEnsemble(predictor.members)
+        exported = predictor.exported()
 
         def parse_hash_strip() -> None:
             for m in models:
@@ -154,7 +153,7 @@ def stage_costs(models: list[bytes], configs: list, zoo: dict[str, bytes], predi
             "scale": _per_model_ms(lambda: [InferenceBatch.from_graphs(p, predictor.features) for p in passes],
                                    len(graphs), repeats),
             "plan": _per_model_ms(lambda: [inference_plan(b, layers) for b in batches], len(graphs), repeats),
-            "gnn_forward_all_members": _per_model_ms(lambda: [stacked(b, p) for b, p in zip(batches, plans)],
+            "gnn_forward_all_members": _per_model_ms(lambda: [exported(b, p) for b, p in zip(batches, plans)],
                                                      len(graphs), repeats),
             "predict_all_steps": _per_model_ms(lambda: predictor.predict_encoded(graphs), len(graphs), repeats),
         }

@@ -24,7 +24,7 @@ from .features import FeatureNormalizer
 from .graph import FEATURE_SCHEMA_VERSION, PerfGraph, build_graph
 from .loader import ModelSource
 from .nn import SeerNet, SeerNetConfig
-from .nn.ensemble import StackedEnsemble, stackable
+from .nn.onnx_ensemble import OnnxEnsemble, exportable
 from .nn.plan import Plan, compressed_plan
 from .op_vocab import OP_VOCAB
 from .normalize import TargetNormalizer
@@ -109,6 +109,10 @@ class ServedPredictor:
     def device_key(self) -> str:
         return str(self.manifest.get("device_key", ""))
 
+    def warm(self) -> None:
+        """Make now whatever the first prediction would otherwise make (the server calls it at load, so a
+        predictor that cannot serve is refused then, and no request pays for it)."""
+
     def encode(self, graph: PerfGraph) -> object:
         raise NotImplementedError
 
@@ -136,33 +140,44 @@ class Predictor(ServedPredictor):
         # a device calibration by a line in log space: log y = a + b·log(network's y)  (seernet.rescale)
         self.log_affine: dict[str, tuple[float, float]] = {
             m: (float(v["a"]), float(v["b"])) for m, v in manifest.get("log_affine", {}).items()}
-        self._stacked: StackedEnsemble | None = None
+        self._exported: OnnxEnsemble | None = None  # made at the first prediction (~0.2 s)
 
-    # graphs per stacked pass, at most: larger passes spill a core's L2 cache, smaller ones pay the dispatch
-    # again.  Measured on NAS-Bench-201 graphs, scaling + plan + stacked forward, interleaved (Intel Xeon, 2 MB
-    # L2 a core): 50 graphs as 2 × 25: 0.98 ms a graph, 1 × 50: 0.99,
-    # 4 × 13: 1.04, 5 × 10: 1.07; one graph alone: 2.6 (member by member: 5.0)
+    # graphs per exported pass, at most: larger passes spill a core's L2 cache, smaller ones pay the per-operation
+    # cost again.  Measured on NAS-Bench-201 graphs, scaling + plan + stacked forward, interleaved (Intel Xeon,
+    # 2 MB L2 a core): 50 graphs as 2 × 25: 0.98 ms a graph, 1 × 50: 0.99, 4 × 13: 1.04, 5 × 10: 1.07
     STACKED_PASS_GRAPHS = 32
 
     @classmethod
     def passes(cls, graphs: Sequence[PerfGraph]) -> list[Sequence[PerfGraph]]:
-        """``graphs`` cut into stacked passes of equal size, at most :attr:`STACKED_PASS_GRAPHS` each (50 graphs
-        go as 25 + 25, not 32 + 18)."""
+        """``graphs`` cut into passes of equal size, at most :attr:`STACKED_PASS_GRAPHS` each (50 graphs go as
+        25 + 25, not 32 + 18)."""
         count = -(-len(graphs) // cls.STACKED_PASS_GRAPHS)
         ends = [len(graphs) * (k + 1) // count for k in range(count)]
         return [graphs[start:end] for start, end in zip([0, *ends], ends)]
 
+    def warm(self) -> None:
+        if exportable(self.members[0].config):
+            try:
+                self.exported()
+            except Exception as exc:  # onnx's checker and onnxruntime each raise their own types
+                raise PredictorLoadError(f"cannot export predictor {self.name} for onnxruntime: "
+                                         f"{type(exc).__name__}: {str(exc)[:300]}") from None
+
+    def exported(self) -> OnnxEnsemble:
+        """Every member as one onnxruntime graph (``seernet.nn.onnx_ensemble``), made once."""
+        if self._exported is None:
+            self._exported = OnnxEnsemble(self.members)
+        return self._exported
+
     def _forward(self, graphs: Sequence[PerfGraph]) -> np.ndarray:
-        """``[members, graphs, outputs]``: every member's output, in stacked passes where the architecture allows
-        (``seernet.nn.ensemble``), else member by member over all the graphs at once."""
+        """``[members, graphs, outputs]``: every member's output, in exported passes where the architecture allows
+        (``seernet.nn.onnx_ensemble``), else member by member over all the graphs at once."""
         layers = self.members[0].config.layers
-        if len(self.members) > 1 and stackable(self.members[0].config):
-            if self._stacked is None:
-                self._stacked = StackedEnsemble(self.members)
+        if exportable(self.members[0].config):
             parts = []
             for graphs_of_pass in self.passes(graphs):
                 batch = InferenceBatch.from_graphs(graphs_of_pass, self.features)
-                parts.append(self._stacked(batch, inference_plan(batch, layers)).numpy())
+                parts.append(self.exported()(batch, inference_plan(batch, layers)))
             return np.concatenate(parts, axis=1)
         batch = InferenceBatch.from_graphs(graphs, self.features)
         plan = inference_plan(batch, layers)  # one plan serves every member
@@ -273,6 +288,10 @@ class OperatorPredictor(ServedPredictor):
         super().__init__(manifest, [model], directory)
         self.model = model
         self.base = base
+
+    def warm(self) -> None:
+        if self.base is not None:
+            self.base.warm()
 
     def encode(self, graph: PerfGraph) -> PerfGraph:
         return graph

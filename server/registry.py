@@ -60,6 +60,7 @@ class PredictorRegistry:
                 continue
             try:
                 predictor = Predictor.load(directory)
+                predictor.warm()
                 predictor.manifest["trained_as"] = predictor.manifest.get("name")
                 predictor.manifest["name"] = name  # served under its directory's name
             except PredictorLoadError as exc:
