@@ -11,7 +11,7 @@ import torch
 from seernet.features import FeatureNormalizer
 from seernet.graph import build_graph
 from seernet.graph_cache import stripped_onnx
-from seernet.nn import SeerNet, SeerNetConfig
+from seernet.nn import SeerNetConfig
 from seernet.operator_labels import label_operators
 from seernet.operator_loss import operator_loss
 from seernet.pyg import collate, to_data
