@@ -76,10 +76,10 @@ class _Member:
 
     def __init__(self, w: _Writer, net: SeerNet, inputs: dict[str, str], layers: int) -> None:
         self.w, self.inputs = w, inputs
-        self.params = {name: p for name, p in net.state_dict().items()}
+        self.params = dict(net.state_dict())
         self.config = net.config
         self.layers = layers
-        self.net = net
+        self.additive_readout = net.additive
 
     # -------------------------------------------------------------- building blocks
     def weight(self, name: str, start: int = 0, width: int | None = None) -> str:
@@ -201,7 +201,7 @@ class _Member:
     def additive(self, x: str, g: str, graph: str, log_count: str) -> str:
         """``AdditiveReadout.forward`` with the plan's counts."""
         w, i, metrics = self.w, self.inputs, len(self.config.metrics)
-        additive = self.net.additive
+        additive = self.additive_readout
         assert additive is not None
         bound = w.const(np.array([additive.bound], np.float32), "bound")
         adjust = self.linear("additive.adjust.2", self.silu(self.parts("additive.adjust.0", [x], [self.config.hidden],
