@@ -94,16 +94,14 @@ class _Member:
 
     def parts(self, name: str, parts: Sequence[str], widths: Sequence[int], per_graph: str | None = None,
               graph: str | None = None) -> str:
-        """``linear(cat([*parts, per_graph[graph]]))`` as a sum of per-part products."""
-        start, out = 0, None
-        for part, width in zip(parts, widths):
-            product = self.w.op("MatMul", part, self.weight(name, start, width))
-            out = product if out is None else self.w.op("Add", out, product)
-            start += width
-        assert out is not None
+        """``linear(cat([*parts, per_graph[graph]]))``: the row parts concatenated into one product (one pass
+        over the output, a deeper product), the per-graph part projected per graph and gathered."""
+        width = sum(widths)
+        joined = parts[0] if len(parts) == 1 else self.w.op("Concat", *parts, axis=-1)
+        out = self.w.op("MatMul", joined, self.weight(name, 0, width))
         if per_graph is not None:
             assert graph is not None
-            projected = self.w.op("MatMul", per_graph, self.weight(name, start, self.config.hidden))
+            projected = self.w.op("MatMul", per_graph, self.weight(name, width, self.config.hidden))
             out = self.w.op("Add", out, self.w.op("Gather", projected, graph, axis=0))
         return self.w.op("Add", out, self.w.const(_np(self.params[f"{name}.bias"]), "b"))
 
