@@ -26,7 +26,7 @@ import onnx
 from onnx import numpy_helper, shape_inference
 
 from .budget import CpuBudget
-from .costs import node_cost, param_inputs
+from .costs import Op, attributes, node_cost, param_inputs
 from .graph import NODE_FEATURES, EDGE_FEATURES, PerfGraph, edge_features, graph_from_rows, node_row
 from .settings import Limits
 from .shape_rules import output_shapes
@@ -83,6 +83,7 @@ class OperatorMemo:
         self.tokens: dict[tuple, Token] = {}
         self.operators: dict[tuple, tuple] = {}
         self.decoded: dict[bytes, object] = {}
+        self.attributes: dict[tuple, dict | None] = {}
         self.value_bytes = self.decoded_bytes = 0
 
     def token(self, shape: tuple[int, ...], elem_type: int, weight: bool, value: np.ndarray | None = None,
@@ -103,6 +104,22 @@ class OperatorMemo:
         if value_key is not None:
             self.value_bytes += len(value_key[1])
         found = self.tokens[key] = Token(info, weight, value)
+        return found
+
+    def attributes_of(self, node: onnx.NodeProto, serialized: tuple[bytes, ...]) -> dict | None:
+        """``node``'s attributes decoded (~1.5 µs each), or None where the lane does not take them (sub-graphs,
+        tensor lists, external tensors); remembered by their bytes when small: operators with new names and
+        shapes still share them (every 3×3 stride-1 convolution of a space has the same).  Callers only read
+        the dict."""
+        if serialized in self.attributes:
+            return self.attributes[serialized]
+        found = None if any(a.type in _SUBGRAPH_ATTRIBUTES or a.type == onnx.AttributeProto.TENSORS
+                            or (a.type == onnx.AttributeProto.TENSOR and _external(a.t))
+                            for a in node.attribute) else attributes(node)
+        if sum(map(len, serialized)) <= self.max_decoded_bytes:
+            if len(self.attributes) >= self.max_entries:
+                self.attributes = {}
+            self.attributes[serialized] = found
         return found
 
     def remember(self, key: tuple, entry: tuple) -> None:
@@ -190,7 +207,7 @@ def fast_graph(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | N
         entry = operators.get(key)
         if entry is None:
             opsets = opsets or tuple((o.domain, o.version) for o in model.opset_import)
-            entry = _operator_entry(node, names, in_tokens, d.outputs, opsets, memo, limits)
+            entry = _operator_entry(node, d, in_tokens, opsets, memo, limits)
             if entry is None:
                 return None
             memo.remember(key, entry)
@@ -354,17 +371,17 @@ def _outputs(graph: onnx.GraphProto, tok_of: dict[str, Token], bound: dict[str, 
     return infos
 
 
-def _operator_entry(node: onnx.NodeProto, names: list[str], in_tokens: tuple, outs: list[str],
-                    opsets: tuple, memo: OperatorMemo, limits: Limits) -> tuple | None:
+def _operator_entry(node: onnx.NodeProto, d: Decoded, in_tokens: tuple, opsets: tuple, memo: OperatorMemo,
+                    limits: Limits) -> tuple | None:
     """(output tokens, feature row, parameter inputs) of an operator seen for the first time; None where
     the whole-model path must decide."""
-    if node.domain not in _STANDARD or any(a.type in _SUBGRAPH_ATTRIBUTES or a.type == onnx.AttributeProto.TENSORS
-                                           or (a.type == onnx.AttributeProto.TENSOR and _external(a.t))
-                                           for a in node.attribute):
+    attrs = memo.attributes_of(node, d.kind[2]) if d.domain in _STANDARD else None
+    if attrs is None:
         return None
+    names, outs = d.inputs, d.outputs
     out_tokens = _folded(node, names, in_tokens, opsets, memo, limits)
     if out_tokens is None:
-        out_tokens = _ruled(node, in_tokens, outs, memo, limits)
+        out_tokens = _ruled(node.op_type, in_tokens, outs, attrs, memo, limits)
     if out_tokens is None:
         out_tokens = _inferred(node, names, in_tokens, outs, opsets, memo, limits)
         if out_tokens is None:
@@ -372,12 +389,14 @@ def _operator_entry(node: onnx.NodeProto, names: list[str], in_tokens: tuple, ou
     shapes = {name: token.info for name, token in zip(names, in_tokens) if name}
     shapes.update((name, token.info) for name, token in zip(outs, out_tokens) if name)
     weights = {name for name, token in zip(names, in_tokens) if name and token.weight}
+    operator = Op(d.op_type, list(names), list(outs), d.name, attrs, d.domain, attrs_key=())  # attributes decoded once
     try:
-        cost = node_cost(node, shapes, weights, set())
+        cost = node_cost(operator, shapes, weights, set())
     except Exception:  # a cost the whole-model path would refuse (or compute) its own way
         return None
-    row = node_row(cost, node)
-    return tuple(out_tokens), np.array(row, dtype=np.float64).tobytes(), row[_PARAMS], param_inputs(node, shapes, weights)
+    row = node_row(cost, operator)
+    return tuple(out_tokens), np.array(row, dtype=np.float64).tobytes(), row[_PARAMS], \
+        param_inputs(operator, shapes, weights)
 
 
 def _folded(node: onnx.NodeProto, names: Sequence[str], in_tokens: tuple, opsets: tuple, memo: OperatorMemo,
@@ -403,14 +422,13 @@ def _folded(node: onnx.NodeProto, names: Sequence[str], in_tokens: tuple, opsets
     return None if token is None else [token]
 
 
-def _ruled(node: onnx.NodeProto, in_tokens: tuple, outs: Sequence[str], memo: OperatorMemo,
+def _ruled(op_type: str, in_tokens: tuple, outs: Sequence[str], attrs: dict, memo: OperatorMemo,
            limits: Limits) -> list[Token | None] | None:
     """Output tokens from ``seernet.shape_rules`` (a few µs), where a rule covers the operator; else None."""
     if "" in outs:
         return None
     typed = [None if t is None else (t.info.shape, t.info.elem_type) for t in in_tokens]
-    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-    shapes = output_shapes(node.op_type, typed, attrs, len(outs))
+    shapes = output_shapes(op_type, typed, attrs, len(outs))
     if shapes is None:
         return None
     tokens = [memo.token(shape, elem_type, False, None, limits) for shape, elem_type in shapes]

@@ -164,9 +164,10 @@ class Predictor(ServedPredictor):
                                          f"{type(exc).__name__}: {str(exc)[:300]}") from None
 
     def exported(self) -> OnnxEnsemble:
-        """Every member as one onnxruntime graph (``seernet.nn.onnx_ensemble``), made once."""
+        """Every member as one onnxruntime graph (``seernet.nn.onnx_ensemble``), made once, on as many threads
+        as torch has at that moment (``perfseer serve --torch-threads``: one per serving process by default)."""
         if self._exported is None:
-            self._exported = OnnxEnsemble(self.members)
+            self._exported = OnnxEnsemble(self.members, threads=torch.get_num_threads())
         return self._exported
 
     def _forward(self, graphs: Sequence[PerfGraph]) -> np.ndarray:
