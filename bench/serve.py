@@ -383,7 +383,7 @@ def report(results: dict, stages: dict) -> None:
           f"{results['uncached_zoo']['per_s']:.1f}/s")
     nb = stages["nb201"]
     print(f"uncached NAS-Bench-201, CPU ms per model on one thread ({stages['models']} models, "
-          f"{stages['members']} members stacked, passes of {stages['graphs_per_pass']}): " + ", ".join(f"{k} {v['median_ms']:.2f}" for k, v in nb.items()))
+          f"{stages['members']} members in one onnxruntime graph, passes of {stages['graphs_per_pass']}): " + ", ".join(f"{k} {v['median_ms']:.2f}" for k, v in nb.items()))
     print(f"  → ONNX requests ≤ {stages['onnx_ceiling_per_core_per_s']:.0f}/s per core, config requests ≤ "
           f"{stages['config_ceiling_per_core_per_s']:.0f}/s per core, before any RPC cost")
     print(f"  graph from ONNX: whole-model path / fast lane = "
