@@ -140,18 +140,19 @@ class Predictor(ServedPredictor):
         # a device calibration by a line in log space: log y = a + b·log(network's y)  (seernet.rescale)
         self.log_affine: dict[str, tuple[float, float]] = {
             m: (float(v["a"]), float(v["b"])) for m, v in manifest.get("log_affine", {}).items()}
-        self._exported: OnnxEnsemble | None = None  # made at the first prediction (~0.2 s)
+        self._exported: OnnxEnsemble | None = None  # made by warm() or the first prediction (~0.2 s)
 
-    # graphs per exported pass, at most: larger passes spill a core's L2 cache, smaller ones pay the per-operation
-    # cost again.  Measured on NAS-Bench-201 graphs, scaling + plan + stacked forward, interleaved (Intel Xeon,
-    # 2 MB L2 a core): 50 graphs as 2 × 25: 0.98 ms a graph, 1 × 50: 0.99, 4 × 13: 1.04, 5 × 10: 1.07
-    STACKED_PASS_GRAPHS = 32
+    # graphs per pass, at most: larger passes spill a core's L2 cache, smaller ones pay the per-operation cost
+    # again.  Measured on 100 NAS-Bench-201 graphs, scaling + plan + onnxruntime forward, interleaved, median of 5
+    # (Intel Xeon, 2 MB L2 a core, session 15): passes of 10: 0.77 ms a graph, 25: 0.67, 32: 0.69, 50: 0.77,
+    # 100: 0.92 (an ad-hoc timing of Predictor.passes' sizes; re-measure when the network changes)
+    PASS_GRAPHS = 32
 
     @classmethod
     def passes(cls, graphs: Sequence[PerfGraph]) -> list[Sequence[PerfGraph]]:
-        """``graphs`` cut into passes of equal size, at most :attr:`STACKED_PASS_GRAPHS` each (50 graphs go as
+        """``graphs`` cut into passes of equal size, at most :attr:`PASS_GRAPHS` each (50 graphs go as
         25 + 25, not 32 + 18)."""
-        count = -(-len(graphs) // cls.STACKED_PASS_GRAPHS)
+        count = -(-len(graphs) // cls.PASS_GRAPHS)
         ends = [len(graphs) * (k + 1) // count for k in range(count)]
         return [graphs[start:end] for start, end in zip([0, *ends], ends)]
 

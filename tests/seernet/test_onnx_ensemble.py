@@ -96,10 +96,26 @@ def test_a_graph_without_edges_is_predicted_like_each_member_does(shipped):
 
 
 def test_graphs_go_in_equal_passes_of_at_most_the_cap():
-    cap = Predictor.STACKED_PASS_GRAPHS
+    cap = Predictor.PASS_GRAPHS
     for n in (1, cap - 1, cap, cap + 1, 50, 3 * cap + 5):
         passes = Predictor.passes(list(range(n)))
         assert [g for p in passes for g in p] == list(range(n))  # every graph once, in order
         assert max(map(len, passes)) <= cap and max(map(len, passes)) - min(map(len, passes)) <= 1
     assert [len(p) for p in Predictor.passes(list(range(50)))] == [25, 25]
     assert Predictor.passes([]) == []
+
+
+def test_a_predictor_that_cannot_be_exported_is_refused_when_it_loads(monkeypatch):
+    """warm() (what the server calls at load) turns an export failure into PredictorLoadError, the error the
+    registry keeps serving the previous version on; without it the first request would fail instead."""
+    import seernet.predictor as predictor_module
+    from seernet.predictor import PredictorLoadError
+
+    predictor = Predictor.load(SHIPPED_PREDICTOR)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("onnxruntime refused the graph")
+
+    monkeypatch.setattr(predictor_module, "OnnxEnsemble", broken)
+    with pytest.raises(PredictorLoadError, match="cannot export predictor .* onnxruntime refused the graph"):
+        predictor.warm()
