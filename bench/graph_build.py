@@ -3,8 +3,9 @@ whole-model path on the graphs NAS sends.
 
 Goals: ≤ 10 ms per ResNet-50 (PerfSeer reports ~248 ms for its representation step); graphs from ONNX ≥ 5×
 cheaper than the whole-model path (issue 16), measured as ratios in this one run: for each space, models never
-built before (after the memo warmed on others of the space), and real-sized models seen before and at first sight.
-Run: ``make bench`` or ``python -m bench.graph_build``.
+built before (after the memo warmed on others of the space), and real-sized models seen before and at first sight;
+with ``--baseline-repo DIR``, the same space models built by another checkout too (the code an issue measured).
+Run: ``make bench`` or ``perfseer bench graph [--baseline-repo DIR]``.
 """
 from __future__ import annotations
 
