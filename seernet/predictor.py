@@ -147,14 +147,29 @@ class Predictor(ServedPredictor):
     # (Intel Xeon, 2 MB L2 a core, session 15): passes of 10: 0.77 ms a graph, 25: 0.67, 32: 0.69, 50: 0.77,
     # 100: 0.92 (an ad-hoc timing of Predictor.passes' sizes; re-measure when the network changes)
     PASS_GRAPHS = 32
+    # operators + tensors per pass, at most (a graph larger than this goes alone): what bounds a pass's memory.
+    # One graph at the request limits with nothing to compress (20,000 operators, 200,000 tensors, every row
+    # distinct) peaks at ~550 MB over idle and 3.5 s on one Intel Xeon thread; three of them in one pass took
+    # 1.6 GB (session 15), and the batcher's operator cap alone would let a burst of such requests meet.
+    PASS_ROWS = 250_000
 
     @classmethod
     def passes(cls, graphs: Sequence[PerfGraph]) -> list[Sequence[PerfGraph]]:
         """``graphs`` cut into passes of equal size, at most :attr:`PASS_GRAPHS` each (50 graphs go as
-        25 + 25, not 32 + 18)."""
+        25 + 25, not 32 + 18), each cut again where its operators and tensors pass :attr:`PASS_ROWS`."""
         count = -(-len(graphs) // cls.PASS_GRAPHS)
         ends = [len(graphs) * (k + 1) // count for k in range(count)]
-        return [graphs[start:end] for start, end in zip([0, *ends], ends)]
+        out: list[Sequence[PerfGraph]] = []
+        for start, end in zip([0, *ends], ends):
+            rows = 0
+            for k in range(start, end):
+                size = graphs[k].num_nodes + graphs[k].num_edges
+                if rows and rows + size > cls.PASS_ROWS:
+                    out.append(graphs[start:k])
+                    start, rows = k, 0
+                rows += size
+            out.append(graphs[start:end])
+        return out
 
     def warm(self) -> None:
         if exportable(self.members[0].config):

@@ -95,14 +95,37 @@ def test_a_graph_without_edges_is_predicted_like_each_member_does(shipped):
                                rtol=1e-5, atol=1e-5)
 
 
+class _Sized:
+    """A stand-in graph of some size: ``passes`` reads only ``num_nodes`` and ``num_edges``."""
+
+    def __init__(self, index: int, nodes: int = 160, edges: int = 200) -> None:
+        self.index, self.num_nodes, self.num_edges = index, nodes, edges
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Sized) and other.index == self.index
+
+
 def test_graphs_go_in_equal_passes_of_at_most_the_cap():
     cap = Predictor.PASS_GRAPHS
     for n in (1, cap - 1, cap, cap + 1, 50, 3 * cap + 5):
-        passes = Predictor.passes(list(range(n)))
+        passes = Predictor.passes([_Sized(i) for i in range(n)])
+        passes = [[g.index for g in p] for p in passes]
         assert [g for p in passes for g in p] == list(range(n))  # every graph once, in order
         assert max(map(len, passes)) <= cap and max(map(len, passes)) - min(map(len, passes)) <= 1
-    assert [len(p) for p in Predictor.passes(list(range(50)))] == [25, 25]
+    assert [len(p) for p in Predictor.passes([_Sized(i) for i in range(50)])] == [25, 25]
     assert Predictor.passes([]) == []
+
+
+def test_large_graphs_split_passes_by_their_operators_and_tensors():
+    """What bounds a pass's memory: no pass holds more rows than the cap unless one graph alone does."""
+    cap = Predictor.PASS_ROWS
+    graphs = [_Sized(0, 20_000, 200_000), _Sized(1, 20_000, 200_000), _Sized(2), _Sized(3, 100, cap),
+              _Sized(4), _Sized(5, 5_000, 40_000), _Sized(6, 5_000, 40_000)]
+    passes = Predictor.passes(graphs)
+    assert [g.index for p in passes for g in p] == list(range(len(graphs)))  # every graph once, in order
+    for p in passes:
+        assert len(p) == 1 or sum(g.num_nodes + g.num_edges for g in p) <= cap
+    assert [[g.index for g in p] for p in passes] == [[0], [1, 2], [3], [4, 5, 6]]
 
 
 def test_a_predictor_that_cannot_be_exported_is_refused_when_it_loads(monkeypatch):
