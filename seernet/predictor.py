@@ -148,9 +148,9 @@ class Predictor(ServedPredictor):
     # 100: 0.92 (an ad-hoc timing of Predictor.passes' sizes; re-measure when the network changes)
     PASS_GRAPHS = 32
     # operators + tensors per pass, at most (a graph larger than this goes alone): what bounds a pass's memory.
-    # One graph at the request limits with nothing to compress (20,000 operators, 200,000 tensors, every row
-    # distinct) peaks at ~550 MB over idle and 3.5 s on one Intel Xeon thread; three of them in one pass took
-    # 1.6 GB (session 15), and the batcher's operator cap alone would let a burst of such requests meet.
+    # One graph of 20,000 operators and 200,000 tensors with nothing to compress (the request limits until
+    # session 15; max_edges is now 100,000) peaks at ~550 MB over idle and 3.5 s on one Intel Xeon thread; three
+    # of them in one pass took 1.6 GB, and the batcher's operator cap alone would let a burst of them meet.
     PASS_ROWS = 250_000
 
     @classmethod

@@ -41,7 +41,7 @@ class Limits:
     max_model_bytes: int = 256 * 2**20  # ONNX bytes after decoding
     max_request_bytes: int = 64 * 2**20  # one gRPC message
     max_nodes: int = 20_000  # operators, sub-graphs included
-    max_edges: int = 200_000  # operator inputs in all (each is an edge candidate)
+    max_edges: int = 100_000  # operator inputs in all (each is an edge candidate; the network's work grows with them)
     max_node_inputs: int = 4_096  # inputs of one operator
     max_graph_inputs: int = 4_096  # graph inputs and outputs
     max_batch_size: int = 4_096

@@ -68,6 +68,7 @@ class RunningServer:
         self.server.stop(grace_s).wait()
         self.registry.close()
         self.service.batcher.close()
+        self.service.large_batcher.close()
         self.service.builds.close()
 
 
@@ -125,7 +126,8 @@ def build_server(settings: Settings, watch_interval_s: float = 2.0, max_workers:
                              settings.redis_timeout_s),
         ModelStore(settings.model_cache_bytes, settings.graph_cache_bytes, redis_client=redis_client),
         settings.limits, MicroBatcher(), jobs, profile_uncertain_above=settings.profile_uncertain_above,
-        builds=BuildPool(settings.build_workers, settings.build_queue), explain_top_k=settings.explain_top_k)
+        builds=BuildPool(settings.build_workers, settings.build_queue), explain_top_k=settings.explain_top_k,
+        large_graph_rows=settings.large_graph_rows, large_graphs=settings.large_graphs)
     options = [("grpc.max_receive_message_length", settings.limits.max_request_bytes),
                ("grpc.max_send_message_length", settings.limits.max_request_bytes),
                ("grpc.so_reuseport", 1 if settings.processes > 1 else 0)]

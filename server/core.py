@@ -13,7 +13,7 @@ import math
 import re
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Callable, TypeVar
@@ -130,12 +130,18 @@ class PredictionService:
     def __init__(self, registry: PredictorRegistry, cache: PredictionCache, models: ModelStore, limits: Limits,
                  batcher: MicroBatcher | None = None, jobs: JobService | None = None,
                  profile_uncertain_above: float = 0.0, builds: BuildPool | None = None,
-                 explain_top_k: int = 20) -> None:
+                 explain_top_k: int = 20, large_graph_rows: int = 25_000, large_graphs: int = 4) -> None:
         self.registry = registry
         self.cache = cache
         self.models = models
         self.limits = limits
         self.batcher = batcher or MicroBatcher()
+        # large graphs get a batcher of their own: one of them takes seconds of network time (a 1 MB model of
+        # 630 operators each reading all those before it: 199k tensors, 2.65 s), which must not hold up the
+        # small requests queued behind it in the shared one
+        self.large_batcher = MicroBatcher(max_batch=1)
+        self.large_graph_rows = large_graph_rows
+        self._large_slots = threading.BoundedSemaphore(max(1, large_graphs))
         self.builds = builds or BuildPool()
         self.jobs = jobs
         self.profile_uncertain_above = profile_uncertain_above
@@ -333,10 +339,12 @@ class PredictionService:
                     misses.append((i, prepared, prepared.predictor.encode(prepared.graph)))
             except Exception as exc:
                 results[i] = exc
-        futures = self.batcher.submit_many([(p.predictor, encoded, p.graph.num_nodes) for _, p, encoded in misses])
+        futures = self._submit(misses)
         answered: list[tuple[str, dict]] = []
         for (i, prepared, _), future in zip(misses, futures):
             try:
+                if isinstance(future, Exception):
+                    raise future
                 prediction = future.result(timeout=60)
                 check_answer(prediction.values, self.limits)
             except Exception as exc:
@@ -351,6 +359,26 @@ class PredictionService:
                 results[i] = exc
         self.cache.put_many(answered)
         return results  # type: ignore[return-value]
+
+    def _submit(self, misses: list[tuple[int, _Prepared, object]]) -> list[Future | Exception]:
+        """Each miss to its batcher: the small ones together in one entry (they share passes), each large one to
+        the large lane while one of its slots is free, else RESOURCE_EXHAUSTED for that item."""
+        small, large = [], []
+        for k, (_, prepared, encoded) in enumerate(misses):
+            graph = prepared.graph
+            rows = graph.num_nodes + graph.num_edges
+            (large if rows > self.large_graph_rows else small).append((k, (prepared.predictor, encoded, graph.num_nodes)))
+        out: list[Future | Exception] = [None] * len(misses)  # type: ignore[list-item]
+        for (k, _), future in zip(small, self.batcher.submit_many([job for _, job in small])):
+            out[k] = future
+        for k, job in large:
+            if not self._large_slots.acquire(blocking=False):
+                out[k] = exhausted("the server is predicting too many large models at once; retry later")
+                continue
+            future = self.large_batcher.submit(*job)
+            future.add_done_callback(lambda _: self._large_slots.release())
+            out[k] = future
+        return out
 
     # ------------------------------------------------------------------ GPUs by spec
     def _gpu_target(self, query: PredictQuery) -> GpuSpec | None:

@@ -30,6 +30,10 @@ class Settings:
     build_workers: int = field(default_factory=lambda: int(env("build_workers", "2")))  # concurrent graph builds
     build_queue: int = field(default_factory=lambda: int(env("build_queue", "64")))  # builds waiting beyond those
     explain_top_k: int = field(default_factory=lambda: int(env("explain_top_k", "20")))  # default and cap
+    # graphs of more operators + tensors than this are predicted in a lane of their own, so one never holds up
+    # the small ones; at most ``large_graphs`` of them wait or run at once (more: RESOURCE_EXHAUSTED)
+    large_graph_rows: int = field(default_factory=lambda: int(env("large_graph_rows", "25000")))
+    large_graphs: int = field(default_factory=lambda: int(env("large_graphs", "4")))
     redis_timeout_s: float = field(default_factory=lambda: float(env("redis_timeout_s", "0.25")))
     auth_token: str = field(default_factory=lambda: env("auth_token", ""))
     tls_cert: str = field(default_factory=lambda: env("tls_cert", ""))

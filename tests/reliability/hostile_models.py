@@ -69,6 +69,18 @@ def wide_node(inputs: int = 300_000) -> bytes:
     return _model(nodes, [x], [helper.make_tensor_value_info("y", FLOAT, None)], extra_domains=False)
 
 
+def dense_reads(n: int = 445) -> bytes:
+    """``n`` outputs, each the sum of a Concat of all those before it: ~n²/2 tensors between operators, every
+    Concat of another width, so the inference plan has nothing to merge (n = 445: 99,200 operator inputs)."""
+    x = helper.make_tensor_value_info("x", FLOAT, ["batch", 1])
+    nodes, outs = [helper.make_node("Relu", ["x"], ["o0"])], ["o0"]
+    for i in range(1, n):
+        nodes.append(helper.make_node("Concat", list(outs), [f"c{i}"], axis=1))
+        nodes.append(helper.make_node("ReduceSum", [f"c{i}"], [f"o{i}"], keepdims=1))
+        outs.append(f"o{i}")
+    return _model(nodes, [x], [helper.make_tensor_value_info(outs[-1], FLOAT, None)], extra_domains=False)
+
+
 def deep_chain(n: int = 19_999) -> bytes:
     """The most operators the default limit allows: a chain of Relu."""
     x = helper.make_tensor_value_info("t0", FLOAT, ["batch", 8])

@@ -62,3 +62,49 @@ def test_an_uncached_batch_request_costs_one_forward_pass(server):
     answers = service.predict_many(queries)
     assert all(not isinstance(a, Exception) for a in answers)
     assert service.batcher.batches - before == 1
+
+
+def test_large_graphs_take_their_own_lane(server):
+    """A graph over the large-graph threshold goes to the large batcher and is answered like any other; the
+    small ones of the same batch request still share one pass in the shared batcher."""
+    service = server.service
+    configs = SPACES["nasbench201"].sample_n(4, seed=43)
+    expected = [a.values for a in service.predict_many([PredictQuery(config=c, batch_size=3) for c in configs])]
+    small_before, large_before = service.batcher.batches, service.large_batcher.batches
+    threshold = service.large_graph_rows
+    try:
+        service.large_graph_rows = 0  # every graph is "large" now
+        answers = service.predict_many([PredictQuery(config=c, batch_size=5) for c in configs[:2]])
+    finally:
+        service.large_graph_rows = threshold
+    assert all(not isinstance(a, Exception) for a in answers)
+    assert service.large_batcher.batches - large_before == 2  # one pass each, alone
+    assert service.batcher.batches == small_before
+    assert all(a.values.keys() == expected[0].keys() for a in answers)
+
+
+def test_too_many_large_graphs_at_once_are_refused_not_queued(server):
+    """While the large lane's slots are taken, a further large graph is RESOURCE_EXHAUSTED (that item only);
+    small requests are unaffected."""
+    import grpc
+
+    from server.errors import ServiceError
+
+    service = server.service
+    configs = SPACES["nasbench201"].sample_n(2, seed=47)
+    taken = 0
+    while service._large_slots.acquire(blocking=False):
+        taken += 1
+    threshold = service.large_graph_rows
+    try:
+        service.large_graph_rows = 0
+        refused = service.predict_many([PredictQuery(config=configs[0], batch_size=7)])[0]
+        service.large_graph_rows = threshold
+        small = service.predict_many([PredictQuery(config=configs[1], batch_size=7)])[0]
+    finally:
+        service.large_graph_rows = threshold
+        for _ in range(taken):
+            service._large_slots.release()
+    assert isinstance(refused, ServiceError) and refused.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "too many large models" in str(refused)
+    assert not isinstance(small, Exception)
