@@ -6,10 +6,12 @@ ViT, Swin, ConvNeXt, BEiT and DeiT vision models): each is exported with random 
 module's own parameters), built into our graph, and checked against the torch model itself — parameters
 within 1 % of those the forward reads (and float buffers, which the ONNX holds as weights), and the MACs of our Conv,
 Gemm and MatMul nodes within 15 % of torch's own FLOP counter (``torch.utils.flop_counter``), an independent
-count made on the module, not on the ONNX; and built on the fast lane, equal to the whole-model path's graph.  Exports are cached under ``.cache/corpus`` (``PERFSEER_CACHE``).
+count made on the module, not on the ONNX; built on the fast lane, equal to the whole-model path's graph; and
+predicted by the served network (onnxruntime) as each member's own forward predicts it.  Exports are cached under ``.cache/corpus`` (``PERFSEER_CACHE``).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -136,6 +138,31 @@ def _check(module: torch.nn.Module, data: bytes, example: torch.Tensor, dims: di
     macs = graph.node_x[:, NODE_FEATURES.index("macs")]
     ours = float(sum(m for m, op in zip(macs, graph.op_types) if op in MAC_OPS))
     assert ours == pytest.approx(_torch_macs(module, example), rel=MACS_TOLERANCE)
+    _assert_served_like_each_member(graph)
+
+
+def _assert_served_like_each_member(graph) -> None:
+    """The served network (the ensemble exported to onnxruntime) computes on a real architecture what each
+    member's own forward computes."""
+    import numpy as np
+
+    from seernet.inference_batch import InferenceBatch
+    from seernet.predictor import inference_plan
+
+    predictor = _shipped()
+    batch = InferenceBatch.from_graphs([graph], predictor.features)
+    plan = inference_plan(batch, predictor.members[0].config.layers)
+    with torch.inference_mode():
+        alone = np.stack([m(batch, plan).numpy() for m in predictor.members])
+    np.testing.assert_allclose(predictor.exported()(batch, plan), alone, rtol=1e-5, atol=1e-4)
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped():
+    from seernet.predictor import Predictor
+    from tests.conftest import SHIPPED_PREDICTOR
+
+    return Predictor.load(SHIPPED_PREDICTOR)
 
 
 TIMM = timm_corpus()
