@@ -366,22 +366,17 @@ class PredictionService:
     def _submit(self, misses: list[tuple[int, _Prepared, object]]) -> list[Future | Exception]:
         """Each miss to its batcher: the small ones together in one entry (they share passes), each large one to
         the large lane while one of its slots is free, else RESOURCE_EXHAUSTED for that item."""
-        small, large = [], []
-        for k, (_, prepared, encoded) in enumerate(misses):
-            graph = prepared.graph
-            rows = graph.num_nodes + graph.num_edges
-            (large if rows > self.large_graph_rows else small).append((k, (prepared.predictor, encoded, graph.num_nodes)))
-        out: list[Future | Exception] = [None] * len(misses)  # type: ignore[list-item]
-        for (k, _), future in zip(small, self.batcher.submit_many([job for _, job in small])):
-            out[k] = future
-        for k, job in large:
-            if not self._large_slots.acquire(blocking=False):
-                out[k] = exhausted("the server is predicting too many large models at once; retry later")
-                continue
-            future = self.large_batcher.submit(*job)
-            future.add_done_callback(lambda _: self._large_slots.release())
-            out[k] = future
-        return out
+        jobs = [(p.predictor, encoded, p.graph.num_nodes) for _, p, encoded in misses]
+        large = [p.graph.num_nodes + p.graph.num_edges > self.large_graph_rows for _, p, _ in misses]
+        shared = iter(self.batcher.submit_many([job for job, big in zip(jobs, large) if not big]))
+        return [self._submit_large(job) if big else next(shared) for job, big in zip(jobs, large)]
+
+    def _submit_large(self, job: tuple) -> Future | Exception:
+        if not self._large_slots.acquire(blocking=False):
+            return exhausted("the server is predicting too many large models at once; retry later")
+        future = self.large_batcher.submit(*job)
+        future.add_done_callback(lambda _: self._large_slots.release())
+        return future
 
     # ------------------------------------------------------------------ GPUs by spec
     def _gpu_target(self, query: PredictQuery) -> GpuSpec | None:

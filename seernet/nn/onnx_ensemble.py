@@ -74,11 +74,10 @@ class _Writer:
 class _Member:
     """One member's forward pass, written into the shared graph."""
 
-    def __init__(self, w: _Writer, net: SeerNet, inputs: dict[str, str], layers: int) -> None:
-        self.w, self.inputs = w, inputs
+    def __init__(self, w: _Writer, net: SeerNet) -> None:
+        self.w = w
         self.params = dict(net.state_dict())
         self.config = net.config
-        self.layers = layers
         self.additive_readout = net.additive
 
     # -------------------------------------------------------------- building blocks
@@ -144,53 +143,53 @@ class _Member:
     # -------------------------------------------------------------- the network
     def forward(self) -> str:
         """``[graphs, metrics]``: this member's ``SeerNet.forward(data, plan)``."""
-        w, i, h, config = self.w, self.inputs, self.config.hidden, self.config
+        w, h, config = self.w, self.config.hidden, self.config
         width, op_width = config.node_features, config.op_embedding
         first = self.params["node_encoder.0.weight"]
         op_part = _np(self.params["op_embedding.weight"] @ first[:, width:width + op_width].t())
         category_part = _np(self.params["category_embedding.weight"] @ first[:, width + op_width:].t())
-        hidden = self.parts("node_encoder.0", [i["x"]], [width])
-        hidden = w.op("Add", w.op("Add", hidden, self.gather(w.const(op_part, "op_part"), i["op"])),
-                      self.gather(w.const(category_part, "category_part"), i["category"]))
+        hidden = self.parts("node_encoder.0", ["x"], [width])
+        hidden = w.op("Add", w.op("Add", hidden, self.gather(w.const(op_part, "op_part"), "op")),
+                      self.gather(w.const(category_part, "category_part"), "category"))
         x = self.linear("node_encoder.2", self.silu(hidden))
-        e = self.mlp("edge_encoder", i["edge_attr"])
-        u = self.mlp("global_encoder", i["u"])
-        graph, log_count = i["first_graph"], i["first_log_count"]
+        e = self.mlp("edge_encoder", "edge_attr")
+        u = self.mlp("global_encoder", "u")
+        graph, log_count = "first_graph", "first_log_count"
         scores = w.op("Add", self.linear("global_node.init_pool.score", x), log_count)
-        peak = self.scatter(scores, graph, i["u"], 1, "max")
+        peak = self.scatter(scores, graph, "u", 1, "max")
         exp = w.op("Exp", w.op("Sub", scores, self.gather(peak, graph)))
-        total = w.op("Add", self.scatter(exp, graph, i["u"], 1, "add"), w.const(np.array([1e-16], np.float32), "tiny"))
+        total = w.op("Add", self.scatter(exp, graph, "u", 1, "add"), w.const(np.array([1e-16], np.float32), "tiny"))
         attention = w.op("Div", exp, self.gather(total, graph))
-        g = self.scatter(w.op("Mul", attention, x), graph, i["u"], h, "add")
-        for k in range(self.layers):
+        g = self.scatter(w.op("Mul", attention, x), graph, "u", h, "add")
+        for k in range(self.config.layers):
             x, e = self.block(k, x, e, u, g)
-            graph = i[f"node_graph_{k}"]
-            pooled = self.synmm("global_node.readout", x, graph, i["u"], i[f"inv_total_{k}"], i[f"count_{k}"])
+            graph = f"node_graph_{k}"
+            pooled = self.synmm("global_node.readout", x, graph, "u", f"inv_total_{k}", f"count_{k}")
             update = self.mlp("global_node.update", w.op("Concat", g, pooled, axis=-1))
             g = self.layer_norm("global_node.norm", w.op("Add", g, update))
-        last = self.layers - 1
-        count, inv_total = i[f"count_{last}"], i[f"inv_total_{last}"]
-        readout = self.synmm("readout", x, graph, i["u"], inv_total, count)
+        last = self.config.layers - 1
+        count, inv_total = f"count_{last}", f"inv_total_{last}"
+        readout = self.synmm("readout", x, graph, "u", inv_total, count)
         z = self.mlp("trunk", w.op("Concat", readout, u, g, axis=-1))
         heads_weight = np.concatenate([_np(self.params[f"heads.{m}.weight"]).T for m in config.metrics], axis=1)
         heads_bias = np.concatenate([_np(self.params[f"heads.{m}.bias"]) for m in config.metrics])
         heads = w.op("Add", w.op("MatMul", z, w.const(heads_weight, "w")), w.const(heads_bias, "b"))
-        return w.op("Add", heads, self.additive(x, g, graph, i[f"log_count_{last}"]))
+        return w.op("Add", heads, self.additive(x, g, graph, f"log_count_{last}"))
 
     def block(self, k: int, x: str, e: str, u: str, g: str) -> tuple[str, str]:
         """``GraphNetworkBlock.forward`` (inference) for block ``k``."""
-        w, i, p, h = self.w, self.inputs, f"blocks.{k}", self.config.hidden
-        e_prev = self.gather(e, i[f"edge_prev_{k}"])
+        w, p, h = self.w, f"blocks.{k}", self.config.hidden
+        e_prev = self.gather(e, f"edge_prev_{k}")
         e_new = w.op("Add", self.linear(f"{p}.edge_in", e_prev),
-                     self.gather(self.linear(f"{p}.src_in", x, bias=False), i[f"edge_src_{k}"]))
-        e_new = w.op("Add", e_new, self.gather(self.linear(f"{p}.global_in", u, bias=False), i[f"edge_graph_{k}"]))
-        e_new = w.op("Add", e_new, self.gather(self.linear(f"{p}.dst_in", x, bias=False), i[f"edge_dst_{k}"]))
+                     self.gather(self.linear(f"{p}.src_in", x, bias=False), f"edge_src_{k}"))
+        e_new = w.op("Add", e_new, self.gather(self.linear(f"{p}.global_in", u, bias=False), f"edge_graph_{k}"))
+        e_new = w.op("Add", e_new, self.gather(self.linear(f"{p}.dst_in", x, bias=False), f"edge_dst_{k}"))
         e_new = self.layer_norm(f"{p}.edge_norm", w.op("Add", self.linear(f"{p}.edge_out.1", self.silu(e_new)), e_prev))
-        incoming = self.gather(e_new, i[f"agg_edge_{k}"])
-        rows = i[f"node_graph_{k}"]
-        aggregated = self.synmm(f"{p}.aggregate", incoming, i[f"agg_node_{k}"], rows, i[f"inv_degree_{k}"], None,
-                                i[f"has_input_{k}"])
-        x_prev = self.gather(x, i[f"node_prev_{k}"])
+        incoming = self.gather(e_new, f"agg_edge_{k}")
+        rows = f"node_graph_{k}"
+        aggregated = self.synmm(f"{p}.aggregate", incoming, f"agg_node_{k}", rows, f"inv_degree_{k}", None,
+                                f"has_input_{k}")
+        x_prev = self.gather(x, f"node_prev_{k}")
         context = w.op("Add", x_prev, self.gather(g, rows))
         hidden = self.parts(f"{p}.node_mlp.0", [aggregated, context], [h, h], u, rows)
         hidden = self.linear(f"{p}.node_mlp.2", self.silu(hidden))
@@ -198,7 +197,7 @@ class _Member:
 
     def additive(self, x: str, g: str, graph: str, log_count: str) -> str:
         """``AdditiveReadout.forward`` with the plan's counts."""
-        w, i, metrics = self.w, self.inputs, len(self.config.metrics)
+        w, metrics = self.w, len(self.config.metrics)
         additive = self.additive_readout
         assert additive is not None
         bound = w.const(np.array([additive.bound], np.float32), "bound")
@@ -207,12 +206,12 @@ class _Member:
         adjust = w.op("Mul", bound, w.op("Tanh", adjust))
         logs = w.op("Add", w.op("Reshape", adjust, w.const(np.array([0, TERMS, metrics], np.int64), "shape")),
                     w.const(_np(additive.base), "base"))
-        terms = w.op("ReduceLogSumExp", w.op("Add", logs, i["work_terms"]), w.const(np.array([1], np.int64), "ax"),
+        terms = w.op("ReduceLogSumExp", w.op("Add", logs, "work_terms"), w.const(np.array([1], np.int64), "ax"),
                      keepdims=0)
         terms = w.op("Add", terms, log_count)
-        peak = self.scatter(terms, graph, i["u"], metrics, "max")
+        peak = self.scatter(terms, graph, "u", metrics, "max")
         shifted = w.op("Exp", w.op("Sub", terms, self.gather(peak, graph)))
-        operators = w.op("Add", w.op("Log", self.scatter(shifted, graph, i["u"], metrics, "add")), peak)
+        operators = w.op("Add", w.op("Log", self.scatter(shifted, graph, "u", metrics, "add")), peak)
         constant = w.op("Add", w.const(_np(additive.constant), "constant"),
                         w.op("Mul", bound, w.op("Tanh", self.linear("additive.constant_adjust", g))))
         # logaddexp(a, b) = max(a, b) + log(1 + exp(-|a - b|))
@@ -237,8 +236,13 @@ _LAYER_INPUTS = {"edge_prev": (TensorProto.INT64, 1), "edge_src": (TensorProto.I
                  "inv_total": (TensorProto.FLOAT, 2)}
 
 
+def _input_specs(layers: int) -> dict[str, tuple[int, int]]:
+    return {**_GLOBAL_INPUTS, **{f"{name}_{k}": spec for k in range(layers) for name, spec in _LAYER_INPUTS.items()}}
+
+
 def input_names(layers: int) -> list[str]:
-    return list(_GLOBAL_INPUTS) + [f"{name}_{k}" for k in range(layers) for name in _LAYER_INPUTS]
+    """The exported graph's inputs, in order (what :func:`plan_inputs` gives values for)."""
+    return list(_input_specs(layers))
 
 
 def export_ensemble(members: Sequence[SeerNet]) -> onnx.ModelProto:
@@ -248,11 +252,10 @@ def export_ensemble(members: Sequence[SeerNet]) -> onnx.ModelProto:
     if not exportable(config) or any(m.config != config for m in members):
         raise ValueError("members must share one configuration with SynMM, GNPB and the additive read-out")
     writer = _Writer()
-    specs = {**_GLOBAL_INPUTS, **{f"{n}_{k}": s for k in range(config.layers) for n, s in _LAYER_INPUTS.items()}}
-    inputs = {name: name for name in specs}
+    specs = _input_specs(config.layers)
     outputs = []
     for member in members:
-        out = _Member(writer, member.eval(), inputs, config.layers).forward()
+        out = _Member(writer, member.eval()).forward()
         outputs.append(writer.op("Unsqueeze", out, writer.const(np.array([0], np.int64), "ax")))
     writer.nodes.append(helper.make_node("Concat", outputs, ["predictions"], axis=0))
     graph = helper.make_graph(
@@ -324,8 +327,6 @@ class OnnxEnsemble:
         # the largest pass's memory for good (measured: both off cost ~0.1 ms on one graph, nothing on 25)
         options.enable_mem_pattern = False
         options.enable_cpu_mem_arena = False
-        self.size = len(members)
-        self.layers = members[0].config.layers
         self._session = ort.InferenceSession(export_ensemble(members).SerializeToString(), options,
                                              providers=["CPUExecutionProvider"])
 
