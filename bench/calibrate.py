@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 
 from bench.common import save  # noqa: E402
 from bench.zoo import build_samples, measure, measured_path  # noqa: E402
+from profiler_worker.auxiliary import other_device_samples  # noqa: E402
 from profiler_worker.calibrate import Calibration, CalibrationRequest, calibrate  # noqa: E402
 from profiler_worker.device_info import cpu_model  # noqa: E402
 from profiler_worker.settings import CALIBRATE_MAX_GFLOPS  # noqa: E402
@@ -48,22 +49,25 @@ def macs_loglinear(train_macs: np.ndarray, train_ms: np.ndarray, macs: np.ndarra
     return np.exp(intercept + slope * np.log(macs))
 
 
-def score_budget(measured: list, graphs: list, truth: np.ndarray, prior) -> dict:
+def score_budget(measured: list, graphs: list, truth: np.ndarray, prior, auxiliary: list) -> dict:
     """What a budget's calibration rows teach, scored on the real architectures: operator trees from scratch,
-    operator trees on top of the shipped ones (``prior``, when the shipped predictor is an operator predictor)
-    and the log-linear MACs line."""
+    operator trees on top of the shipped ones (``prior``, when the shipped predictor is an operator predictor),
+    operator trees with other devices' rows (``auxiliary``, when given) and the log-linear MACs line."""
     macs = np.array([g.global_value("macs_sum") for g in graphs])
     fit_macs = np.array([s.graph.global_value("macs_sum") for s in measured])
     fit_ms = np.array([s.targets[TARGET] for s in measured])
     keep = (fit_macs > 0) & (fit_ms > 0)
     entry = {"profiled": sum(s.operators is not None for s in measured), "operator_trees": {},
-             "operator_trees_on_shipped": {},
+             "operator_trees_on_shipped": {}, "operator_trees_auxiliary": {},
              "macs_loglinear": score(macs_loglinear(fit_macs[keep], fit_ms[keep], macs), truth)}
     if enough_profiles(measured):
         entry["operator_trees"] = score(fit_operator_model(measured, TARGET).predict(graphs), truth)
         if prior is not None:
             entry["operator_trees_on_shipped"] = score(
                 fit_operator_model(measured, TARGET, prior=prior).predict(graphs), truth)
+        if auxiliary:
+            entry["operator_trees_auxiliary"] = score(
+                fit_operator_model(measured, TARGET, auxiliary=auxiliary).predict(graphs), truth)
     return entry
 
 
@@ -83,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure nothing: refit on each budget's rows a previous run left in --workdir and "
                              "score on --measured (fitting methods compared on the very same measurements)")
     parser.add_argument("--measured", help="with --replay: the real architectures' file that run measured")
+    parser.add_argument("--auxiliary-dataset", nargs="+", default=[], metavar="SQLITE",
+                        help="other devices' profiled datasets, given to calibrate (calibrate --auxiliary-dataset) "
+                             "and scored as a column of their own")
     parser.add_argument("--out-name", default="calibrate", help="results file name under bench/results/")
     args = parser.parse_args(argv)
     here = cpu_model()
@@ -110,13 +117,15 @@ def main(argv: list[str] | None = None) -> int:
                     "measured_file": str(zoo_path.relative_to(ROOT) if zoo_path.is_relative_to(ROOT) else zoo_path),
                     "groups": args.groups, "batch_sizes": args.batch_sizes, "no_graph": failures,
                     "max_gflops": args.max_gflops, "pretrained": args.pretrained, "replay": args.replay,
+                    "auxiliary_datasets": args.auxiliary_dataset,
                     "shipped": score(np.array([p.values[TARGET] for p in shipped.predict_graphs(graphs)]), truth),
                     "budgets": {}}
     for budget in args.budgets:
         name = f"bench-{budget:g}min"
         workdir = base / name
         request = CalibrationRequest(budget_minutes=budget, out=base / "predictors", name=name, cpus=(args.cpu,),
-                                     pretrained=Path(args.pretrained), workdir=workdir, max_gflops=args.max_gflops)
+                                     pretrained=Path(args.pretrained), workdir=workdir, max_gflops=args.max_gflops,
+                                     auxiliary=tuple(Path(p) for p in args.auxiliary_dataset))
         entry: dict = {}
         if args.replay:
             if not (workdir / "measurements.sqlite").exists():
@@ -132,19 +141,24 @@ def main(argv: list[str] | None = None) -> int:
                      "chosen": result.summary["selection"],
                      "held_out_calibration_rows": result.summary["held_out"],
                      "calibrated": score(predicted, truth)}
-        measured = Calibration(request).measured_samples()
+        calibration = Calibration(request)
+        measured = calibration.measured_samples()
+        auxiliary = other_device_samples(request.auxiliary, calibration.device_key, progress=False)
         report["budgets"][f"{budget:g}"] = {"measured": len(measured), **entry,
-                                            **score_budget(measured, graphs, truth, prior)}
+                                            **score_budget(measured, graphs, truth, prior, auxiliary)}
     path = save(args.out_name, report)
     print(f"\nreal architectures measured on {here}: {len(rows)} rows ({' '.join(args.groups)}, "
           f"batch {args.batch_sizes}){'; replayed calibration rows' if args.replay else ''}")
     columns = {"calibrated": "calibrated (chosen)", "operator_trees": "operator trees (scratch)",
-               "operator_trees_on_shipped": "operator trees on shipped", "shipped": "shipped",
+               "operator_trees_on_shipped": "operator trees on shipped",
+               "operator_trees_auxiliary": "operator trees + other devices", "shipped": "shipped",
                "macs_loglinear": "MACs log-linear"}
     if args.replay:
         columns.pop("calibrated")
     if prior is None:
         columns.pop("operator_trees_on_shipped")
+    if not args.auxiliary_dataset:
+        columns.pop("operator_trees_auxiliary")
     print(f"{'budget':>8} {'measured':>9}  " + "  ".join(f"{w:>28}" for w in columns.values()))
     print(f"{'':>8} {'':>9}  " + "  ".join(f"{'τ':>8} {'MAPE %':>9} {'±10 %':>9}" for _ in columns))
     nan = {"kendall": float("nan"), "mape": float("nan"), "acc10": float("nan")}

@@ -123,6 +123,12 @@ def cmd_fit(args: argparse.Namespace, settings: Settings) -> int:
             samples = with_targets(dataset.samples, (args.target,))
             device_key = next(iter(dataset.device_keys), None)
         device_key = args.device_key or device_key
+        if args.auxiliary_dataset:
+            if args.target != "infer_time_ms":
+                raise ValueError("--auxiliary-dataset teaches operator trees, which learn infer_time_ms only")
+            from profiler_worker.auxiliary import other_device_samples
+
+            request.auxiliary = other_device_samples(args.auxiliary_dataset, device_key)
         selection = run_fit(request, tuple(args.methods or FIT_METHODS), samples, device_key)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -200,7 +206,8 @@ def cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
                                  target=args.target, seed=args.seed, cpus=cpus, time_cap_s=args.time_cap,
                                  max_gflops=args.max_gflops, max_models=args.max_models,
                                  graph_optimization=args.graph_opt,
-                                 workdir=Path(args.workdir) if args.workdir else None)
+                                 workdir=Path(args.workdir) if args.workdir else None,
+                                 auxiliary=tuple(Path(p) for p in args.auxiliary_dataset or ()))
     try:
         result = calibrate(request)
     except (CalibrationError, OSError) as exc:
@@ -341,6 +348,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                         "measured before keys named the ISA say cpu:<model>:<threads>t)")
     p.add_argument("--base", help="with operator_trees: a SeerNet predictor directory copied into the output to "
                                   "serve the metrics operator trees do not learn (train time, memory)")
+    p.add_argument("--auxiliary-dataset", nargs="+", metavar="SQLITE",
+                   help="with operator_trees: profiled rows of other devices (e.g. data/cpu_dataset_*.sqlite), "
+                        "learned from beside this device's at half weight; their graphs are built (or read "
+                        "from the cache) first, about a second a model the first time")
     add_train_flags(p)
     p.set_defaults(handler=cmd_fit, epochs=150, ensemble=2)
 
@@ -364,6 +375,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workdir", help="where the pool and measurements are kept (default: the cache); a rerun "
                                      "with the same name resumes")
+    p.add_argument("--auxiliary-dataset", nargs="+", metavar="SQLITE",
+                   help="other devices' profiled datasets (e.g. data/cpu_dataset_intel-xeon-avx512.sqlite): "
+                        "operator trees learn from them beside this machine's rows, at half weight; their "
+                        "graphs are built first (a second a model, uncached), after the measuring budget")
     p.set_defaults(handler=cmd_calibrate)
 
     p = sub.add_parser("retrain", help="retrain a served predictor; promote it only if not worse (or --rollback)")

@@ -46,6 +46,7 @@ from seernet.spaces import ModelConfig, get_space
 from seernet.train import TrainConfig
 from seernet.training_run import ManifestInfo
 
+from .auxiliary import other_device_samples
 from .dataset_build import BuildPlan
 from .device_info import describe_device, device_key
 from .job import ProfileJob
@@ -83,6 +84,7 @@ class CalibrationRequest:
     # the method chosen unless another ranks the held-out calibration rows clearly better (seernet.fit)
     prefer: str | None = "operator_trees"
     workdir: Path | None = None  # default: the cache directory, per name
+    auxiliary: tuple[Path, ...] = ()  # other devices' profiled datasets, learned from by operator trees
     progress: bool = True
 
     def settings(self) -> ProfileSettings:
@@ -161,6 +163,9 @@ class Calibration:
                                     f"{self.settings.threads}t"
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}", self.name):
             raise CalibrationError(f"--name must be 1-80 letters, digits, '.', '_' or '-', got {self.name!r}")
+        missing = [str(p) for p in request.auxiliary if not Path(p).is_file()]
+        if missing:  # said before the budget is spent, not after
+            raise CalibrationError(f"--auxiliary-dataset {', '.join(missing)}: not a dataset file")
         self.workdir = request.workdir or cache_dir() / "calibrate" / self.name
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.pool_file = self.workdir / "pool.jsonl"
@@ -288,7 +293,8 @@ class Calibration:
                                    max_minutes=max(0.2, 0.8 * fit_minutes / (2 * networks)))
         fit_request = FitRequest(self.store().path, target, None, None,
                                  self.request.pretrained if self.shipped is not None else None, train_config,
-                                 seed=self.request.seed, prefer=self.request.prefer)
+                                 seed=self.request.seed, prefer=self.request.prefer,
+                                 auxiliary=self._auxiliary())
         best, candidates = select_and_fit(rows, target, fit_request, self.request.methods)
         truth = np.array([s.targets[target] for s in test])
         held_out = {"calibrated": score(best.predict(test), truth)}
@@ -316,6 +322,12 @@ class Calibration:
         summary["out"] = str(out)
         (self.workdir / "report.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
         return summary
+
+    def _auxiliary(self) -> list[Sample]:
+        try:
+            return other_device_samples(self.request.auxiliary, self.device_key, self.request.progress)
+        except ValueError as exc:  # a dataset of this very device, say
+            raise CalibrationError(str(exc)) from None
 
     def _shipped(self, samples: Sequence[Sample]) -> np.ndarray:
         assert self.shipped is not None

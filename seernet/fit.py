@@ -70,6 +70,8 @@ class FitRequest:
     seed: int = 0
     base: Path | None = None  # a SeerNet predictor that serves the metrics an operator-tree winner does not learn
     prefer: str | None = None  # this method wins unless another ranks validation rows better by PREFER_MARGIN
+    # profiled rows of other devices: operator trees learn operator shapes from them too (seernet.operator_trees)
+    auxiliary: Sequence[Sample] = ()
 
 
 def samples_from_csv(path: Path, target: str, space: str | None = None) -> list[Sample]:
@@ -230,7 +232,8 @@ def _fit_simple(method: str, rows: Sequence[Sample], target: str, request: FitRe
     if method == "pretrained_rescaled":
         return fit_rescaled(_pretrained_network(request.pretrained), rows, target)
     if method == "operator_trees":
-        return fit_operator_model(rows, target, request.seed, prior=_pretrained_operators(request.pretrained))
+        return fit_operator_model(rows, target, request.seed, prior=_pretrained_operators(request.pretrained),
+                                  auxiliary=request.auxiliary)
     return fit_tabular(method, [s.graph for s in rows], np.array([s.targets[target] for s in rows]), request.seed)
 
 

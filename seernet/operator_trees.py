@@ -52,7 +52,14 @@ _NODE_COLUMNS = [i for i, name in enumerate(NODE_FEATURES) if name not in LAYOUT
 CHANNEL_BLOCKS = (8, 16)
 OPERATOR_FEATURES: tuple[str, ...] = (
     "op", "producer_op", "consumer_op", *(f"log1p_{NODE_FEATURES[i]}" for i in _NODE_COLUMNS), "producers",
-    "consumers", "log_batch", *(f"{side}_channel_padding_{block}" for side in ("in", "out") for block in CHANNEL_BLOCKS))
+    "consumers", "log_batch", *(f"{side}_channel_padding_{block}" for side in ("in", "out") for block in CHANNEL_BLOCKS),
+    "this_device")
+# Rows measured on other devices can teach what an operator's shape does to its cost (which runs alone, which
+# fuses, what padding costs) where this device's own rows are few: they enter the fit with ``this_device`` = 0
+# and :data:`AUXILIARY_WEIGHT` per model, this device's with 1, and predictions always read 1, so the trees
+# split on the column where the devices differ and share the rest.  The last column: a model saved before it
+# never reads it and loads unchanged.
+AUXILIARY_WEIGHT = 0.5
 NO_NEIGHBOUR, SEVERAL_CONSUMERS = len(OP_VOCAB), len(OP_VOCAB) + 1  # codes beyond the op vocabulary
 COMPOSITION_TERMS = ("sum of operator times", "MB moved", "nodes", "constant", "sum of operator times × log batch")
 MIN_OPERATOR_SCALE = 0.25  # the operators' scale at any batch stays at least this share of ``a``
@@ -121,12 +128,13 @@ def channel_padding(graph: PerfGraph) -> np.ndarray:
     return np.column_stack(columns)
 
 
-def operator_table(graph: PerfGraph) -> np.ndarray:
-    """``[nodes, len(OPERATOR_FEATURES)]``: what the trees see of each operator."""
+def operator_table(graph: PerfGraph, this_device: bool = True) -> np.ndarray:
+    """``[nodes, len(OPERATOR_FEATURES)]``: what the trees see of each operator (``this_device`` False: measured
+    on another device, an auxiliary row of a fit)."""
     producer_op, consumer_op, producers, consumers = neighbour_ops(graph)
     return np.column_stack([graph.node_op, producer_op, consumer_op, np.log1p(np.abs(graph.node_x[:, _NODE_COLUMNS])),
                             producers, consumers, np.full(graph.num_nodes, np.log(max(graph.batch_size, 1))),
-                            channel_padding(graph)])
+                            channel_padding(graph), np.full(graph.num_nodes, float(this_device))])
 
 
 def roofline_ms(graph: PerfGraph, roofline: dict | None = None) -> np.ndarray:
@@ -220,7 +228,7 @@ class OperatorModel:
 
     @classmethod
     def load(cls, directory: Path, spec: dict) -> "OperatorModel":
-        if list(spec.get("features", [])) != list(OPERATOR_FEATURES):
+        if list(spec.get("features", [])) not in (list(OPERATOR_FEATURES), list(OPERATOR_FEATURES[:-1])):
             raise ValueError("its operator trees were fitted on another operator feature set "
                              f"({len(spec.get('features', []))} columns, this version has {len(OPERATOR_FEATURES)}): "
                              "refit it with perfseer fit")
@@ -250,13 +258,15 @@ def _fused_pairs(samples: Sequence[Sample]) -> list[list[int]]:
 
 
 def fit_operator_model(samples: Sequence[Sample], metric: str = "infer_time_ms", seed: int = 0,
-                       prior: OperatorModel | None = None) -> OperatorModel:
+                       prior: OperatorModel | None = None, auxiliary: Sequence[Sample] = ()) -> OperatorModel:
     """Trees on every profiled node of ``samples``; composition on every sample measured for ``metric``.
 
     Each model's labelled nodes weigh 1 together (by their share of its time), as its whole-model label does.
     With ``prior`` (another device's operator model) the trees learn what differs from the prior's
     efficiencies and the result is both ensembles as one: a few calibration rows then correct a model that
-    has seen tens of thousands of operators, instead of replacing it."""
+    has seen tens of thousands of operators, instead of replacing it.  ``auxiliary``: profiled samples of
+    other devices, in the trees' fit only (``this_device`` 0, weight :data:`AUXILIARY_WEIGHT` per model); the
+    composition and the count of profiled models come from ``samples``."""
     from scipy.optimize import lsq_linear
     from sklearn.ensemble import HistGradientBoostingRegressor
 
@@ -264,18 +274,21 @@ def fit_operator_model(samples: Sequence[Sample], metric: str = "infer_time_ms",
         raise ValueError(f"operator profiles measure inference only; cannot learn {metric} per operator")
     roofline = dict(prior.params["roofline"]) if prior is not None else dict(ROOFLINE)
     tables, targets, weights = [], [], []
-    for s in samples:
-        if s.operators is None:
-            continue
-        roof = roofline_ms(s.graph, roofline)
-        times = node_times(s, roof)
-        known = ~np.isnan(times)
-        tables.append(operator_table(s.graph)[known])
-        targets.append(np.log(np.maximum(times[known], 1e-6) / roof[known]))
-        weights.append(times[known] / times[known].sum() + 1e-3 / max(1, int(known.sum())))
-    if len(tables) < MIN_PROFILED_MODELS:  # as enough_profiles(samples), counted on the way
+    own = 0
+    for this_device, weight, group in ((True, 1.0, samples), (False, AUXILIARY_WEIGHT, auxiliary)):
+        for s in group:
+            if s.operators is None:
+                continue
+            roof = roofline_ms(s.graph, roofline)
+            times = node_times(s, roof)
+            known = ~np.isnan(times)
+            tables.append(operator_table(s.graph, this_device)[known])
+            targets.append(np.log(np.maximum(times[known], 1e-6) / roof[known]))
+            weights.append(weight * (times[known] / times[known].sum() + 1e-3 / max(1, int(known.sum()))))
+            own += this_device
+    if own < MIN_PROFILED_MODELS:  # as enough_profiles(samples), counted on the way
         raise ValueError(f"operator trees need per-operator profiles of at least {MIN_PROFILED_MODELS} models, "
-                         f"got {len(tables)} (measure with profiles: PERFSEER_PROFILE_OPERATORS=1)")
+                         f"got {own} (measure with profiles: PERFSEER_PROFILE_OPERATORS=1)")
     table, target = np.concatenate(tables), np.concatenate(targets)
     if prior is not None:
         target = target - predict_trees(table, prior.arrays, prior.params)

@@ -89,3 +89,9 @@ def test_fit_reads_the_dataset_store_directly(tmp_path):
     assert manifest["metrics"] == ["infer_time_ms"] and manifest["device_key"].startswith("cpu:")
     both = cli("fit", "--dataset", "x", "--measurements", "y", "--target", "t", "--out", str(out))
     assert both.returncode == 2 and "--measurements CSV or --dataset" in both.stderr
+    own = cli("fit", "--dataset", str(tmp_path / "d.sqlite"), "--target", "infer_time_ms", "--out", str(out),
+              "--auxiliary-dataset", str(tmp_path / "d.sqlite"))  # this device's rows cannot pose as another's
+    assert own.returncode == 2 and "the device being fitted" in own.stderr
+    missing = cli("fit", "--dataset", str(tmp_path / "d.sqlite"), "--target", "infer_time_ms", "--out", str(out),
+                  "--auxiliary-dataset", str(tmp_path / "nope.sqlite"))
+    assert missing.returncode == 2 and "nope.sqlite is not a dataset file" in missing.stderr

@@ -200,4 +200,35 @@ def test_the_trees_see_how_much_a_vector_unit_pads_each_convolutions_channels():
     np.testing.assert_allclose(padding[0], [32 / 27, 32 / 27, 1.0, 1.0])
     np.testing.assert_allclose(padding[1], [1.0, 32 / 24, 1.0, 32 / 24])
     table = operator_table(perf)
-    np.testing.assert_allclose(table[:, -4:], padding)
+    first = OPERATOR_FEATURES.index("in_channel_padding_8")
+    np.testing.assert_allclose(table[:, first:first + 4], padding)
+
+
+def test_other_devices_rows_teach_the_trees_without_setting_this_devices_level(trained):
+    """Auxiliary rows (another device, marked so) enter the trees' fit; predictions read this device's column,
+    so a device whose GEMMs run at half speed is predicted at its own speed from half of its rows."""
+    samples, _ = trained
+    slower_gemm = {**EFFICIENCY, "Gemm": 6.0}
+    own = profiled_mlps(slower_gemm)
+    few, rest = own[::2], own[1::2]
+    pooled = fit_operator_model(few, auxiliary=samples)
+    truth = np.array([s.targets["infer_time_ms"] for s in rest])
+    assert np.median(np.abs(pooled.predict([s.graph for s in rest]) / truth - 1)) < 0.1
+    other_device = fit_operator_model(samples)
+    assert np.median(other_device.predict([s.graph for s in rest]) / truth) < 0.8  # the other device alone is off
+    table = operator_table(rest[0].graph)
+    assert (table[:, OPERATOR_FEATURES.index("this_device")] == 1).all()
+    assert (operator_table(rest[0].graph, this_device=False)[:, -1] == 0).all()
+    with pytest.raises(ValueError, match="at least 5 models"):  # auxiliary rows do not count as this device's
+        fit_operator_model(few[:4], auxiliary=samples)
+
+
+def test_a_model_saved_before_the_device_column_loads_and_predicts_as_before(trained, tmp_path):
+    samples, model = trained
+    spec = {**model.spec(), "features": list(OPERATOR_FEATURES[:-1])}  # what an older version saved
+    model.save(tmp_path)
+    loaded = OperatorModel.load(tmp_path, spec)
+    graphs = [s.graph for s in samples]
+    assert loaded.predict(graphs) == pytest.approx(model.predict(graphs))
+    with pytest.raises(ValueError, match="refit"):
+        OperatorModel.load(tmp_path, {**spec, "features": list(OPERATOR_FEATURES[:-2])})
