@@ -318,7 +318,8 @@ def run_fit(request: FitRequest, methods: Sequence[str] = FIT_METHODS, samples: 
         info = ManifestInfo(request.out.name, device_key or f"custom:{request.measurements.stem}",
                             split={"kind": "fit train/validation", "seed": request.seed},
                             source={"fitted_from": str(request.measurements),
-                                    "pretrained": str(request.pretrained or "") or None, "selection": selection})
+                                    "pretrained": str(request.pretrained or "") or None, "selection": selection,
+                                    "auxiliary_rows": len(request.auxiliary)})
         save_candidate(best, request.out, request.target, info, train, val, base=request.base)
     return selection
 
