@@ -36,6 +36,9 @@ def test_budget_and_name_are_checked_before_any_work(tmp_path):
         calibrate(CalibrationRequest(name="../evil", out=tmp_path, workdir=tmp_path / "w"))
     with pytest.raises(CalibrationError, match="max-models"):
         calibrate(CalibrationRequest(max_models=3, out=tmp_path, workdir=tmp_path / "w"))
+    with pytest.raises(CalibrationError, match="nope.sqlite: not a dataset file"):
+        calibrate(CalibrationRequest(auxiliary=(tmp_path / "nope.sqlite",), out=tmp_path, workdir=tmp_path / "w"))
+    assert not (tmp_path / "w").exists()  # refused before the work directory, let alone a measurement
 
 
 @pytest.mark.timeout(600)
