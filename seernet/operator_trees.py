@@ -11,8 +11,9 @@ measurement gives tens to hundreds of operator labels (``seernet.operator_labels
   that way VGG-11 at batch 8 (60 GFLOPs, the dataset's cap is 12) was predicted at 0.17× its measured time.
 * **Features** (:data:`OPERATOR_FEATURES`): the op type, the first producer's and the sole consumer's op type
   (they decide whether a runtime fuses it), log1p of every ``NODE_FEATURES`` column but the layout-dependent
-  ones (:data:`LAYOUT_DEPENDENT`), in/out degree, log batch, and how much a vector unit pads the channels
-  (:func:`channel_padding`).
+  ones (:data:`LAYOUT_DEPENDENT`), in/out degree, log batch, how much a vector unit pads the channels
+  (:func:`channel_padding`), and whether the row was measured on this device (other devices' rows may join a
+  fit, :data:`AUXILIARY_WEIGHT`).
 * **Whole model.** ``(a + e·log batch)·Σ node times + b·MB moved + c·nodes + d`` (least squares on relative
   error; all but ``e`` non-negative): what runs between kernels (allocation, layout reorders, the executor)
   grows with memory traffic and node count, and the profiled kernels cover 77–92 % of a model's measured
@@ -343,6 +344,6 @@ def save_operator_model(model: OperatorModel, directory: Path, manifest: dict, b
     return directory
 
 
-__all__ = ["OPERATOR_FEATURES", "OperatorModel", "enough_profiles", "first_producer", "fit_operator_model",
+__all__ = ["AUXILIARY_WEIGHT", "OPERATOR_FEATURES", "OperatorModel", "enough_profiles", "first_producer", "fit_operator_model",
            "node_times", "operator_table",
            "roofline_ms", "save_operator_model"]
