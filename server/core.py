@@ -346,8 +346,6 @@ class PredictionService:
         answered: list[tuple[str, dict]] = []
         for (i, prepared, _), future in zip(misses, futures):
             try:
-                if isinstance(future, Exception):
-                    raise future
                 prediction = future.result(timeout=60)
                 check_answer(prediction.values, self.limits)
             except Exception as exc:
@@ -363,7 +361,7 @@ class PredictionService:
         self.cache.put_many(answered)
         return results  # type: ignore[return-value]
 
-    def _submit(self, misses: list[tuple[int, _Prepared, object]]) -> list[Future | Exception]:
+    def _submit(self, misses: list[tuple[int, _Prepared, object]]) -> list[Future]:
         """Each miss to its batcher: the small ones together in one entry (they share passes), each large one to
         the large lane while one of its slots is free, else RESOURCE_EXHAUSTED for that item."""
         jobs = [(p.predictor, encoded, p.graph.num_nodes) for _, p, encoded in misses]
@@ -371,9 +369,11 @@ class PredictionService:
         shared = iter(self.batcher.submit_many([job for job, big in zip(jobs, large) if not big]))
         return [self._submit_large(job) if big else next(shared) for job, big in zip(jobs, large)]
 
-    def _submit_large(self, job: tuple) -> Future | Exception:
+    def _submit_large(self, job: tuple) -> Future:
         if not self._large_slots.acquire(blocking=False):
-            return exhausted("the server is predicting too many large models at once; retry later")
+            refused: Future = Future()
+            refused.set_exception(exhausted("the server is predicting too many large models at once; retry later"))
+            return refused
         future = self.large_batcher.submit(*job)
         future.add_done_callback(lambda _: self._large_slots.release())
         return future
