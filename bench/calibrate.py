@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                     "auxiliary_datasets": args.auxiliary_dataset,
                     "shipped": score(np.array([p.values[TARGET] for p in shipped.predict_graphs(graphs)]), truth),
                     "budgets": {}}
+    auxiliary: list | None = None  # other devices' rows: the same for every budget, read once
     for budget in args.budgets:
         name = f"bench-{budget:g}min"
         workdir = base / name
@@ -143,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                      "calibrated": score(predicted, truth)}
         calibration = Calibration(request)
         measured = calibration.measured_samples()
-        auxiliary = other_device_samples(request.auxiliary, calibration.device_key, progress=False)
+        if auxiliary is None:
+            auxiliary = other_device_samples(request.auxiliary, calibration.device_key, progress=False)
         report["budgets"][f"{budget:g}"] = {"measured": len(measured), **entry,
                                             **score_budget(measured, graphs, truth, prior, auxiliary)}
     path = save(args.out_name, report)

@@ -324,6 +324,9 @@ class Calibration:
         return summary
 
     def _auxiliary(self) -> list[Sample]:
+        """Other devices' rows, read only where operator trees will learn from them."""
+        if self.request.target != "infer_time_ms" or "operator_trees" not in self.request.methods:
+            return []
         try:
             return other_device_samples(self.request.auxiliary, self.device_key, self.request.progress)
         except ValueError as exc:  # a dataset of this very device, say
