@@ -166,6 +166,9 @@ class Calibration:
         missing = [str(p) for p in request.auxiliary if not Path(p).is_file()]
         if missing:  # said before the budget is spent, not after
             raise CalibrationError(f"--auxiliary-dataset {', '.join(missing)}: not a dataset file")
+        if request.auxiliary and (request.target != "infer_time_ms" or "operator_trees" not in request.methods):
+            raise CalibrationError("--auxiliary-dataset teaches operator trees, which learn infer_time_ms only: "
+                                   "use it with --target infer_time_ms and operator_trees among the methods")
         self.workdir = request.workdir or cache_dir() / "calibrate" / self.name
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.pool_file = self.workdir / "pool.jsonl"
@@ -324,8 +327,8 @@ class Calibration:
         return summary
 
     def _auxiliary(self) -> list[Sample]:
-        """Other devices' rows, read only where operator trees will learn from them."""
-        if self.request.target != "infer_time_ms" or "operator_trees" not in self.request.methods:
+        """Other devices' rows (the request was refused at the start where operator trees would not learn)."""
+        if not self.request.auxiliary:
             return []
         try:
             return other_device_samples(self.request.auxiliary, self.device_key, self.request.progress)

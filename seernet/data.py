@@ -39,7 +39,9 @@ def samples_from_rows(rows: Iterable[dict], metrics: Sequence[str] = METRICS, de
     into the worker's storage.  ``kernels`` (``DatasetStore.operator_kernels()``: job id → kernels and the
     profiled run's end-to-end ms) labels each profiled sample's operators.  The profiled run is slower than
     the timed one (by 12–36 % on the Intel Xeon dataset), so its kernel times are scaled by
-    ``infer_time_ms / end_to_end_ms``: the labels then sum to the kernels' share of the measured time."""
+    ``infer_time_ms / end_to_end_ms``: the labels then sum to the kernels' share of the measured time.  The
+    slowdown is mostly a fixed ~2 µs per kernel span (README, "What the profiler adds"); subtracting it
+    instead ranked real architectures no better and biased them low, so the uniform scale stays."""
     rows = [r for r in rows if device_key is None or r["device_key"] == device_key]
     samples = []
     for row in tqdm(rows, desc="graphs", unit="model", disable=not progress, mininterval=2):

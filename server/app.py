@@ -21,7 +21,7 @@ from perfseer_client.v1 import perfseer_pb2, perfseer_pb2_grpc
 
 from .batcher import MicroBatcher
 from .cache import make_cache
-from .core import BuildPool, PredictionService
+from .core import PredictionService
 from .jobs import JobService, redact
 from .models import ModelStore
 from .registry import PredictorRegistry
@@ -125,9 +125,7 @@ def build_server(settings: Settings, watch_interval_s: float = 2.0, max_workers:
         registry, make_cache(settings.redis_url, settings.cache_ttl_s, settings.prediction_cache_bytes,
                              settings.redis_timeout_s),
         ModelStore(settings.model_cache_bytes, settings.graph_cache_bytes, redis_client=redis_client),
-        settings.limits, MicroBatcher(), jobs, profile_uncertain_above=settings.profile_uncertain_above,
-        builds=BuildPool(settings.build_workers, settings.build_queue), explain_top_k=settings.explain_top_k,
-        large_graph_rows=settings.large_graph_rows, large_graphs=settings.large_graphs)
+        settings, MicroBatcher(), jobs)
     options = [("grpc.max_receive_message_length", settings.limits.max_request_bytes),
                ("grpc.max_send_message_length", settings.limits.max_request_bytes),
                ("grpc.so_reuseport", 1 if settings.processes > 1 else 0)]

@@ -37,6 +37,7 @@ from .lru import LRU
 from .metrics import CACHE
 from .models import ModelStore, sha256_hex
 from .registry import PredictorRegistry
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -91,7 +92,7 @@ class BuildPool:
     """Graph builds run here, a few at a time, with a bounded queue behind them: a flood of expensive
     models is refused (RESOURCE_EXHAUSTED) instead of piling up, and the batching thread never builds."""
 
-    def __init__(self, workers: int = 4, queue: int = 64, timeout_s: float = 30.0) -> None:
+    def __init__(self, workers: int, queue: int, timeout_s: float = 30.0) -> None:
         self._executor = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="graph-build")
         self._slots = threading.BoundedSemaphore(max(1, workers) + max(0, queue))
         self.timeout_s = timeout_s
@@ -127,25 +128,27 @@ def check_answer(values: dict[str, float], limits: Limits) -> None:
 
 
 class PredictionService:
-    def __init__(self, registry: PredictorRegistry, cache: PredictionCache, models: ModelStore, limits: Limits,
+    """``settings``: the service's one configuration (``server.settings``), read here once; its limits,
+    explain cap, large-graph lane and profiling threshold have no second set of defaults in this class."""
+
+    def __init__(self, registry: PredictorRegistry, cache: PredictionCache, models: ModelStore, settings: Settings,
                  batcher: MicroBatcher | None = None, jobs: JobService | None = None,
-                 profile_uncertain_above: float = 0.0, builds: BuildPool | None = None,
-                 explain_top_k: int = 20, large_graph_rows: int = 25_000, large_graphs: int = 4) -> None:
+                 builds: BuildPool | None = None) -> None:
         self.registry = registry
         self.cache = cache
         self.models = models
-        self.limits = limits
+        self.limits: Limits = settings.limits
         self.batcher = batcher or MicroBatcher()
         # large graphs get a batcher of their own: one of them takes up to seconds of network time (a 1 MB model
         # of operators each reading all those before it: 0.74 s at the 100k-tensor limit, 2.65 s at the old
         # 200k), which must not hold up the small requests queued behind it in the shared one
         self.large_batcher = MicroBatcher(max_batch=1)
-        self.large_graph_rows = large_graph_rows
-        self._large_slots = threading.BoundedSemaphore(max(1, large_graphs))
-        self.builds = builds or BuildPool()
+        self.large_graph_rows = settings.large_graph_rows
+        self._large_slots = threading.BoundedSemaphore(max(1, settings.large_graphs))
+        self.builds = builds or BuildPool(settings.build_workers, settings.build_queue)
         self.jobs = jobs
-        self.profile_uncertain_above = profile_uncertain_above
-        self.explain_top_k = explain_top_k
+        self.profile_uncertain_above = settings.profile_uncertain_above
+        self.explain_top_k = settings.explain_top_k
         self.stats = {"requests": 0, "cache_hits": 0, "profiling_requested": 0}
         # canonical config → (checked config, its identity, its JSON's length: what the entry's size follows)
         self._checked_configs: LRU[tuple[ModelConfig, str, int]] = LRU(8 * 2**20, lambda entry: 2 * entry[2] + 500)

@@ -38,6 +38,13 @@ def test_budget_and_name_are_checked_before_any_work(tmp_path):
         calibrate(CalibrationRequest(max_models=3, out=tmp_path, workdir=tmp_path / "w"))
     with pytest.raises(CalibrationError, match="nope.sqlite: not a dataset file"):
         calibrate(CalibrationRequest(auxiliary=(tmp_path / "nope.sqlite",), out=tmp_path, workdir=tmp_path / "w"))
+    other_rows = tmp_path / "other.sqlite"
+    other_rows.write_bytes(b"")
+    with pytest.raises(CalibrationError, match="infer_time_ms only"):  # as `perfseer fit` refuses it
+        calibrate(CalibrationRequest(auxiliary=(other_rows,), target="train_time_ms", out=tmp_path,
+                                     workdir=tmp_path / "w"))
+    with pytest.raises(CalibrationError, match="infer_time_ms only"):
+        calibrate(CalibrationRequest(auxiliary=(other_rows,), methods=("ridge",), out=tmp_path, workdir=tmp_path / "w"))
     assert not (tmp_path / "w").exists()  # refused before the work directory, let alone a measurement
 
 
