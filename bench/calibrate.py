@@ -28,7 +28,6 @@ import numpy as np  # noqa: E402
 
 from bench.common import save  # noqa: E402
 from bench.zoo import build_samples, measure, measured_path  # noqa: E402
-from profiler_worker.auxiliary import other_device_samples  # noqa: E402
 from profiler_worker.calibrate import Calibration, CalibrationRequest, calibrate  # noqa: E402
 from profiler_worker.device_info import cpu_model  # noqa: E402
 from profiler_worker.settings import CALIBRATE_MAX_GFLOPS  # noqa: E402
@@ -145,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         calibration = Calibration(request)
         measured = calibration.measured_samples()
         if auxiliary is None:
-            auxiliary = other_device_samples(request.auxiliary, calibration.device_key, progress=False)
+            auxiliary = calibration.auxiliary_samples()
         report["budgets"][f"{budget:g}"] = {"measured": len(measured), **entry,
                                             **score_budget(measured, graphs, truth, prior, auxiliary)}
     path = save(args.out_name, report)

@@ -98,6 +98,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_fit(args: argparse.Namespace, settings: Settings) -> int:
+    from profiler_worker.auxiliary import check_auxiliary_use, other_device_samples
     from seernet.data import with_targets
     from seernet.fit import FIT_METHODS, FitRequest, run_fit
 
@@ -114,7 +115,9 @@ def cmd_fit(args: argparse.Namespace, settings: Settings) -> int:
     request = FitRequest(source, args.target, Path(args.out), args.space,
                          Path(args.pretrained) if args.pretrained else None, _train_config(args),
                          base=Path(args.base) if args.base else None)
+    methods = tuple(args.methods or FIT_METHODS)
     try:
+        check_auxiliary_use(args.auxiliary_dataset or (), args.target, methods)  # before the dataset's graphs
         samples, device_key = None, None
         if args.dataset:
             if not source.is_file():
@@ -124,12 +127,8 @@ def cmd_fit(args: argparse.Namespace, settings: Settings) -> int:
             device_key = next(iter(dataset.device_keys), None)
         device_key = args.device_key or device_key
         if args.auxiliary_dataset:
-            if args.target != "infer_time_ms":
-                raise ValueError("--auxiliary-dataset teaches operator trees, which learn infer_time_ms only")
-            from profiler_worker.auxiliary import other_device_samples
-
             request.auxiliary = other_device_samples(args.auxiliary_dataset, device_key)
-        selection = run_fit(request, tuple(args.methods or FIT_METHODS), samples, device_key)
+        selection = run_fit(request, methods, samples, device_key)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -15,6 +15,14 @@ from seernet.data import Sample, samples_from_rows
 from .store import DatasetStore
 
 
+def check_auxiliary_use(paths: Sequence[str | Path], target: str, methods: Sequence[str]) -> None:
+    """Refuses (ValueError) other devices' datasets where no operator trees would learn from them, before any
+    row is read: ``fit`` and ``calibrate`` share this rule, so neither loads rows it would then ignore."""
+    if paths and (target != "infer_time_ms" or "operator_trees" not in methods):
+        raise ValueError("--auxiliary-dataset teaches operator trees, which learn infer_time_ms only: "
+                         "use it with --target infer_time_ms and operator_trees among the methods")
+
+
 def other_device_samples(paths: Sequence[str | Path], device_key: str | None, progress: bool = True) -> list[Sample]:
     """The profiled inference rows of each dataset in ``paths``.  A dataset with rows of ``device_key`` (the
     device being fitted) is refused: its rows would enter as another device's."""
@@ -33,4 +41,4 @@ def other_device_samples(paths: Sequence[str | Path], device_key: str | None, pr
     return samples
 
 
-__all__ = ["other_device_samples"]
+__all__ = ["check_auxiliary_use", "other_device_samples"]

@@ -46,7 +46,7 @@ from seernet.spaces import ModelConfig, get_space
 from seernet.train import TrainConfig
 from seernet.training_run import ManifestInfo
 
-from .auxiliary import other_device_samples
+from .auxiliary import check_auxiliary_use, other_device_samples
 from .dataset_build import BuildPlan
 from .device_info import describe_device, device_key
 from .job import ProfileJob
@@ -166,9 +166,10 @@ class Calibration:
         missing = [str(p) for p in request.auxiliary if not Path(p).is_file()]
         if missing:  # said before the budget is spent, not after
             raise CalibrationError(f"--auxiliary-dataset {', '.join(missing)}: not a dataset file")
-        if request.auxiliary and (request.target != "infer_time_ms" or "operator_trees" not in request.methods):
-            raise CalibrationError("--auxiliary-dataset teaches operator trees, which learn infer_time_ms only: "
-                                   "use it with --target infer_time_ms and operator_trees among the methods")
+        try:
+            check_auxiliary_use(request.auxiliary, request.target, request.methods)
+        except ValueError as exc:
+            raise CalibrationError(str(exc)) from None
         self.workdir = request.workdir or cache_dir() / "calibrate" / self.name
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.pool_file = self.workdir / "pool.jsonl"
@@ -297,7 +298,7 @@ class Calibration:
         fit_request = FitRequest(self.store().path, target, None, None,
                                  self.request.pretrained if self.shipped is not None else None, train_config,
                                  seed=self.request.seed, prefer=self.request.prefer,
-                                 auxiliary=self._auxiliary())
+                                 auxiliary=self.auxiliary_samples())
         best, candidates = select_and_fit(rows, target, fit_request, self.request.methods)
         truth = np.array([s.targets[target] for s in test])
         held_out = {"calibrated": score(best.predict(test), truth)}
@@ -326,8 +327,9 @@ class Calibration:
         (self.workdir / "report.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
         return summary
 
-    def _auxiliary(self) -> list[Sample]:
-        """Other devices' rows (the request was refused at the start where operator trees would not learn)."""
+    def auxiliary_samples(self) -> list[Sample]:
+        """Other devices' rows for the operator trees (the request was refused at the start where operator trees
+        would not learn from them)."""
         if not self.request.auxiliary:
             return []
         try:

@@ -95,3 +95,6 @@ def test_fit_reads_the_dataset_store_directly(tmp_path):
     missing = cli("fit", "--dataset", str(tmp_path / "d.sqlite"), "--target", "infer_time_ms", "--out", str(out),
                   "--auxiliary-dataset", str(tmp_path / "nope.sqlite"))
     assert missing.returncode == 2 and "nope.sqlite is not a dataset file" in missing.stderr
+    unused = cli("fit", "--dataset", str(tmp_path / "d.sqlite"), "--target", "infer_time_ms", "--out", str(out),
+                 "--methods", "ridge", "--auxiliary-dataset", str(tmp_path / "nope.sqlite"))
+    assert unused.returncode == 2 and "infer_time_ms only" in unused.stderr  # no operator trees: nothing learns
