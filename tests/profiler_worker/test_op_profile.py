@@ -7,7 +7,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from profiler_worker.op_profile import map_kernels, profile_operators
+from profiler_worker.op_profile import RUNTIME_INSERTED, RuntimeNode, map_kernels, profile_operators
 
 
 def conv_relu_add(batch: int = 1) -> onnx.ModelProto:
@@ -38,6 +38,60 @@ def test_kernels_named_after_a_fusion_or_a_rewritten_tensor_map_to_their_node():
 def test_unfused_kernels_map_one_to_one_and_leftovers_are_reported():
     covered, uncovered = map_kernels(conv_relu_add(), ["conv", "relu"])
     assert covered == {"conv": ["conv"], "relu": ["relu"]} and uncovered == ["add"]
+
+
+def conv_gelu_conv(channels: int = 32) -> onnx.ModelProto:
+    """Two 1×1 convolutions with an exported GELU (Div, Erf, Add, Mul, Mul) between them and a layer scale
+    after the second: onnxruntime runs the GELU as one kernel on the blocked tensors between the two."""
+    rng = np.random.default_rng(0)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, 16, 16])
+    inits = [numpy_helper.from_array(rng.random((channels, channels, 1, 1), dtype=np.float32), w) for w in ("w1", "w2")]
+    inits += [numpy_helper.from_array(np.array(v, dtype=np.float32), n)
+              for n, v in (("sqrt2", 1.4142135), ("one", 1.0), ("half", 0.5))]
+    inits.append(numpy_helper.from_array(rng.random((channels, 1, 1), dtype=np.float32), "scale"))
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv1"),
+             helper.make_node("Div", ["c1", "sqrt2"], ["d"], name="div"),
+             helper.make_node("Erf", ["d"], ["e"], name="erf"),
+             helper.make_node("Add", ["e", "one"], ["a"], name="add"),
+             helper.make_node("Mul", ["c1", "a"], ["m"], name="mul"),
+             helper.make_node("Mul", ["m", "half"], ["g"], name="mul_1"),
+             helper.make_node("Conv", ["g", "w2"], ["c2"], name="conv2"),
+             helper.make_node("Mul", ["c2", "scale"], ["y"], name="layer_scale")]
+    graph = helper.make_graph(nodes, "g", [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def test_a_kernel_between_layout_reorders_maps_to_the_nodes_it_fused():
+    # onnxruntime's graph: the GELU reads and writes only tensors it made; the second convolution (with the
+    # layer scale folded in) is named after the scale's output, so by name it would claim the GELU's nodes
+    runtime = {"ReorderInput": RuntimeNode("ReorderInput", ["x"], ["r0"]),
+               "c1_nchwc": RuntimeNode("Conv", ["r0", "w1"], ["r1"]),
+               "Gelu": RuntimeNode("Gelu", ["r1"], ["r2"]),
+               "y_nchwc": RuntimeNode("Conv", ["r2", "w2", "scale"], ["r3"]),
+               "ReorderOutput": RuntimeNode("ReorderOutput", ["r3"], ["y"])}
+    covered, uncovered = map_kernels(conv_gelu_conv(), list(runtime), runtime)
+    assert covered["Gelu"] == ["div", "erf", "add", "mul", "mul_1"]
+    assert covered["y_nchwc"] == ["conv2", "layer_scale"] and covered["c1_nchwc"] == ["conv1"]
+    assert covered["ReorderInput"] == covered["ReorderOutput"] == [] and uncovered == []
+    # without the optimized graph the GELU cannot be placed: it stays unmapped, its nodes go to the convolution
+    covered, _ = map_kernels(conv_gelu_conv(), list(runtime))
+    assert covered["Gelu"] == [] and "erf" in covered["y_nchwc"]
+
+
+def test_in_a_real_session_only_layout_reorders_stay_unmapped():
+    def options():
+        o = ort.SessionOptions()
+        o.intra_op_num_threads = 1
+        o.log_severity_level = 3
+        return o
+
+    profile = profile_operators(conv_gelu_conv().SerializeToString(), options, ["CPUExecutionProvider"],
+                                {"x": np.ones((1, 32, 16, 16), dtype=np.float32)}, repeats=2)
+    unmapped = [k.op_type for k in profile.kernels if not k.nodes]
+    assert set(unmapped) <= set(RUNTIME_INSERTED), unmapped
+    assert {"div", "erf", "mul_1"} <= {n for k in profile.kernels for n in k.nodes}
 
 
 def test_profile_of_a_real_session(tmp_path):
