@@ -76,6 +76,26 @@ def measure(names: list[str], batch_sizes: list[int], cpu: int, time_cap: float,
     return [r for r in known if r["model"] in set(names) and r["batch_size"] in set(batch_sizes)]
 
 
+def combine_measured(paths: list[Path]) -> tuple[list[dict], str]:
+    """The rows of one measurement file, or of several taken on one CPU model: each (model, batch) measured ok in
+    every file, at the geometric mean of their times (a second session's drift averaged out), with the times of
+    each file kept under ``infer_time_ms_each``.  Files of different CPUs are refused."""
+    stored = [json.loads(p.read_text()) for p in paths]
+    cpus = {str(s.get("cpu", "unknown")) for s in stored}
+    if len(cpus) > 1:
+        raise SystemExit(f"--measured files name different CPUs ({sorted(cpus)}): their times cannot be averaged")
+    if len(stored) == 1:
+        return stored[0]["rows"], cpus.pop()
+    ok = [{(r["model"], r["batch_size"]): r for r in s["rows"] if r["status"] == "ok"} for s in stored]
+    rows = []
+    for key, first in ok[0].items():
+        if all(key in o for o in ok[1:]):
+            times = [o[key]["infer_time_ms"] for o in ok]
+            rows.append({**first, "infer_time_ms": float(np.exp(np.mean(np.log(times)))), "infer_time_ms_each": times})
+    print(f"{len(rows)} rows measured in all {len(paths)} files ({', '.join(str(p) for p in paths)})")
+    return rows, cpus.pop()
+
+
 def build_samples(rows: list[dict]) -> tuple[list[dict], list, dict[str, str]]:
     """Rows whose graph builds, their samples, and why the others' did not."""
     kept, samples, failures = [], [], {}
@@ -102,16 +122,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="core the measurements are pinned to (default: the last allowed)")
     parser.add_argument("--time-cap", type=float, default=0.5, help="seconds per timed loop (the dataset's: 0.5)")
     parser.add_argument("--remeasure", action="store_true")
-    parser.add_argument("--measured", help="score on the rows of this file (a zoo_measured_<cpu>.json taken "
-                                           "earlier, on the machine it names) instead of measuring here")
+    parser.add_argument("--measured", nargs="+", help="score on the rows of this file (a zoo_measured_<cpu>.json "
+                        "taken earlier, on the machine it names) instead of measuring here; several files of one CPU: "
+                        "on the rows all of them measured, at the geometric mean of their times (one session's "
+                        "measurements rank another's at Kendall 0.978 on the Intel Xeon, README)")
     parser.add_argument("--out-name", default="zoo", help="results file name under bench/results/")
     args = parser.parse_args(argv)
 
     names = [n for g in args.groups for n in zoo_names(g)]
     if args.measured:  # another machine's measurements: nothing is timed here, and the results name that machine
-        stored = json.loads(Path(args.measured).read_text())
-        measured = [r for r in stored["rows"] if r["model"] in set(names) and r["batch_size"] in set(args.batch_sizes)]
-        cpu = str(stored.get("cpu", "unknown"))
+        measured, cpu = combine_measured([Path(f) for f in args.measured])
+        measured = [r for r in measured if r["model"] in set(names) and r["batch_size"] in set(args.batch_sizes)]
     else:
         measured = measure(names, args.batch_sizes, args.cpu, args.time_cap, args.remeasure, measured_path())
         cpu = cpu_model()
@@ -135,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{Path(directory).name:>20} {group:>12} n={sc['n']:3d}  Kendall {sc['kendall']:.3f}  "
                   f"Spearman {sc['spearman']:.3f}  MAPE {sc['mape']:.1f} %")
     results["macs_ideally_scaled"] = macs_baseline(rows, graphs, ["all", *args.groups])
-    path = save(args.out_name, {"cpu": cpu, "measured_file": args.measured or str(measured_path()),
+    path = save(args.out_name, {"cpu": cpu, "measured_file": ", ".join(args.measured or [str(measured_path())]),
                                 "batch_sizes": args.batch_sizes, "groups": args.groups,
                                 "measured": measured, "graph_failures": graph_failures,
                                 "gflops": {f"{r['model']}:b{r['batch_size']}": g.global_value("flops_sum") / 1e9
