@@ -79,7 +79,8 @@ def measure(names: list[str], batch_sizes: list[int], cpu: int, time_cap: float,
 def combine_measured(paths: list[Path]) -> tuple[list[dict], str]:
     """The rows of one measurement file, or of several taken on one CPU model: each (model, batch) measured ok in
     every file, at the geometric mean of their times (a second session's drift averaged out), with the times of
-    each file kept under ``infer_time_ms_each``.  Files of different CPUs are refused."""
+    each file kept under ``infer_time_ms_each``.  Files naming different CPU models are refused (a file names the
+    model, not the vector extensions: keep files of two machines of one model name apart yourself)."""
     stored = [json.loads(p.read_text()) for p in paths]
     cpus = {str(s.get("cpu", "unknown")) for s in stored}
     if len(cpus) > 1:
