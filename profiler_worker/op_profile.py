@@ -95,18 +95,19 @@ def map_kernels(model: onnx.ModelProto, kernel_names: list[str],
                                                                                               producer.get(kernel))))
         if index is not None:
             anchors[kernel] = index
-    first: dict[int, str] = {}
-    _claim(nodes, producer, anchors, first)
+    claimed = _claim(nodes, producer, anchors)
     unplaced = [k for k in kernel_names if k not in anchors and k in runtime_graph
                 and runtime_graph[k].op_type not in RUNTIME_INSERTED]
-    consumers: dict[str, list[str]] = {}
-    for name, node in (runtime_graph.items() if unplaced else ()):
-        for t in node.inputs:
-            consumers.setdefault(t, []).append(name)
-    between = {k: i for k in unplaced
-               if (i := _anchor_downstream(k, runtime_graph, consumers, anchors, first, nodes, producer)) is not None}
-    claimed: dict[int, str] = {}
-    _claim(nodes, producer, {**anchors, **between}, claimed)
+    if unplaced:  # kernels between layout reorders: placed from the first claim, then everything claimed again
+        consumers: dict[str, list[str]] = {}
+        for name, node in runtime_graph.items():
+            for t in node.inputs:
+                consumers.setdefault(t, []).append(name)
+        placed = {k: _anchor_downstream(k, runtime_graph, consumers, anchors, claimed, nodes, producer)
+                  for k in unplaced}
+        between = {k: i for k, i in placed.items() if i is not None}
+        if between:
+            claimed = _claim(nodes, producer, {**anchors, **between})
     covered: dict[str, list[str]] = {k: [] for k in kernel_names}
     for i, kernel in sorted(claimed.items()):
         covered[kernel].append(name_of[i])
@@ -114,8 +115,10 @@ def map_kernels(model: onnx.ModelProto, kernel_names: list[str],
     return covered, uncovered
 
 
-def _claim(nodes: list, producer: dict[str, int], anchors: dict[str, int], claimed: dict[int, str]) -> None:
-    """Each anchor, in graph order, claims its node and the unclaimed producers back to other anchors."""
+def _claim(nodes: list, producer: dict[str, int], anchors: dict[str, int]) -> dict[int, str]:
+    """Node index → kernel: each anchor, in graph order, claims its node and the unclaimed producers back to
+    other anchors."""
+    claimed: dict[int, str] = {}
     stop = set(anchors.values())
     for kernel, index in sorted(anchors.items(), key=lambda kv: kv[1]):
         if index in claimed:
@@ -127,6 +130,7 @@ def _claim(nodes: list, producer: dict[str, int], anchors: dict[str, int], claim
                 continue
             claimed[i] = kernel
             stack.extend(producer[t] for t in nodes[i].input if t in producer)
+    return claimed
 
 
 def _anchor_downstream(kernel: str, runtime_graph: dict[str, RuntimeNode], consumers: dict[str, list[str]],
