@@ -71,7 +71,16 @@ _BYTES = [NODE_FEATURES.index(n) for n in ("bytes_read_act", "bytes_read_weight"
 # The roofline the efficiency is measured against.  Any fixed values serve (the trees learn the ratio); these
 # are near a 2-core VM's single-thread figures, so the efficiencies stay near 1.  Measured on the AMD EPYC
 # dataset: 50/2, 100/20 and 20/5 GFLOP/s / GB/s give zoo MAPE within 1 point of each other.
-ROOFLINE = {"flops_per_ms": 50e6, "bytes_per_ms": 2e6, "overhead_ms": 1e-3}
+ROOFLINE = {"flops_per_ms": 50e6, "bytes_per_ms": 2e6, "overhead_ms": 1e-3, "bounded_reads": True}
+# What an operator reads is not always its inputs' size: a Gather reads the rows it gathers, not its table (an
+# embedding of 32,000 × 512 floats is 65 MB; one lookup of 32 tokens reads 64 KB), a Slice the slice, a Shape
+# only metadata.  Counted as whole tensors, their roofline was up to 1,000× their time, and trees fitted where
+# tables were small over-predicted large ones: leaving the Hugging Face family out of the Intel Xeon's rows,
+# DistilBERT and RoBERTa rows were predicted at 1.5-3× their time, their Gathers at 0.13-0.70 ms against
+# 0.00-0.02 measured.  With ``bounded_reads`` (in :data:`ROOFLINE`, so saved with each model; a model saved
+# before reads the whole tensors, as it was fitted) these reads are bounded by what the operator writes.
+SUBSET_READERS = frozenset(OP_VOCAB.index(op) for op in ("Gather", "GatherElements", "GatherND", "Slice", "Compress"))
+METADATA_READERS = frozenset(OP_VOCAB.index(op) for op in ("Shape", "Size"))
 # Trees: shallow, many, strongly regularised.  On the AMD EPYC dataset (468 profiled models) against 164 real
 # architectures measured on the same machine (session experiments, 2026-12-06): 63 leaves / 10 rows per leaf
 # gave MAPE 13.4 %, 15 leaves / 100 per leaf / l2 1.0 gave 11.6 % (that fit with the spatial columns: 11.9 %;
@@ -129,21 +138,38 @@ def channel_padding(graph: PerfGraph) -> np.ndarray:
     return np.column_stack(columns)
 
 
-def operator_table(graph: PerfGraph, this_device: bool = True) -> np.ndarray:
+def operator_table(graph: PerfGraph, this_device: bool = True, bounded_reads: bool = True) -> np.ndarray:
     """``[nodes, len(OPERATOR_FEATURES)]``: what the trees see of each operator (``this_device`` False: measured
-    on another device, an auxiliary row of a fit)."""
+    on another device, an auxiliary row of a fit; ``bounded_reads``: the byte columns as :func:`node_bytes`
+    counts them, as the model's roofline does)."""
     producer_op, consumer_op, producers, consumers = neighbour_ops(graph)
-    return np.column_stack([graph.node_op, producer_op, consumer_op, np.log1p(np.abs(graph.node_x[:, _NODE_COLUMNS])),
+    x = graph.node_x
+    if bounded_reads:
+        x = x.copy()
+        x[:, _BYTES] = node_bytes(graph)
+    return np.column_stack([graph.node_op, producer_op, consumer_op, np.log1p(np.abs(x[:, _NODE_COLUMNS])),
                             producers, consumers, np.full(graph.num_nodes, np.log(max(graph.batch_size, 1))),
                             channel_padding(graph), np.full(graph.num_nodes, float(this_device))])
+
+
+def node_bytes(graph: PerfGraph, bounded_reads: bool = True) -> np.ndarray:
+    """``[nodes, 3]``: bytes read from activations, read from weights, written.  ``bounded_reads``: what
+    :data:`SUBSET_READERS` read is at most what they write, and :data:`METADATA_READERS` read nothing (see
+    :data:`ROOFLINE`)."""
+    traffic = graph.node_x[:, _BYTES].astype(np.float64)
+    if bounded_reads:
+        subset = np.isin(graph.node_op, list(SUBSET_READERS))
+        traffic[subset, :2] = np.minimum(traffic[subset, :2], traffic[subset, 2:3])
+        traffic[np.isin(graph.node_op, list(METADATA_READERS)), :2] = 0.0
+    return traffic
 
 
 def roofline_ms(graph: PerfGraph, roofline: dict | None = None) -> np.ndarray:
     """Each node's time on an ideal machine (``roofline``, default :data:`ROOFLINE`; a saved model keeps the
     one it was trained against): compute and traffic added, plus a launch."""
     roofline = roofline or ROOFLINE
-    x = graph.node_x
-    return (x[:, _FLOPS] / roofline["flops_per_ms"] + x[:, _BYTES].sum(axis=1) / roofline["bytes_per_ms"]
+    traffic = node_bytes(graph, roofline.get("bounded_reads", False))
+    return (graph.node_x[:, _FLOPS] / roofline["flops_per_ms"] + traffic.sum(axis=1) / roofline["bytes_per_ms"]
             + roofline["overhead_ms"])
 
 
@@ -190,7 +216,8 @@ class OperatorModel:
         repeated operators (a NAS network's cells, a batch of similar candidates) are walked once."""
         if not graphs:
             return []
-        table = np.concatenate([operator_table(g) for g in graphs])
+        bounded = self.params["roofline"].get("bounded_reads", False)
+        table = np.concatenate([operator_table(g, bounded_reads=bounded) for g in graphs])
         roof = np.concatenate([roofline_ms(g, self.params["roofline"]) for g in graphs])
         times = np.zeros(0)
         if len(table):
@@ -283,7 +310,7 @@ def fit_operator_model(samples: Sequence[Sample], metric: str = "infer_time_ms",
             roof = roofline_ms(s.graph, roofline)
             times = node_times(s, roof)
             known = ~np.isnan(times)
-            tables.append(operator_table(s.graph, this_device)[known])
+            tables.append(operator_table(s.graph, this_device, roofline.get("bounded_reads", False))[known])
             targets.append(np.log(np.maximum(times[known], 1e-6) / roof[known]))
             weights.append(weight * (times[known] / times[known].sum() + 1e-3 / max(1, int(known.sum()))))
             own += this_device
@@ -345,5 +372,5 @@ def save_operator_model(model: OperatorModel, directory: Path, manifest: dict, b
 
 
 __all__ = ["AUXILIARY_WEIGHT", "OPERATOR_FEATURES", "OperatorModel", "enough_profiles", "first_producer", "fit_operator_model",
-           "node_times", "operator_table",
+           "node_bytes", "node_times", "operator_table",
            "roofline_ms", "save_operator_model"]

@@ -232,3 +232,56 @@ def test_a_model_saved_before_the_device_column_loads_and_predicts_as_before(tra
     assert loaded.predict(graphs) == pytest.approx(model.predict(graphs))
     with pytest.raises(ValueError, match="refit"):
         OperatorModel.load(tmp_path, {**spec, "features": list(OPERATOR_FEATURES[:-2])})
+
+
+def _embedding_graph(vocab: int):
+    """ids [1, 16] → Gather from a vocab × 64 table → Shape → Slice of the table's first 4 rows: what an
+    embedding lookup, a shape query and a slice read is a small part of their inputs."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from seernet.graph import build_graph
+
+    table = numpy_helper.from_array(np.zeros((vocab, 64), np.float32), "table")
+    consts = [numpy_helper.from_array(np.array(v, np.int64), n) for n, v in
+              (("starts", [0]), ("ends", [4]), ("axes", [0]))]
+    nodes = [helper.make_node("Gather", ["table", "ids"], ["emb"]),
+             helper.make_node("Shape", ["emb"], ["shape"]),
+             helper.make_node("Slice", ["table", "starts", "ends", "axes"], ["rows"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 16])],
+                              [helper.make_tensor_value_info("shape", TensorProto.INT64, [3]),
+                               helper.make_tensor_value_info("rows", TensorProto.FLOAT, [4, 64])],
+                              [table, *consts])
+    return build_graph(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+
+
+def test_gathers_slices_and_shapes_read_what_they_use_not_their_whole_inputs():
+    """An embedding lookup of 16 tokens reads 16 rows whatever the vocabulary; a model fitted before reads
+    (and predicts) as it was fitted."""
+    from seernet.operator_trees import ROOFLINE, node_bytes
+
+    small, large = _embedding_graph(1_000), _embedding_graph(100_000)
+    gather, shape, sliced = (large.op_types.index(op) for op in ("Gather", "Shape", "Slice"))
+    bounded, whole = node_bytes(large), node_bytes(large, bounded_reads=False)
+    assert whole[gather, 1] == 100_000 * 64 * 4  # the table, as the graph counts it
+    assert bounded[gather, :2].sum() <= bounded[gather, 2] * 2 and bounded[gather, 2] == 16 * 64 * 4
+    assert bounded[shape, :2].sum() == 0 and whole[shape, 0] == 16 * 64 * 4
+    assert bounded[sliced, :2].sum() <= 2 * 4 * 64 * 4 < whole[sliced, 1]
+    assert ROOFLINE["bounded_reads"]
+    np.testing.assert_allclose(roofline_ms(large), roofline_ms(small))  # the vocabulary no longer counts
+    before = {k: v for k, v in ROOFLINE.items() if k != "bounded_reads"}  # a model saved before the rule
+    assert roofline_ms(large, before)[gather] > 50 * roofline_ms(large)[gather]
+    byte_columns = [OPERATOR_FEATURES.index(f"log1p_{n}") for n in ("bytes_read_act", "bytes_read_weight")]
+    assert (operator_table(large)[:, byte_columns] == operator_table(small)[:, byte_columns]).all()
+    assert (operator_table(large, bounded_reads=False)[gather, byte_columns[1]]
+            > operator_table(small, bounded_reads=False)[gather, byte_columns[1]])
+
+
+def test_a_model_saved_before_bounded_reads_predicts_with_whole_tensor_reads(trained):
+    samples, model = trained
+    old = OperatorModel(model.arrays, {**model.params, "roofline": {k: v for k, v in model.params["roofline"].items()
+                                                                     if k != "bounded_reads"}}, model.metric)
+    graph = _embedding_graph(100_000)
+    gather = graph.op_types.index("Gather")
+    assert model.params["roofline"]["bounded_reads"]
+    assert old.node_ms(graph)[gather] > 50 * model.node_ms(graph)[gather]
+    np.testing.assert_allclose(old.predict([s.graph for s in samples]), model.predict([s.graph for s in samples]))
