@@ -1,9 +1,11 @@
 """Real architectures none of our spaces produced, measured on this machine, then predicted.
 
-Three groups (``--groups``): ``zoo``, our layer-for-layer re-implementations (ResNet-18/50/152, MobileNetV2,
+Four groups (``--groups``): ``zoo``, our layer-for-layer re-implementations (ResNet-18/50/152, MobileNetV2,
 VGG-11, ViT-Tiny, BERT-mini); ``torchvision``, torchvision's own classification models (weights=None; never
 training data, and their timm twins are kept out of the timm family); ``timm``, the timm architectures held
-out of the timm family by name (``seernet.spaces.timm_space.held_out_archs``).  Inference only: the
+out of the timm family by name (``seernet.spaces.timm_space.held_out_archs``); ``hf``, published Hugging Face
+text models at their own sizes (BERT-base, RoBERTa-base, GPT-2, Pythia, SmolLM …: ``seernet.zoo.HF_MODELS``),
+larger than any the ``hf`` family draws.  Inference only: the
 profiler measures ONNX with onnxruntime, one pinned thread, the dataset's repeat policy.  A model whose graph
 does not build is reported as such and left out of the scores.
 
@@ -12,7 +14,7 @@ only the predictor changed; ``--remeasure`` takes them again; exports all run be
 so nothing else runs while one does).  Several ``--predictor``s are scored on the same rows in one run.
 ``--measured FILE`` scores predictors on a file measured earlier on another machine (the machine a dataset
 was measured on, say) without timing anything here.
-Run: ``perfseer bench zoo [--groups zoo torchvision timm] [--batch-sizes 1 8] [--predictor DIR ...]``.
+Run: ``perfseer bench zoo [--groups zoo torchvision timm hf] [--batch-sizes 1 8] [--predictor DIR ...]``.
 """
 from __future__ import annotations
 
@@ -117,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--predictor", action="append", help="predictor directory (repeatable; default "
                         "predictors/cpu)")
-    parser.add_argument("--groups", nargs="+", default=["zoo", "torchvision", "timm"])
+    parser.add_argument("--groups", nargs="+", default=["zoo", "torchvision", "timm", "hf"],
+                        choices=["zoo", "torchvision", "timm", "hf"])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--cpu", type=int, default=sorted(os.sched_getaffinity(0))[-1],
                         help="core the measurements are pinned to (default: the last allowed)")

@@ -167,13 +167,37 @@ TORCHVISION_MODELS = (
     "vgg11", "vgg16", "vit_b_16", "vit_b_32", "wide_resnet50_2")
 
 
+# Published Hugging Face text models at their own sizes (transformers' modelling code from a config, random
+# weights, nothing downloaded; the ``hf`` family's classifier head): model type, hidden, layers, heads, MLP
+# width, vocabulary (and key/value heads).  Never training data: the ``hf`` family draws at most 6 layers, a
+# hidden size up to 768 and vocabularies of 1,000 to 32,000 tokens, so none of these lies in it.  Every one
+# reads sequences of HF_SEQUENCE tokens.
+HF_MODELS = {
+    "bert-base-uncased": ("bert", 768, 12, 12, 3072, 30522), "bert-small": ("bert", 512, 4, 8, 2048, 30522),
+    "distilbert-base-uncased": ("distilbert", 768, 6, 12, 3072, 30522),
+    "roberta-base": ("roberta", 768, 12, 12, 3072, 50265), "albert-base-v2": ("albert", 768, 12, 12, 3072, 30000),
+    "electra-small-discriminator": ("electra", 256, 12, 4, 1024, 30522), "gpt2": ("gpt2", 768, 12, 12, 3072, 50257),
+    "pythia-70m": ("gpt_neox", 512, 6, 8, 2048, 50304), "pythia-160m": ("gpt_neox", 768, 12, 12, 3072, 50304),
+    "t5-small-encoder": ("t5", 512, 6, 8, 2048, 32128), "SmolLM-135M": ("llama", 576, 30, 9, 1536, 49152, 3)}
+HF_SEQUENCE = 128
+
+
+def hf_arch(name: str) -> dict:
+    """The ``hf`` space's arch dict of published model ``name`` (:data:`HF_MODELS`)."""
+    kind, hidden, layers, heads, intermediate, vocab, *kv = HF_MODELS[name]
+    arch = {"model_type": kind, "hidden": hidden, "layers": layers, "heads": heads, "intermediate": intermediate,
+            "vocab_size": vocab}
+    return {**arch, "kv_heads": kv[0]} if kv else arch
+
+
 def zoo_names(group: str) -> list[str]:
     """``zoo``: our layer-for-layer re-implementations; ``torchvision``: its models (``torchvision:<name>``);
-    ``timm``: the timm architectures held out of the timm family (``timm:<name>``)."""
+    ``timm``: the timm architectures held out of the timm family (``timm:<name>``); ``hf``: published Hugging
+    Face text models (``hf:<name>``, :data:`HF_MODELS`)."""
     from .spaces.timm_space import held_out_archs
 
     groups = {"zoo": list(ZOO), "torchvision": [f"torchvision:{n}" for n in TORCHVISION_MODELS],
-              "timm": [f"timm:{n}" for n in held_out_archs()]}
+              "timm": [f"timm:{n}" for n in held_out_archs()], "hf": [f"hf:{n}" for n in HF_MODELS]}
     if group not in groups:
         raise ValueError(f"unknown zoo group {group!r}; known: {sorted(groups)}")
     return groups[group]
@@ -189,19 +213,25 @@ def _is_zoo_name(name: str) -> bool:
         from .spaces.timm_space import arch_table
 
         return rest in arch_table()
-    return False
+    return kind == "hf" and rest in HF_MODELS
 
 
 def zoo_onnx(name: str, batch_size: int = 1) -> bytes:
-    """The ONNX export of zoo model ``name`` (random weights, symbolic batch): one of ours, ``torchvision:<name>``
-    or ``timm:<name>`` (at its default resolution)."""
+    """The ONNX export of zoo model ``name`` (random weights, symbolic batch): one of ours, ``torchvision:<name>``,
+    ``timm:<name>`` (at its default resolution) or ``hf:<name>`` (:data:`HF_SEQUENCE` tokens)."""
     from .export import export_module
 
     if not _is_zoo_name(name):
         raise ValueError(f"unknown zoo model {name!r}; known: {sorted(ZOO)}, torchvision:<{'|'.join(TORCHVISION_MODELS)}>"
-                         ", timm:<a screened timm architecture>")
+                         ", timm:<a screened timm architecture>, hf:<" + "|".join(HF_MODELS) + ">")
     torch.manual_seed(0)
     kind, _, rest = name.partition(":")
+    if kind == "hf":
+        from .spaces.hf_space import HFClassifier
+
+        arch = hf_arch(rest)
+        ids = torch.randint(0, arch["vocab_size"], (max(2, batch_size), HF_SEQUENCE))
+        return export_module(HFClassifier(arch), ids)
     if kind == "timm":
         from .export import export_config
         from .spaces import ModelConfig
@@ -243,7 +273,8 @@ def zoo_samples(rows: list[dict]) -> list[Sample]:
 
     unknown = sorted(r["model"] for r in rows if not _is_zoo_name(r["model"]))
     if unknown:
-        raise ValueError(f"models {unknown} are not in the zoo; known: {sorted(ZOO)}, torchvision:<name>, timm:<name>")
+        raise ValueError(f"models {unknown} are not in the zoo; known: {sorted(ZOO)}, torchvision:<name>, timm:<name>, "
+                         "hf:<name>")
     stripped = {name: strip_bytes(zoo_onnx(name)) for name in {r["model"] for r in rows}}
     return [Sample(key=f"zoo:{r['model']}:b{r['batch_size']}", family="zoo",
                    graph=build_graph(stripped[r["model"]], batch_size=int(r["batch_size"])),

@@ -115,3 +115,22 @@ def test_windowed_attention_with_run_time_padding_builds():
     assert "Pad" in graph.op_types or "Slice" in graph.op_types
     params = sum(p.numel() for p in model.parameters())
     assert graph.global_value("params_sum") == pytest.approx(params, rel=0.05)
+
+
+def test_the_published_hf_models_lie_outside_the_hf_family_and_the_zoo_exports_them_at_their_sizes():
+    """The zoo's ``hf`` group checks real text models: none may be a configuration the family could draw, and
+    one (ELECTRA-small, the smallest) exports at its published size: 13.5 M parameters beside the head."""
+    from seernet.spaces.hf_space import HFClassifier
+    from seernet.strip import strip_bytes
+    from seernet.zoo import HF_MODELS, HF_SEQUENCE, hf_arch, zoo_names, zoo_onnx
+
+    space = get_space("hf")
+    drawn = {tuple(sorted(c.arch.items())) for c in space.sample_n(500, seed=0)}
+    assert drawn and not drawn & {tuple(sorted(hf_arch(n).items())) for n in HF_MODELS}
+    assert zoo_names("hf") == [f"hf:{n}" for n in HF_MODELS]
+    graph = build_graph(strip_bytes(zoo_onnx("hf:electra-small-discriminator")), batch_size=4)
+    torch.manual_seed(0)
+    params = sum(p.numel() for p in HFClassifier(hf_arch("electra-small-discriminator")).parameters())
+    assert 13e6 < params < 14.5e6
+    assert graph.global_value("params_sum") == pytest.approx(params, rel=0.02)
+    assert graph.global_value("batch_size") == 4 and graph.global_value("input_bytes") == 4 * HF_SEQUENCE * 8
