@@ -178,11 +178,12 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_graph(args: argparse.Namespace, settings: Settings) -> int:
     from seernet.errors import GraphBuildError
     from seernet.graph import build_graph
+    from seernet.loader import local_model
 
     try:
         dims = dict(_parse_dim(d) for d in args.dim or [])
-        graph = build_graph(Path(args.model), batch_size=args.batch_size, training=args.training, dims=dims,
-                            limits=settings.limits)
+        graph = build_graph(local_model(args.model, settings.limits), batch_size=args.batch_size,
+                            training=args.training, dims=dims, limits=settings.limits)
     except (GraphBuildError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -19,11 +19,12 @@ def _graph_for_row(row: dict, base: Path):
     """A CSV row's graph: an ONNX path (relative to the CSV; its own batch when fixed and none is given) or a
     NAS-Bench-201 arch string (the graph knows its cell, which tabular predictors fitted on arch rows read)."""
     from seernet.graph import build_graph
+    from seernet.loader import local_model
 
     batch = int(row["batch_size"]) if row.get("batch_size") else None
     if row.get("onnx"):
         path = Path(row["onnx"])
-        return build_graph(path if path.is_absolute() else base / path, batch_size=batch)
+        return build_graph(local_model(path if path.is_absolute() else base / path), batch_size=batch)
     if row.get("arch_str"):
         from seernet.graph_cache import graph_for
         from seernet.spaces import ModelConfig
@@ -112,11 +113,13 @@ def _in_process(predictor, models: list[str], batch_size: int | None, metrics: l
                 settings: Settings, explain_top: int = 0) -> list[dict]:
     from seernet.errors import GraphBuildError
     from seernet.graph import build_graph
+    from seernet.loader import local_model
 
     results = []
     for model in models:
         try:
-            graph = build_graph(Path(model), batch_size=batch_size, dims=dims, limits=settings.limits)
+            graph = build_graph(local_model(model, settings.limits), batch_size=batch_size, dims=dims,
+                                limits=settings.limits)
             prediction = predictor.predict_graphs([graph])[0]
             results.append({"file": model, "batch_size": graph.batch_size, "predictor": predictor.name,
                             "predictor_version": predictor.version,
@@ -153,6 +156,7 @@ def _on_gpu(args: argparse.Namespace) -> int:
     from seernet.errors import GraphBuildError
     from seernet.gpu.predictor import GpuPredictor
     from seernet.gpu.specs import GpuSpec, GpuSpecError
+    from seernet.loader import local_model
 
     directory = Path(args.gpu_predictor or REPO_ROOT / "predictors" / "gpu")
     try:
@@ -165,7 +169,7 @@ def _on_gpu(args: argparse.Namespace) -> int:
     results = []
     for model in args.models:
         try:
-            results.append({"file": model, **predictor.predict(Path(model), gpu, args.batch_size, dims,
+            results.append({"file": model, **predictor.predict(local_model(model), gpu, args.batch_size, dims,
                                                                top=args.top if args.explain else 0)})
         except (GraphBuildError, OSError) as exc:
             results.append({"file": model, "error": str(exc)})

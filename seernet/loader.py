@@ -160,6 +160,31 @@ def _payload_bytes(model: onnx.ModelProto) -> int:
     return total
 
 
+PROTOBUF_LIMIT = 2**31 - 1  # no serialised ONNX is larger (bigger models keep their weights as external data)
+
+
+def local_model(path: str | Path, limits: Limits | None = None) -> Path | bytes:
+    """A model file on the user's own machine, ready for :func:`load_model`: the path itself, or, when the file is
+    over ``limits.max_model_bytes``, its bytes with large weights stripped here first, as ``perfseer_client`` strips
+    before sending (GPT-2 in FP32 is a 0.5 GB file and a 1 MB stripped one).  The limit bounds what a request costs
+    the service; a file the user predicts locally costs only its own machine the one parse.  A file that is not
+    ONNX, or still over the limit once stripped, is refused as :func:`load_model` refuses it."""
+    from .strip import strip_weights
+
+    path = Path(path)
+    size = path.stat().st_size
+    if size <= (limits or DEFAULT_LIMITS).max_model_bytes:
+        return path
+    if size > PROTOBUF_LIMIT:
+        raise ModelTooLargeError(f"{path} is {size:,} bytes, over protobuf's 2 GiB: export it with its weights as "
+                                 "external data (onnx.save_model(..., save_as_external_data=True)) and predict the .onnx")
+    try:
+        model = onnx.ModelProto.FromString(path.read_bytes())
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise NotOnnxError(f"{path} is not an ONNX model: protobuf parse failed ({exc})") from None
+    return strip_weights(model, in_place=True).SerializeToString()
+
+
 def _read_bytes(source: ModelSource, max_bytes: int) -> bytes:
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)

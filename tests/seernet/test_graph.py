@@ -138,6 +138,29 @@ def test_model_over_byte_limit_is_refused(space_models, tmp_path):
     build_graph(data, limits=Limits(max_model_bytes=len(data), max_nodes=10_000, max_batch_size=64))
 
 
+def test_a_local_file_over_the_byte_limit_is_stripped_first_as_the_client_strips_it(space_models, tmp_path):
+    """`perfseer predict` / `graph` on the user's own file: over the request limit, the weights are stripped
+    locally (the same graph as the stripped bytes'); a file within it is read as is; one that is not ONNX, or is
+    still over the limit stripped, is refused with the reason."""
+    from seernet.loader import local_model
+
+    data, _, _ = space_models["cnn"]
+    path = tmp_path / "model.onnx"
+    path.write_bytes(data)
+    stripped = strip_bytes(data)
+    limits = Limits(max_model_bytes=len(stripped) + 1, max_nodes=10_000, max_batch_size=64)
+    assert len(data) > limits.max_model_bytes and local_model(path, limits) == stripped
+    assert same_graph(build_graph(local_model(path, limits), limits=limits), build_graph(stripped, limits=limits))
+    assert local_model(path) == path  # within the default limit: the file itself
+    with pytest.raises(ModelTooLargeError):
+        build_graph(local_model(path, Limits(max_model_bytes=100, max_nodes=10_000, max_batch_size=64)),
+                    limits=Limits(max_model_bytes=100, max_nodes=10_000, max_batch_size=64))
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\xff" * 4096)
+    with pytest.raises(NotOnnxError, match="junk.onnx is not an ONNX model"):
+        local_model(junk, Limits(max_model_bytes=100, max_nodes=10_000, max_batch_size=64))
+
+
 def test_model_over_node_limit_is_refused(space_models):
     data, _, _ = space_models["cnn"]
     nodes = len(onnx.load_from_string(data).graph.node)
