@@ -5,7 +5,7 @@ VGG-11, ViT-Tiny, BERT-mini); ``torchvision``, torchvision's own classification 
 training data, and their timm twins are kept out of the timm family); ``timm``, the timm architectures held
 out of the timm family by name (``seernet.spaces.timm_space.held_out_archs``); ``hf``, published Hugging Face
 text models at their own sizes (BERT-base, RoBERTa-base, GPT-2, Pythia, SmolLM …: ``seernet.zoo.HF_MODELS``),
-larger than any the ``hf`` family draws.  Inference only: the
+none a configuration the ``hf`` family draws.  Inference only: the
 profiler measures ONNX with onnxruntime, one pinned thread, the dataset's repeat policy.  A model whose graph
 does not build is reported as such and left out of the scores.
 

@@ -169,9 +169,9 @@ TORCHVISION_MODELS = (
 
 # Published Hugging Face text models at their own sizes (transformers' modelling code from a config, random
 # weights, nothing downloaded; the ``hf`` family's classifier head): model type, hidden, layers, heads, MLP
-# width, vocabulary (and key/value heads).  Never training data: the ``hf`` family draws at most 6 layers, a
-# hidden size up to 768 and vocabularies of 1,000 to 32,000 tokens, so none of these lies in it.  Every one
-# reads sequences of HF_SEQUENCE tokens.
+# width, vocabulary (and key/value heads).  Never training data: the ``hf`` family draws vocabularies of exactly
+# 1,000, 8,000 or 32,000 tokens and at most 6 layers, and none of these has such a vocabulary (most are deeper,
+# too), so none is a configuration it can draw (tested).  Every one reads sequences of HF_SEQUENCE tokens.
 HF_MODELS = {
     "bert-base-uncased": ("bert", 768, 12, 12, 3072, 30522), "bert-small": ("bert", 512, 4, 8, 2048, 30522),
     "distilbert-base-uncased": ("distilbert", 768, 6, 12, 3072, 30522),
