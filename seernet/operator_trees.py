@@ -34,7 +34,7 @@ from typing import Sequence
 import numpy as np
 
 from .data import Sample
-from .graph import NODE_FEATURES, PerfGraph
+from .graph import EDGE_FEATURES, NODE_FEATURES, PerfGraph
 from .op_vocab import OP_VOCAB
 from .trees import export_trees, load_arrays, merge_trees, predict_trees, save_arrays
 
@@ -71,7 +71,8 @@ _BYTES = [NODE_FEATURES.index(n) for n in ("bytes_read_act", "bytes_read_weight"
 # The roofline the efficiency is measured against.  Any fixed values serve (the trees learn the ratio); these
 # are near a 2-core VM's single-thread figures, so the efficiencies stay near 1.  Measured on the AMD EPYC
 # dataset: 50/2, 100/20 and 20/5 GFLOP/s / GB/s give zoo MAPE within 1 point of each other.
-ROOFLINE = {"flops_per_ms": 50e6, "bytes_per_ms": 2e6, "overhead_ms": 1e-3, "bounded_reads": True}
+ROOFLINE = {"flops_per_ms": 50e6, "bytes_per_ms": 2e6, "overhead_ms": 1e-3, "bounded_reads": True,
+            "weight_aliases": True}
 # What an operator reads is not always its inputs' size: a Gather reads the rows it gathers, not its table (an
 # embedding of 32,000 × 512 floats is 65 MB; one lookup of 32 tokens reads 64 KB), a Slice the slice, a Shape
 # only metadata.  Counted as whole tensors, their roofline was up to 1,000× their time, and trees fitted where
@@ -79,8 +80,13 @@ ROOFLINE = {"flops_per_ms": 50e6, "bytes_per_ms": 2e6, "overhead_ms": 1e-3, "bou
 # DistilBERT and RoBERTa rows were predicted at 1.5-3× their time, their Gathers at 0.13-0.70 ms against
 # 0.00-0.02 measured.  With ``bounded_reads`` (in :data:`ROOFLINE`, so saved with each model; a model saved
 # before reads the whole tensors, as it was fitted) these reads are bounded by what the operator writes.
+# ``weight_aliases``: an Identity of a weight is the weight.  The exporter gives each use of a shared weight
+# (ALBERT's one layer run twelve times) an Identity of the initializer; the runtime removes it, and its
+# consumers multiply by a weight.  Counted as written, it was a copy of up to 9 MB and its MatMuls read two
+# activations, and ALBERT-base at batch 8 was predicted at 0.77× its time (BERT-base 1.04×).
 SUBSET_READERS = frozenset(OP_VOCAB.index(op) for op in ("Gather", "GatherElements", "GatherND", "Slice", "Compress"))
 METADATA_READERS = frozenset(OP_VOCAB.index(op) for op in ("Shape", "Size"))
+_IDENTITY = OP_VOCAB.index("Identity")
 # Trees: shallow, many, strongly regularised.  On the AMD EPYC dataset (468 profiled models) against 164 real
 # architectures measured on the same machine (session experiments, 2026-12-06): 63 leaves / 10 rows per leaf
 # gave MAPE 13.4 %, 15 leaves / 100 per leaf / l2 1.0 gave 11.6 % (that fit with the spatial columns: 11.9 %;
@@ -138,29 +144,45 @@ def channel_padding(graph: PerfGraph) -> np.ndarray:
     return np.column_stack(columns)
 
 
-def operator_table(graph: PerfGraph, this_device: bool = True, bounded_reads: bool = True) -> np.ndarray:
+def operator_table(graph: PerfGraph, this_device: bool = True, roofline: dict | None = None) -> np.ndarray:
     """``[nodes, len(OPERATOR_FEATURES)]``: what the trees see of each operator (``this_device`` False: measured
-    on another device, an auxiliary row of a fit; ``bounded_reads``: the byte columns as :func:`node_bytes`
-    counts them, as the model's roofline does)."""
+    on another device, an auxiliary row of a fit), its byte columns as :func:`node_bytes` counts them under the
+    model's ``roofline`` (default :data:`ROOFLINE`)."""
     producer_op, consumer_op, producers, consumers = neighbour_ops(graph)
     x = graph.node_x
-    if bounded_reads:
+    if _reading_rules(roofline or ROOFLINE):
         x = x.copy()
-        x[:, _BYTES] = node_bytes(graph)
+        x[:, _BYTES] = node_bytes(graph, roofline)
     return np.column_stack([graph.node_op, producer_op, consumer_op, np.log1p(np.abs(x[:, _NODE_COLUMNS])),
                             producers, consumers, np.full(graph.num_nodes, np.log(max(graph.batch_size, 1))),
                             channel_padding(graph), np.full(graph.num_nodes, float(this_device))])
 
 
-def node_bytes(graph: PerfGraph, bounded_reads: bool = True) -> np.ndarray:
-    """``[nodes, 3]``: bytes read from activations, read from weights, written.  ``bounded_reads``: what
-    :data:`SUBSET_READERS` read is at most what they write, and :data:`METADATA_READERS` read nothing (see
-    :data:`ROOFLINE`)."""
+def _reading_rules(roofline: dict) -> bool:
+    return bool(roofline.get("bounded_reads") or roofline.get("weight_aliases"))
+
+
+def node_bytes(graph: PerfGraph, roofline: dict | None = None) -> np.ndarray:
+    """``[nodes, 3]``: bytes read from activations, read from weights, written, under the reading rules of
+    ``roofline`` (default :data:`ROOFLINE`; a model saved before a rule lacks its key).  ``bounded_reads``: what
+    :data:`SUBSET_READERS` read is at most what they write, and :data:`METADATA_READERS` read nothing;
+    ``weight_aliases``: an Identity of a weight moves nothing and its consumers read a weight."""
+    roofline = roofline or ROOFLINE
     traffic = graph.node_x[:, _BYTES].astype(np.float64)
-    if bounded_reads:
+    if roofline.get("bounded_reads"):
         subset = np.isin(graph.node_op, list(SUBSET_READERS))
         traffic[subset, :2] = np.minimum(traffic[subset, :2], traffic[subset, 2:3])
         traffic[np.isin(graph.node_op, list(METADATA_READERS)), :2] = 0.0
+    if roofline.get("weight_aliases") and graph.num_edges:
+        alias = (graph.node_op == _IDENTITY) & (traffic[:, 1] > 0)
+        src, dst = graph.edge_index
+        moved = alias[src]
+        if moved.any():
+            tensor_bytes = graph.edge_x[moved, EDGE_FEATURES.index("bytes")]
+            np.add.at(traffic[:, 0], dst[moved], -tensor_bytes)
+            np.add.at(traffic[:, 1], dst[moved], tensor_bytes)
+            traffic[:, 0] = np.maximum(traffic[:, 0], 0.0)
+            traffic[alias] = 0.0
     return traffic
 
 
@@ -168,7 +190,7 @@ def roofline_ms(graph: PerfGraph, roofline: dict | None = None) -> np.ndarray:
     """Each node's time on an ideal machine (``roofline``, default :data:`ROOFLINE`; a saved model keeps the
     one it was trained against): compute and traffic added, plus a launch."""
     roofline = roofline or ROOFLINE
-    traffic = node_bytes(graph, roofline.get("bounded_reads", False))
+    traffic = node_bytes(graph, roofline)
     return (graph.node_x[:, _FLOPS] / roofline["flops_per_ms"] + traffic.sum(axis=1) / roofline["bytes_per_ms"]
             + roofline["overhead_ms"])
 
@@ -216,8 +238,7 @@ class OperatorModel:
         repeated operators (a NAS network's cells, a batch of similar candidates) are walked once."""
         if not graphs:
             return []
-        bounded = self.params["roofline"].get("bounded_reads", False)
-        table = np.concatenate([operator_table(g, bounded_reads=bounded) for g in graphs])
+        table = np.concatenate([operator_table(g, roofline=self.params["roofline"]) for g in graphs])
         roof = np.concatenate([roofline_ms(g, self.params["roofline"]) for g in graphs])
         times = np.zeros(0)
         if len(table):
@@ -310,7 +331,7 @@ def fit_operator_model(samples: Sequence[Sample], metric: str = "infer_time_ms",
             roof = roofline_ms(s.graph, roofline)
             times = node_times(s, roof)
             known = ~np.isnan(times)
-            tables.append(operator_table(s.graph, this_device, roofline.get("bounded_reads", False))[known])
+            tables.append(operator_table(s.graph, this_device, roofline)[known])
             targets.append(np.log(np.maximum(times[known], 1e-6) / roof[known]))
             weights.append(weight * (times[known] / times[known].sum() + 1e-3 / max(1, int(known.sum()))))
             own += this_device

@@ -261,7 +261,8 @@ def test_gathers_slices_and_shapes_read_what_they_use_not_their_whole_inputs():
 
     small, large = _embedding_graph(1_000), _embedding_graph(100_000)
     gather, shape, sliced = (large.op_types.index(op) for op in ("Gather", "Shape", "Slice"))
-    bounded, whole = node_bytes(large), node_bytes(large, bounded_reads=False)
+    whole_reads = {k: v for k, v in ROOFLINE.items() if k != "bounded_reads"}
+    bounded, whole = node_bytes(large), node_bytes(large, whole_reads)
     assert whole[gather, 1] == 100_000 * 64 * 4  # the table, as the graph counts it
     assert bounded[gather, :2].sum() <= bounded[gather, 2] * 2 and bounded[gather, 2] == 16 * 64 * 4
     assert bounded[shape, :2].sum() == 0 and whole[shape, 0] == 16 * 64 * 4
@@ -272,16 +273,43 @@ def test_gathers_slices_and_shapes_read_what_they_use_not_their_whole_inputs():
     assert roofline_ms(large, before)[gather] > 50 * roofline_ms(large)[gather]
     byte_columns = [OPERATOR_FEATURES.index(f"log1p_{n}") for n in ("bytes_read_act", "bytes_read_weight")]
     assert (operator_table(large)[:, byte_columns] == operator_table(small)[:, byte_columns]).all()
-    assert (operator_table(large, bounded_reads=False)[gather, byte_columns[1]]
-            > operator_table(small, bounded_reads=False)[gather, byte_columns[1]])
+    assert (operator_table(large, roofline=whole_reads)[gather, byte_columns[1]]
+            > operator_table(small, roofline=whole_reads)[gather, byte_columns[1]])
 
 
 def test_a_model_saved_before_bounded_reads_predicts_with_whole_tensor_reads(trained):
     samples, model = trained
     old = OperatorModel(model.arrays, {**model.params, "roofline": {k: v for k, v in model.params["roofline"].items()
-                                                                     if k != "bounded_reads"}}, model.metric)
+                                                                     if k not in ("bounded_reads", "weight_aliases")}},
+                        model.metric)
     graph = _embedding_graph(100_000)
     gather = graph.op_types.index("Gather")
     assert model.params["roofline"]["bounded_reads"]
     assert old.node_ms(graph)[gather] > 50 * model.node_ms(graph)[gather]
     np.testing.assert_allclose(old.predict([s.graph for s in samples]), model.predict([s.graph for s in samples]))
+
+
+def test_an_identity_of_a_shared_weight_is_the_weight():
+    """ALBERT's export: one weight, an Identity of it per use; the runtime drops the Identities, so they move
+    nothing and their MatMuls read a weight, as the MatMul reading the initializer directly does."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from seernet.graph import build_graph
+    from seernet.operator_trees import ROOFLINE, node_bytes
+
+    nodes = [helper.make_node("Identity", ["w"], ["w1"]), helper.make_node("MatMul", ["x", "w1"], ["a"]),
+             helper.make_node("Identity", ["w"], ["w2"]), helper.make_node("MatMul", ["a", "w2"], ["b"]),
+             helper.make_node("MatMul", ["b", "w"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 64])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 64])],
+                              [numpy_helper.from_array(np.ones((64, 64), np.float32), "w")])
+    perf = build_graph(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    ops = perf.op_types
+    first, second, direct = (i for i, op in enumerate(ops) if op == "MatMul")
+    traffic = node_bytes(perf)
+    np.testing.assert_array_equal(traffic[first], traffic[direct])
+    np.testing.assert_array_equal(traffic[second], traffic[direct])
+    assert traffic[direct, 1] == 64 * 64 * 4 and traffic[direct, 0] == 8 * 64 * 4
+    assert (traffic[[i for i, op in enumerate(ops) if op == "Identity"]] == 0).all()
+    before = node_bytes(perf, {k: v for k, v in ROOFLINE.items() if k != "weight_aliases"})
+    assert before[first, 1] == 0 and before[first, 0] == 8 * 64 * 4 + 64 * 64 * 4  # x and the "activation" w1
