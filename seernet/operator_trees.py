@@ -84,9 +84,19 @@ ROOFLINE = {"flops_per_ms": 50e6, "bytes_per_ms": 2e6, "overhead_ms": 1e-3, "bou
 # (ALBERT's one layer run twelve times) an Identity of the initializer; the runtime removes it, and its
 # consumers multiply by a weight.  Counted as written, it was a copy of up to 9 MB and its MatMuls read two
 # activations, and ALBERT-base at batch 8 was predicted at 0.77× its time (BERT-base 1.04×).
-SUBSET_READERS = frozenset(OP_VOCAB.index(op) for op in ("Gather", "GatherElements", "GatherND", "Slice", "Compress"))
-METADATA_READERS = frozenset(OP_VOCAB.index(op) for op in ("Shape", "Size"))
+
+
+def _op_mask(ops: Sequence[str]) -> np.ndarray:
+    """A lookup indexed by op id: True for ``ops`` (one gather per graph, where ``np.isin`` sorts)."""
+    mask = np.zeros(len(OP_VOCAB), dtype=bool)
+    mask[[OP_VOCAB.index(op) for op in ops]] = True
+    return mask
+
+
+SUBSET_READERS = _op_mask(("Gather", "GatherElements", "GatherND", "Slice", "Compress"))
+METADATA_READERS = _op_mask(("Shape", "Size"))
 _IDENTITY = OP_VOCAB.index("Identity")
+
 # Trees: shallow, many, strongly regularised.  On the AMD EPYC dataset (468 profiled models) against 164 real
 # architectures measured on the same machine (session experiments, 2026-12-06): 63 leaves / 10 rows per leaf
 # gave MAPE 13.4 %, 15 leaves / 100 per leaf / l2 1.0 gave 11.6 % (that fit with the spatial columns: 11.9 %;
@@ -149,17 +159,11 @@ def operator_table(graph: PerfGraph, this_device: bool = True, roofline: dict | 
     on another device, an auxiliary row of a fit), its byte columns as :func:`node_bytes` counts them under the
     model's ``roofline`` (default :data:`ROOFLINE`)."""
     producer_op, consumer_op, producers, consumers = neighbour_ops(graph)
-    x = graph.node_x
-    if _reading_rules(roofline or ROOFLINE):
-        x = x.copy()
-        x[:, _BYTES] = node_bytes(graph, roofline)
+    x = graph.node_x.copy()
+    x[:, _BYTES] = node_bytes(graph, roofline)
     return np.column_stack([graph.node_op, producer_op, consumer_op, np.log1p(np.abs(x[:, _NODE_COLUMNS])),
                             producers, consumers, np.full(graph.num_nodes, np.log(max(graph.batch_size, 1))),
                             channel_padding(graph), np.full(graph.num_nodes, float(this_device))])
-
-
-def _reading_rules(roofline: dict) -> bool:
-    return bool(roofline.get("bounded_reads") or roofline.get("weight_aliases"))
 
 
 def node_bytes(graph: PerfGraph, roofline: dict | None = None) -> np.ndarray:
@@ -170,9 +174,9 @@ def node_bytes(graph: PerfGraph, roofline: dict | None = None) -> np.ndarray:
     roofline = roofline or ROOFLINE
     traffic = graph.node_x[:, _BYTES].astype(np.float64)
     if roofline.get("bounded_reads"):
-        subset = np.isin(graph.node_op, list(SUBSET_READERS))
+        subset = SUBSET_READERS[graph.node_op]
         traffic[subset, :2] = np.minimum(traffic[subset, :2], traffic[subset, 2:3])
-        traffic[np.isin(graph.node_op, list(METADATA_READERS)), :2] = 0.0
+        traffic[METADATA_READERS[graph.node_op], :2] = 0.0
     if roofline.get("weight_aliases") and graph.num_edges:
         alias = (graph.node_op == _IDENTITY) & (traffic[:, 1] > 0)
         src, dst = graph.edge_index
