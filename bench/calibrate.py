@@ -35,7 +35,7 @@ from seernet.predictor import OperatorPredictor, Predictor  # noqa: E402
 from seernet.scores import score  # noqa: E402
 from seernet.settings import cache_dir  # noqa: E402
 from seernet.operator_trees import enough_profiles, fit_operator_model  # noqa: E402
-from seernet.zoo import zoo_names  # noqa: E402
+from seernet.zoo import ZOO_GROUPS, zoo_names  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = "infer_time_ms"
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu", type=int, default=sorted(os.sched_getaffinity(0))[-1],
                         help="core measurements are pinned to (default: the last allowed)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4])
-    parser.add_argument("--groups", nargs="+", default=["zoo"], help="real architectures: zoo, torchvision, timm")
+    parser.add_argument("--groups", nargs="+", default=["zoo"], choices=ZOO_GROUPS, help="real architectures")
     parser.add_argument("--zoo-time-cap", type=float, default=0.5)
     parser.add_argument("--pretrained", default=str(ROOT / "predictors" / "cpu"))
     parser.add_argument("--workdir", default=str(cache_dir() / "bench-calibrate"))

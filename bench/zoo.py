@@ -37,7 +37,7 @@ from profiler_worker.measure import measure_job  # noqa: E402
 from profiler_worker.settings import ProfileSettings  # noqa: E402
 from seernet.predictor import Predictor  # noqa: E402
 from seernet.scores import score  # noqa: E402
-from seernet.zoo import zoo_names, zoo_onnx, zoo_samples  # noqa: E402
+from seernet.zoo import ZOO_GROUPS, zoo_names, zoo_onnx, zoo_samples  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 METRICS = ("infer_time_ms", "infer_mem_mb")
@@ -119,8 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--predictor", action="append", help="predictor directory (repeatable; default "
                         "predictors/cpu)")
-    parser.add_argument("--groups", nargs="+", default=["zoo", "torchvision", "timm", "hf"],
-                        choices=["zoo", "torchvision", "timm", "hf"])
+    parser.add_argument("--groups", nargs="+", default=list(ZOO_GROUPS), choices=ZOO_GROUPS)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--cpu", type=int, default=sorted(os.sched_getaffinity(0))[-1],
                         help="core the measurements are pinned to (default: the last allowed)")

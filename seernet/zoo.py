@@ -190,16 +190,19 @@ def hf_arch(name: str) -> dict:
     return {**arch, "kv_heads": kv[0]} if kv else arch
 
 
+ZOO_GROUPS = ("zoo", "torchvision", "timm", "hf")  # what zoo_names answers, in the benches' default order
+
+
 def zoo_names(group: str) -> list[str]:
     """``zoo``: our layer-for-layer re-implementations; ``torchvision``: its models (``torchvision:<name>``);
     ``timm``: the timm architectures held out of the timm family (``timm:<name>``); ``hf``: published Hugging
     Face text models (``hf:<name>``, :data:`HF_MODELS`)."""
     from .spaces.timm_space import held_out_archs
 
+    if group not in ZOO_GROUPS:
+        raise ValueError(f"unknown zoo group {group!r}; known: {sorted(ZOO_GROUPS)}")
     groups = {"zoo": list(ZOO), "torchvision": [f"torchvision:{n}" for n in TORCHVISION_MODELS],
               "timm": [f"timm:{n}" for n in held_out_archs()], "hf": [f"hf:{n}" for n in HF_MODELS]}
-    if group not in groups:
-        raise ValueError(f"unknown zoo group {group!r}; known: {sorted(groups)}")
     return groups[group]
 
 
