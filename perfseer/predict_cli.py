@@ -11,8 +11,24 @@ from pathlib import Path
 from .config import REPO_ROOT, Settings
 
 
-def _default_predictor() -> Path:
-    return REPO_ROOT / "predictors" / "cpu"
+FALLBACK_PREDICTOR = "cpu"  # the reference machine's SeerNet: what answers on a CPU no predictor was measured on
+
+
+def choose_predictor(root: Path, device: str | None, cpu: str) -> Path:
+    """The predictor directory under ``root`` for ``device`` (name, device key or key prefix, as the service
+    resolves a request's ``device``); without one, the predictor measured on this machine's CPU (``cpu``: model
+    and ISA) when there is one — absolute CPU timings do not transfer between CPUs — else
+    :data:`FALLBACK_PREDICTOR`.  ValueError naming the known devices when ``device`` matches none."""
+    from seernet.devices import machine_predictor, predictor_keys, resolve_device
+
+    keys = predictor_keys(root)
+    if device:
+        name = resolve_device(keys, device)
+        if name is None:
+            known = ", ".join(f"{n} ({k})" for n, k in sorted(keys.items())) or "none"
+            raise ValueError(f"no predictor for device {device!r} under {root}; known: {known}")
+        return root / name
+    return root / (machine_predictor(keys, cpu) or FALLBACK_PREDICTOR)
 
 
 def _graph_for_row(row: dict, base: Path):
@@ -72,8 +88,8 @@ def predict_command(args: argparse.Namespace, settings: Settings) -> int:
     from seernet.predictor import Predictor, PredictorLoadError
 
     try:
-        predictor = Predictor.load(args.predictor or _default_predictor())
-    except PredictorLoadError as exc:
+        predictor = Predictor.load(args.predictor or _chosen(args, settings))
+    except (PredictorLoadError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     metrics = list(args.metrics or predictor.metrics)
@@ -99,6 +115,12 @@ def predict_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.plot:
         plot_operators(results, Path(args.plot))
     return _print_results(results, args.json)
+
+
+def _chosen(args: argparse.Namespace, settings: Settings) -> Path:
+    from profiler_worker.device_info import cpu_identity
+
+    return choose_predictor(Path(settings.predictors), args.device, cpu_identity())
 
 
 def parse_dim(text: str) -> tuple[str, int]:
@@ -140,6 +162,7 @@ def _via_server(args: argparse.Namespace) -> int:
         for model in args.models:
             try:
                 r = client.predict(model, batch_size=args.batch_size, metrics=args.metrics or None,
+                                   device=args.device or "",
                                    dims=dict(parse_dim(d) for d in args.dim or []),
                                    explain=args.top if args.explain else False)
                 results.append({"file": model, "batch_size": r.batch_size or args.batch_size, "predictor": r.predictor,
@@ -210,7 +233,8 @@ def _print_results(results: list[dict], as_json: bool) -> int:
                 continue
             values = "  ".join(f"{k}={v:.4g}" for k, v in r.items() if isinstance(v, float))
             where = f" on {r['gpu']}" if r.get("gpu") else ""
-            print(f"{r['file']}{where} (batch {r['batch_size']}): {values}")
+            by = f", predictor {r['predictor']}" if r.get("predictor") else ""
+            print(f"{r['file']}{where} (batch {r['batch_size']}{by}): {values}")
             for op in r.get("operators", []):  # --explain: where the time goes
                 print(f"  {op['share']:6.1%}  {op['infer_time_ms']:9.4f} ms  {op['op_type']:<12} {op['node']}")
     return 1 if any("error" in r for r in results) else 0

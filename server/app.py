@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import re
 import signal
 import threading
 from concurrent import futures
@@ -15,6 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from seernet.allocator import keep_freed_memory
+from seernet.devices import cpu_of_key
 
 from .settings import Settings
 from perfseer_client.v1 import perfseer_pb2, perfseer_pb2_grpc
@@ -170,7 +170,7 @@ def unmatched_machine_note(registry: PredictorRegistry, cpu_model: str) -> str |
 
     Absolute CPU timings do not transfer between CPUs; the user should know that, and how to fix it."""
     keys = sorted({p.device_key for p in registry.all() if p.device_key.startswith("cpu:")})
-    if not keys or any(re.sub(r":\d+t(:opt-\w+)?$", "", key[4:]) == cpu_model for key in keys):
+    if not keys or any(cpu_of_key(key) == cpu_model for key in keys):
         return None
     return (f"this machine's CPU ({cpu_model}) matches no predictor's device key ({', '.join(keys)}): CPU "
             "predictions here are for those machines; `make calibrate` (perfseer calibrate) writes one for this one")

@@ -13,6 +13,7 @@ import logging
 import threading
 from pathlib import Path
 
+from seernet.devices import resolve_device
 from seernet.gpu.predictor import GpuPredictor
 from seernet.gpu.specs import name_key
 from seernet.predictor import MANIFEST, Predictor, PredictorLoadError
@@ -153,20 +154,15 @@ class PredictorRegistry:
             return self._predictors[sorted(self._predictors)[0]]
 
     def resolve(self, device: str) -> Predictor:
-        """By predictor name, exact device key, or device-key prefix (``cpu``, ``gpu``)."""
+        """By predictor name, exact device key, or device-key prefix (``cpu``, ``gpu``): ``resolve_device``."""
         if not device:
             return self.default()
         with self._lock:
             if not self._predictors:
                 raise unavailable(f"no predictor loaded yet from {self.root}")
-            if device in self._predictors:
-                return self._predictors[device]
-            for predictor in self._predictors.values():
-                if predictor.device_key == device:
-                    return predictor
-            for predictor in self._predictors.values():
-                if predictor.device_key.startswith(device + ":"):
-                    return predictor
+            name = resolve_device({n: p.device_key for n, p in self._predictors.items()}, device)
+            if name is not None:
+                return self._predictors[name]
             known = ", ".join(f"{n} ({p.device_key})" for n, p in sorted(self._predictors.items()))
         raise not_found(f"no predictor for device {device!r}; loaded: {known}")
 

@@ -1,0 +1,58 @@
+"""Which predictor answers for which device: one rule for the service and the CLI.
+
+A device key (``profiler_worker.device_info.device_key``) is ``cpu:MODEL[:ISA]:Nt[:opt-LEVEL]`` or
+``gpu:NAME``.  A request names a device by predictor name, by exact key, or by a key prefix (``cpu``,
+``cpu:AMD EPYC``); a machine matches a CPU predictor when the key's CPU part (model and ISA) is its own.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Mapping
+
+_RUN_SETTINGS = re.compile(r":\d+t(:opt-\w+)?$")  # threads and graph-optimisation level, at the key's end
+
+
+def cpu_of_key(device_key: str) -> str | None:
+    """The CPU a ``cpu:`` key was measured on, as ``cpu_identity()`` names it (``AMD EPYC:avx512``), else None."""
+    if not device_key.startswith("cpu:"):
+        return None
+    return _RUN_SETTINGS.sub("", device_key[len("cpu:"):])
+
+
+def resolve_device(keys: Mapping[str, str], device: str) -> str | None:
+    """The name, among ``keys`` (predictor name → device key), that answers for ``device``: the predictor of
+    that name, else the one with that exact key, else the first (by name) whose key starts with ``device:``."""
+    if device in keys:
+        return device
+    names = sorted(keys)
+    exact = [n for n in names if keys[n] == device]
+    prefixed = [n for n in names if keys[n].startswith(device + ":")]
+    return (exact or prefixed or [None])[0]
+
+
+def machine_predictor(keys: Mapping[str, str], cpu: str, threads: int = 1) -> str | None:
+    """The predictor measured on this machine's CPU (``cpu``: model and ISA), preferring one measured with
+    ``threads`` threads and the default graph optimisation; None when none was measured on it."""
+    mine = sorted(n for n, key in keys.items() if cpu_of_key(key) == cpu)
+    preferred = [n for n in mine if keys[n].endswith(f":{threads}t")]
+    return (preferred or mine or [None])[0]
+
+
+def predictor_keys(root: Path) -> dict[str, str]:
+    """Directory name → device key of every predictor under ``root`` that answers by device key, read from
+    manifests only (nothing loaded).  GPU kernel cost models are left out: they answer for a GPU named by its
+    spec, as the service keeps them apart; directories without a readable manifest are skipped."""
+    keys = {}
+    for path in sorted(Path(root).glob("*/manifest.json")):
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(manifest, dict) and manifest.get("kind") != "gpu-kernels":
+            keys[path.parent.name] = str(manifest.get("device_key", ""))
+    return keys
+
+
+__all__ = ["cpu_of_key", "machine_predictor", "predictor_keys", "resolve_device"]
