@@ -81,3 +81,12 @@ def test_predict_cli_answers_for_this_machine_unless_told_another_device(tmp_pat
     assert unknown.returncode == 2
     assert unknown.stderr.count("\n") == 1 and "no predictor for device 'cpu:Nonexistent CPU'" in unknown.stderr
     assert "this-machine (cpu:" in unknown.stderr  # what the user could have named
+
+
+def test_each_shipped_predictor_is_the_answer_for_its_own_device_key():
+    """Two shipped predictors under one key would make a request for that device (and this machine's default)
+    answer from whichever sorts first: a refit that forgot ``--device-key`` once did exactly that."""
+    keys = predictor_keys(REPO / "predictors")
+    assert "cpu" in keys and len(keys) >= 2
+    assert len(set(keys.values())) == len(keys), keys
+    assert all(resolve_device(keys, key) == name for name, key in keys.items())
