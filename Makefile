@@ -47,6 +47,7 @@ calibrate: setup
 
 bench: setup
 	$(BIN)/perfseer bench graph
+	$(BIN)/perfseer bench trees
 	$(BIN)/perfseer bench serve
 	$(BIN)/perfseer bench latbench --max-test 3000   # all 14,384 test cells: perfseer bench latbench
 	$(BIN)/perfseer bench zoo

@@ -284,7 +284,7 @@ def open_dataset(path: str | Path, metrics: tuple[str, ...], progress: bool = Tr
 
 BENCHMARKS = {"graph": "bench.graph_build", "serve": "bench.serve", "latbench": "bench.latbench", "zoo": "bench.zoo",
               "calibrate": "bench.calibrate",
-              "fit": "bench.fit_tables", "gpu": "bench.gpu_eval"}
+              "fit": "bench.fit_tables", "gpu": "bench.gpu_eval", "trees": "bench.trees"}
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:

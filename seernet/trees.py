@@ -1,11 +1,16 @@
-"""Gradient-boosted trees as plain arrays: exported from scikit-learn once, evaluated with numpy.
+"""Gradient-boosted trees as plain arrays: exported from scikit-learn once, evaluated by onnxruntime.
 
 Predictors are stored as safetensors + JSON so that loading one never executes
 code (a pickled scikit-learn model would); this is the one place that turns a
-fitted ensemble into arrays and evaluates them.
+fitted ensemble into arrays and evaluates them.  :func:`predict_trees` hands the
+walk to onnxruntime's ``TreeEnsembleRegressor`` (built from the arrays when an
+ensemble is first used); :func:`walk_trees` is the same walk in numpy, the
+reference it is tested against.
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -69,13 +74,80 @@ def _append(parts: dict, feature, threshold, left, right, value) -> None:
 
 # rows walked at once: a chunk of rows × every tree stays a few MB
 PREDICT_CHUNK_ROWS = 1024
+# ensembles whose onnxruntime session is kept: the serving predictors' few, and a fit's latest
+COMPILED_CACHE_SIZE = 16
+_compiled: "OrderedDict[int, tuple[dict, object]]" = OrderedDict()
+_compiled_lock = threading.Lock()
 
 
 def predict_trees(x: np.ndarray, arrays: dict[str, np.ndarray], params: dict) -> np.ndarray:
-    """Sum of every tree's leaf for each row of ``x``.  All (row, tree) pairs walk together, one level per
-    step, and a pair leaves the walk at its leaf: most trees are shallow, so the deep levels move a few pairs
-    (a loop per tree cost 800 numpy steps per level for an 800-tree model; walking every pair to the deepest
-    leaf, a quarter more than this)."""
+    """Sum of every tree's leaf for each row of ``x`` (float64), plus ``params["init"]``.
+
+    Walked by onnxruntime's ``TreeEnsembleRegressor`` (C++): on the Intel Xeon the operator predictor's 800
+    trees over 2,035 distinct operators took 15 ms against 208 ms in numpy, one NAS-Bench-201 network's 54
+    operators 0.63 against 3.8 ms.  The session is built once per ``arrays`` object (treat the arrays as
+    frozen once predicted with; exported and merged ensembles are new objects); thresholds and the leaves'
+    sum stay float64, the output is float32 (≤ 2e-7 off :func:`walk_trees` on log times, tested)."""
+    if not len(x):
+        return np.zeros(0)
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    session = _session(arrays, params)
+    return session.run(None, {"X": x})[0].reshape(-1).astype(np.float64)
+
+
+def _session(arrays: dict[str, np.ndarray], params: dict) -> object:
+    key = id(arrays)
+    with _compiled_lock:
+        hit = _compiled.get(key)
+        if hit is not None and hit[0] is arrays:  # the entry holds the dict, so its id cannot be reused
+            _compiled.move_to_end(key)
+            return hit[1]
+    session = _compile(arrays, float(params["init"]))
+    with _compiled_lock:
+        _compiled[key] = (arrays, session)
+        while len(_compiled) > COMPILED_CACHE_SIZE:
+            _compiled.popitem(last=False)
+    return session
+
+
+def _compile(arrays: dict[str, np.ndarray], init: float) -> object:
+    """One ``ai.onnx.ml`` ``TreeEnsembleRegressor`` node summing every tree: node ids local to each tree,
+    ``x <= threshold`` to the left (as scikit-learn splits), a NaN to the right (as :func:`walk_trees`)."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    feature, threshold, left, right, value = (np.asarray(arrays[k]) for k in TREE_ARRAYS[:-1])
+    roots = np.asarray(arrays["roots"], dtype=np.int64)
+    starts = np.zeros(len(feature), dtype=np.int64)
+    starts[roots[1:]] = 1
+    tree = np.cumsum(starts)  # the nodes of tree t are roots[t] .. roots[t + 1] - 1
+    local = np.arange(len(feature)) - roots[tree]
+    leaf = left < 0
+    node = helper.make_node(
+        "TreeEnsembleRegressor", ["X"], ["Y"], domain="ai.onnx.ml", n_targets=1, aggregate_function="SUM",
+        nodes_treeids=tree.tolist(), nodes_nodeids=local.tolist(),
+        nodes_featureids=np.where(leaf, 0, feature).tolist(), nodes_modes=np.where(leaf, "LEAF", "BRANCH_LEQ").tolist(),
+        nodes_values_as_tensor=numpy_helper.from_array(np.where(leaf, 0.0, threshold).astype(np.float64)),
+        nodes_truenodeids=np.where(leaf, 0, left - roots[tree]).tolist(),
+        nodes_falsenodeids=np.where(leaf, 0, right - roots[tree]).tolist(),
+        nodes_missing_value_tracks_true=[0] * len(feature),
+        target_treeids=tree[leaf].tolist(), target_nodeids=local[leaf].tolist(), target_ids=[0] * int(leaf.sum()),
+        target_weights_as_tensor=numpy_helper.from_array(value[leaf].astype(np.float64)),
+        base_values_as_tensor=numpy_helper.from_array(np.array([init], dtype=np.float64)))
+    graph = helper.make_graph([node], "trees", [helper.make_tensor_value_info("X", TensorProto.DOUBLE, [None, None])],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)],
+                              ir_version=9)  # the IR onnxruntime reads, not the newest onnx writes
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1  # as every predictor: one core each
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def walk_trees(x: np.ndarray, arrays: dict[str, np.ndarray], params: dict) -> np.ndarray:
+    """:func:`predict_trees` in numpy.  All (row, tree) pairs walk together, one level per step, and a pair
+    leaves the walk at its leaf: most trees are shallow, so the deep levels move a few pairs (a loop per tree
+    cost 800 numpy steps per level for an 800-tree model; walking every pair to the deepest leaf, a quarter
+    more than this)."""
     feature, threshold, left, right, value = (arrays[k] for k in TREE_ARRAYS[:-1])
     roots = arrays["roots"]
     out = np.full(len(x), float(params["init"]))
@@ -86,7 +158,7 @@ def predict_trees(x: np.ndarray, arrays: dict[str, np.ndarray], params: dict) ->
         offset = np.repeat(np.arange(rows) * width, len(roots))
         walking = np.arange(len(node))
         flat = chunk.ravel()
-        while len(walking):  # this loop is the operator predictors' hot path
+        while len(walking):
             at = node[walking]
             to_left = left[at]
             inner = to_left >= 0
