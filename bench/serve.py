@@ -225,16 +225,16 @@ def wait_listening(port: int, processes: int, timeout_s: float = 120.0) -> None:
         time.sleep(0.2)
 
 
-def uncached_throughput(client, models: list, batch_size: int | None, chunk: int) -> dict:
+def uncached_throughput(client, models: list, batch_size: int | None, chunk: int, device: str = "") -> dict:
     """Predictions per second for ``models`` (all distinct) through ``client.predict_many`` (what a NAS loop
     calls: chunks of ``chunk`` on all of its connections, each taking the next chunk when answered); every
     item must succeed and miss the cache.  ``batch_size`` None: ``models`` are (model, batch) pairs."""
     started = time.perf_counter()
     if batch_size is None:
         results = [r for b in sorted({b for _, b in models}) for r in client.predict_many(
-            [m for m, mb in models if mb == b], batch_size=b, chunk=chunk)]
+            [m for m, mb in models if mb == b], batch_size=b, chunk=chunk, device=device)]
     else:
-        results = client.predict_many(models, batch_size=batch_size, chunk=chunk)
+        results = client.predict_many(models, batch_size=batch_size, chunk=chunk, device=device)
     elapsed = time.perf_counter() - started
     failed = [str(r)[:200] for r in results if isinstance(r, Exception)]
     if failed:
@@ -276,8 +276,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server-repo", type=Path, default=ROOT,
                         help="serve from this checkout (a `git worktree` of an earlier commit): the same client and "
                              "models against another server, for before/after figures from one session")
+    parser.add_argument("--device", default="",
+                        help="requests name this device (a predictor name or device key, e.g. cpu-intel-xeon-avx512: "
+                             "an operator predictor); default: the server's default predictor. The in-process "
+                             "step timings are always predictors/cpu's")
     parser.add_argument("--out-name", default="serve", help="bench/results/<name>.json")
     args = parser.parse_args(argv)
+    device = args.device
     cpus = {int(c) for c in args.server_cpus.split(",")} if args.server_cpus else os.sched_getaffinity(0)
     processes = args.processes or len(cpus)
 
@@ -303,32 +308,35 @@ def main(argv: list[str] | None = None) -> int:
                          "cache": "redis" if processes > 1 else "in-process"}
 
         results["noop"] = percentiles(timed(stub.Ping, [pb.PingRequest()] * args.requests))
-        warm = stub.PredictPerformance(pb.PredictRequest(onnx=models[0], batch_size=1), timeout=30)
-        cached_req = pb.PredictRequest(model_sha256=warm.model_sha256, batch_size=1)
+        warm = stub.PredictPerformance(pb.PredictRequest(onnx=models[0], batch_size=1, device=device), timeout=30)
+        results["predictor"] = warm.predictor
+        cached_req = pb.PredictRequest(model_sha256=warm.model_sha256, batch_size=1, device=device)
         results["cached"] = percentiles(timed(stub.PredictPerformance, [cached_req] * args.requests))
         results["cached_bytes"] = percentiles(timed(stub.PredictPerformance,
-                                                    [pb.PredictRequest(onnx=models[0], batch_size=1)] * args.requests))
+                                                    [pb.PredictRequest(onnx=models[0], batch_size=1, device=device)]
+                                                    * args.requests))
 
         results["uncached_single_onnx"] = percentiles(timed(
-            stub.PredictPerformance, [pb.PredictRequest(onnx=m, batch_size=2) for m in models[1:51]]))
+            stub.PredictPerformance, [pb.PredictRequest(onnx=m, batch_size=2, device=device) for m in models[1:51]]))
         results["uncached_single_config"] = percentiles(timed(
-            stub.PredictPerformance, [pb.PredictRequest(config=config_message(c), batch_size=2)
+            stub.PredictPerformance, [pb.PredictRequest(config=config_message(c), batch_size=2, device=device)
                                       for c in config_only[:50]]))
-        zoo_single = [pb.PredictRequest(onnx=m, batch_size=args.zoo_batches + 1) for m in zoo.values()]
+        zoo_single = [pb.PredictRequest(onnx=m, batch_size=args.zoo_batches + 1, device=device) for m in zoo.values()]
         results["uncached_single_zoo"] = percentiles(timed(stub.PredictPerformance, zoo_single))
 
         with PerfSeerClient(f"127.0.0.1:{args.port}", connections=args.connections) as client:
-            results["uncached_nb201_onnx"] = uncached_throughput(client, models[51:], 4, chunk=50)
+            results["uncached_nb201_onnx"] = uncached_throughput(client, models[51:], 4, chunk=50, device=device)
             rounds = [uncached_throughput(client, [config_dict(c) for c in config_only[50 + k * args.uncached_configs:
                                                                                50 + (k + 1) * args.uncached_configs]],
-                                          4, chunk=50) for k in range(args.rounds)]
+                                          4, chunk=50, device=device) for k in range(args.rounds)]
             per_s = [r["per_s"] for r in rounds]
             results["uncached_nb201_config"] = {**rounds[0], "per_s": statistics.median(per_s), "min_per_s": min(per_s),
                                                 "max_per_s": max(per_s), "rounds": len(rounds),
                                                 "misses": sum(r["misses"] for r in rounds),
                                                 "requests": sum(r["requests"] for r in rounds)}
             results["uncached_zoo"] = uncached_throughput(
-                client, [(m, b) for b in range(1, args.zoo_batches + 1) for m in zoo.values()], None, chunk=1)
+                client, [(m, b) for b in range(1, args.zoo_batches + 1) for m in zoo.values()], None, chunk=1,
+                device=device)
         results["cached_per_s"] = throughput(
             lambda k, r, timeout: (stubs[k].PredictPerformance(r, timeout=timeout), 1)[1],
             lambda k: [cached_req] * (args.requests // 2), threads=4)
@@ -369,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(results: dict, stages: dict) -> None:
+    print(f"predictions by {results['predictor']}")
     for key in ("noop", "cached", "cached_bytes", "uncached_single_onnx", "uncached_single_config",
                 "uncached_single_zoo"):
         r = results[key]
