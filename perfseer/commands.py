@@ -43,6 +43,12 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
     return predict_command(args, settings)
 
 
+def cmd_predictors(args: argparse.Namespace, settings: Settings) -> int:
+    from .predict_cli import list_predictors
+
+    return list_predictors(args, settings)
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import torch
 
@@ -326,7 +332,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_train_flags(p)
     p.set_defaults(handler=cmd_train)
 
-    p = sub.add_parser("fit", help="train a predictor for a new device from your own measurements (CSV)")
+    p = sub.add_parser("fit", help="train a predictor for a new device from your own measurements (a CSV, or "
+                                   "the dataset rows dataset build, calibrate or the workers wrote)")
     p.add_argument("--measurements", help="CSV: 'onnx' or 'arch_str', optional 'batch_size', target")
     p.add_argument("--dataset", help="or a dataset store (SQLite of dataset build, calibrate or workers); "
                                      "--target is then one of its metrics, e.g. infer_time_ms")
@@ -408,7 +415,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_train_flags(p)
     p.set_defaults(handler=cmd_evaluate, ensemble=1)
 
-    p = sub.add_parser("bench", help="run a benchmark: graph, serve, latbench, zoo, calibrate, fit, gpu or all")
+    p = sub.add_parser("bench", help=f"run a benchmark: {', '.join(BENCHMARKS)} or all")
     p.add_argument("name", choices=[*BENCHMARKS, "all"])
     p.add_argument("args", nargs=argparse.REMAINDER, help="passed to the benchmark (e.g. --repeats 10)")
     p.set_defaults(handler=cmd_bench)
@@ -430,6 +437,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--profile-uncertain-above", type=float,
                    help="queue a profiling job when a prediction's log-space uncertainty exceeds this (needs --redis)")
     p.set_defaults(handler=cmd_serve)
+
+    p = sub.add_parser("predictors", help="list the predictors, the device each answers for, and which one "
+                                          "perfseer predict uses on this machine")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_predictors)
 
     p = sub.add_parser("predict", help="predict metrics for ONNX files, or a CSV of models")
     p.add_argument("--gpu", help="predict on this GPU (a name from predictors/gpu, e.g. 'Tesla T4')")

@@ -123,6 +123,34 @@ def _chosen(args: argparse.Namespace, settings: Settings) -> Path:
     return choose_predictor(Path(settings.predictors), args.device, cpu_identity())
 
 
+def list_predictors(args: argparse.Namespace, settings: Settings) -> int:
+    """``perfseer predictors``: what is under the predictors directory, which device each answers for, and
+    which one ``perfseer predict`` uses on this machine by default."""
+    from profiler_worker.device_info import cpu_identity
+    from seernet.devices import predictor_summaries
+
+    root = Path(settings.predictors)
+    rows = predictor_summaries(root)
+    default = choose_predictor(root, None, cpu_identity()).name
+    for row in rows:
+        row["default_here"] = row["name"] == default
+    if args.json:
+        print(json.dumps({"this_machine": cpu_identity(), "predictors": rows}, indent=2))
+        return 0
+    print(f"this machine: {cpu_identity()}; predictors under {root}:")
+    for row in rows:
+        if "error" in row:
+            print(f"  {row['name']}: {row['error']}")
+            continue
+        answers = f"GPUs {', '.join(row['gpus'])}" if "gpus" in row else row["device_key"] or "no device key"
+        metrics = ", ".join(row["metrics"])
+        if row.get("base_device_key"):  # an operator predictor: its first metric from the trees
+            metrics = f"{row['metrics'][0]}; {', '.join(row['metrics'][1:])} by a network of {row['base_device_key']}"
+        mark = "  <- perfseer predict's default here" if row["default_here"] else ""
+        print(f"  {row['name']:<22} {row['kind']:<11} {row['version']}  {answers}: {metrics}{mark}")
+    return 0
+
+
 def parse_dim(text: str) -> tuple[str, int]:
     """``NAME=N`` → (NAME, N); ValueError naming the problem otherwise."""
     name, sep, value = text.partition("=")

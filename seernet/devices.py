@@ -55,4 +55,31 @@ def predictor_keys(root: Path) -> dict[str, str]:
     return keys
 
 
-__all__ = ["cpu_of_key", "machine_predictor", "predictor_keys", "resolve_device"]
+def predictor_summaries(root: Path) -> list[dict]:
+    """One line of facts per predictor directory under ``root``, from manifests only: what ``perfseer
+    predictors`` lists so a user can see which device each answers for, and where its other metrics come from
+    (an operator predictor's ``base`` may have been measured on another machine)."""
+    rows = []
+    for path in sorted(Path(root).glob("*/manifest.json")):
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            rows.append({"name": path.parent.name, "error": f"unreadable manifest: {exc}"})
+            continue
+        kind = manifest.get("kind") or "seernet"
+        row = {"name": path.parent.name, "kind": kind, "version": manifest.get("version", ""),
+               "device_key": manifest.get("device_key", ""), "metrics": list(manifest.get("metrics", []))}
+        if kind == "gpu-kernels":
+            row["gpus"] = sorted(manifest.get("trained_on", []))
+        base = manifest.get("base")
+        if base:
+            try:
+                base_manifest = json.loads((path.parent / base / "manifest.json").read_text())
+                row["base_device_key"] = base_manifest.get("device_key", "")
+            except (OSError, ValueError):
+                row["base_device_key"] = "unreadable"
+        rows.append(row)
+    return rows
+
+
+__all__ = ["cpu_of_key", "machine_predictor", "predictor_keys", "predictor_summaries", "resolve_device"]

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from seernet.devices import cpu_of_key, machine_predictor, predictor_keys, resolve_device
+from seernet.devices import cpu_of_key, machine_predictor, predictor_keys, predictor_summaries, resolve_device
 
 REPO = Path(__file__).resolve().parents[2]
 KEYS = {"cpu": "cpu:AMD EPYC:1t", "cpu-xeon": "cpu:Intel(R) Xeon(R) Processor:avx512:1t",
@@ -90,3 +90,33 @@ def test_each_shipped_predictor_is_the_answer_for_its_own_device_key():
     assert "cpu" in keys and len(keys) >= 2
     assert len(set(keys.values())) == len(keys), keys
     assert all(resolve_device(keys, key) == name for name, key in keys.items())
+
+
+def test_summaries_say_where_an_operator_predictors_other_metrics_come_from(tmp_path):
+    (tmp_path / "ops" / "base").mkdir(parents=True)
+    (tmp_path / "ops" / "manifest.json").write_text(json.dumps(
+        {"kind": "operators", "device_key": "cpu:X:avx2:1t", "metrics": ["infer_time_ms", "train_mem_mb"],
+         "base": "base", "version": "v1"}))
+    (tmp_path / "ops" / "base" / "manifest.json").write_text(json.dumps({"device_key": "cpu:Y:1t"}))
+    (tmp_path / "gpu").mkdir()
+    (tmp_path / "gpu" / "manifest.json").write_text(json.dumps({"kind": "gpu-kernels", "trained_on": ["T4", "P4"]}))
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "manifest.json").write_text("{")
+    rows = {r["name"]: r for r in predictor_summaries(tmp_path)}
+    assert rows["ops"]["base_device_key"] == "cpu:Y:1t" and rows["ops"]["kind"] == "operators"
+    assert rows["gpu"]["gpus"] == ["P4", "T4"]
+    assert "unreadable manifest" in rows["broken"]["error"]
+
+
+def test_predictors_cli_marks_what_predict_uses_here(tmp_path):
+    from profiler_worker.device_info import cpu_identity
+
+    for name, key in (("cpu", "cpu:Reference CPU:1t"), ("mine", f"cpu:{cpu_identity()}:1t")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "manifest.json").write_text(json.dumps({"device_key": key, "metrics": ["infer_time_ms"]}))
+    run = subprocess.run([sys.executable, "-m", "perfseer.cli", "predictors", "--json"], cwd=REPO, capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "PERFSEER_PREDICTORS": str(tmp_path)})
+    assert run.returncode == 0, run.stderr
+    listed = json.loads(run.stdout)
+    assert listed["this_machine"] == cpu_identity()
+    assert {r["name"]: r["default_here"] for r in listed["predictors"]} == {"cpu": False, "mine": True}
