@@ -154,13 +154,14 @@ def channel_padding(graph: PerfGraph) -> np.ndarray:
     return np.column_stack(columns)
 
 
-def operator_table(graph: PerfGraph, this_device: bool = True, roofline: dict | None = None) -> np.ndarray:
+def operator_table(graph: PerfGraph, this_device: bool = True, roofline: dict | None = None,
+                   traffic: np.ndarray | None = None) -> np.ndarray:
     """``[nodes, len(OPERATOR_FEATURES)]``: what the trees see of each operator (``this_device`` False: measured
     on another device, an auxiliary row of a fit), its byte columns as :func:`node_bytes` counts them under the
-    model's ``roofline`` (default :data:`ROOFLINE`)."""
+    model's ``roofline`` (default :data:`ROOFLINE`; ``traffic``: those bytes, when the caller has them)."""
     producer_op, consumer_op, producers, consumers = neighbour_ops(graph)
     x = graph.node_x.copy()
-    x[:, _BYTES] = node_bytes(graph, roofline)
+    x[:, _BYTES] = node_bytes(graph, roofline) if traffic is None else traffic
     return np.column_stack([graph.node_op, producer_op, consumer_op, np.log1p(np.abs(x[:, _NODE_COLUMNS])),
                             producers, consumers, np.full(graph.num_nodes, np.log(max(graph.batch_size, 1))),
                             channel_padding(graph), np.full(graph.num_nodes, float(this_device))])
@@ -190,11 +191,11 @@ def node_bytes(graph: PerfGraph, roofline: dict | None = None) -> np.ndarray:
     return traffic
 
 
-def roofline_ms(graph: PerfGraph, roofline: dict | None = None) -> np.ndarray:
+def roofline_ms(graph: PerfGraph, roofline: dict | None = None, traffic: np.ndarray | None = None) -> np.ndarray:
     """Each node's time on an ideal machine (``roofline``, default :data:`ROOFLINE`; a saved model keeps the
     one it was trained against): compute and traffic added, plus a launch."""
     roofline = roofline or ROOFLINE
-    traffic = node_bytes(graph, roofline)
+    traffic = node_bytes(graph, roofline) if traffic is None else traffic
     return (graph.node_x[:, _FLOPS] / roofline["flops_per_ms"] + traffic.sum(axis=1) / roofline["bytes_per_ms"]
             + roofline["overhead_ms"])
 
@@ -252,8 +253,10 @@ class OperatorModel:
         repeated operators (a NAS network's cells, a batch of similar candidates) are walked once."""
         if not graphs:
             return []
-        table = np.concatenate([operator_table(g, roofline=self.params["roofline"]) for g in graphs])
-        roof = np.concatenate([roofline_ms(g, self.params["roofline"]) for g in graphs])
+        roofline = self.params["roofline"]
+        traffic = [node_bytes(g, roofline) for g in graphs]  # read once, by both
+        table = np.concatenate([operator_table(g, True, roofline, t) for g, t in zip(graphs, traffic)])
+        roof = np.concatenate([roofline_ms(g, roofline, t) for g, t in zip(graphs, traffic)])
         times = np.zeros(0)
         if len(table):
             unique, inverse = unique_rows(table)
@@ -342,10 +345,11 @@ def fit_operator_model(samples: Sequence[Sample], metric: str = "infer_time_ms",
         for s in group:
             if s.operators is None:
                 continue
-            roof = roofline_ms(s.graph, roofline)
+            traffic = node_bytes(s.graph, roofline)
+            roof = roofline_ms(s.graph, roofline, traffic)
             times = node_times(s, roof)
             known = ~np.isnan(times)
-            tables.append(operator_table(s.graph, this_device, roofline)[known])
+            tables.append(operator_table(s.graph, this_device, roofline, traffic)[known])
             targets.append(np.log(np.maximum(times[known], 1e-6) / roof[known]))
             weights.append(weight * (times[known] / times[known].sum() + 1e-3 / max(1, int(known.sum()))))
             own += this_device
