@@ -76,7 +76,7 @@ def _append(parts: dict, feature, threshold, left, right, value) -> None:
 PREDICT_CHUNK_ROWS = 1024
 # ensembles whose onnxruntime session is kept: the serving predictors' few, and a fit's latest
 COMPILED_CACHE_SIZE = 16
-_compiled: "OrderedDict[int, tuple[dict, object]]" = OrderedDict()
+_compiled: "OrderedDict[int, tuple[dict, float, object]]" = OrderedDict()
 _compiled_lock = threading.Lock()
 
 
@@ -96,15 +96,15 @@ def predict_trees(x: np.ndarray, arrays: dict[str, np.ndarray], params: dict) ->
 
 
 def _session(arrays: dict[str, np.ndarray], params: dict) -> object:
-    key = id(arrays)
+    key, init = id(arrays), float(params["init"])
     with _compiled_lock:
         hit = _compiled.get(key)
-        if hit is not None and hit[0] is arrays:  # the entry holds the dict, so its id cannot be reused
+        if hit is not None and hit[0] is arrays and hit[1] == init:  # the entry holds the dict: its id stays its
             _compiled.move_to_end(key)
-            return hit[1]
-    session = _compile(arrays, float(params["init"]))
+            return hit[2]
+    session = _compile(arrays, init)
     with _compiled_lock:
-        _compiled[key] = (arrays, session)
+        _compiled[key] = (arrays, init, session)
         while len(_compiled) > COMPILED_CACHE_SIZE:
             _compiled.popitem(last=False)
     return session
