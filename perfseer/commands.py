@@ -63,6 +63,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             print(f"error: cannot read --token-file {args.token_file}: {exc.strerror}", file=sys.stderr)
             return 2
     settings.apply_overrides(host=args.host, port=args.port, redis_url=args.redis, predictors=args.predictors,
+                             default_predictor=args.default_predictor,
                              auth_token=token, tls_cert=args.tls_cert, tls_key=args.tls_key,
                              metrics_port=args.metrics_port, profile_uncertain_above=args.profile_uncertain_above,
                              processes=args.processes)
@@ -425,6 +426,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int)
     p.add_argument("--redis", help="Redis URL for the shared prediction cache and profiling jobs")
     p.add_argument("--predictors", help="directory of predictor directories (default: ./predictors)")
+    p.add_argument("--default-predictor", help="the predictor that answers requests naming no device "
+                                               "(env PERFSEER_DEFAULT_PREDICTOR; default cpu)")
     p.add_argument("--token", help="require this bearer token (visible in ps: prefer --token-file or "
                                    "env PERFSEER_AUTH_TOKEN)")
     p.add_argument("--token-file", help="read the bearer token from this file")

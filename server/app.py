@@ -14,7 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from seernet.allocator import keep_freed_memory
-from seernet.devices import cpu_of_key
+from seernet.devices import machine_predictor
 
 from .settings import Settings
 from perfseer_client.v1 import perfseer_pb2, perfseer_pb2_grpc
@@ -107,7 +107,7 @@ def build_server(settings: Settings, watch_interval_s: float = 2.0, max_workers:
                  process_index: int = 0) -> RunningServer:
     """One serving process (``process_index`` of ``settings.processes``; its metrics port is offset by it)."""
     check_startup(settings)
-    registry = PredictorRegistry(settings.predictors, default="cpu")
+    registry = PredictorRegistry(settings.predictors, default=settings.default_predictor)
     registry.refresh()
     jobs, redis_client = None, None
     if settings.redis_url:
@@ -166,22 +166,41 @@ def build_server(settings: Settings, watch_interval_s: float = 2.0, max_workers:
 
 def unmatched_machine_note(registry: PredictorRegistry, cpu_model: str) -> str | None:
     """A line for the start-up log when no CPU predictor was measured on this machine's CPU (``cpu_model``:
-    model and ISA as device keys name it, ``AMD EPYC:avx512``), else None.
+    model and ISA as device keys name it, ``AMD EPYC:avx512``), or when one was but requests naming no device
+    get another; else None.
 
     Absolute CPU timings do not transfer between CPUs; the user should know that, and how to fix it."""
-    keys = sorted({p.device_key for p in registry.all() if p.device_key.startswith("cpu:")})
-    if not keys or any(cpu_of_key(key) == cpu_model for key in keys):
+    keys = {p.name: p.device_key for p in registry.all() if p.device_key.startswith("cpu:")}
+    if not keys:
         return None
-    return (f"this machine's CPU ({cpu_model}) matches no predictor's device key ({', '.join(keys)}): CPU "
-            "predictions here are for those machines; `make calibrate` (perfseer calibrate) writes one for this one")
+    mine = machine_predictor(keys, cpu_model)
+    if mine is None:
+        return (f"this machine's CPU ({cpu_model}) matches no predictor's device key "
+                f"({', '.join(sorted(set(keys.values())))}): CPU predictions here are for those machines; "
+                "`make calibrate` (perfseer calibrate) writes one for this one")
+    default = registry.default().name
+    if mine != default:
+        return (f"requests naming no device get predictor {default!r} ({keys.get(default, 'not a CPU predictor')}); "
+                f"this machine's is {mine!r}: clients pass device {mine!r}, or serve with --default-predictor {mine}")
+    return None
+
+
+def missing_default_note(registry: PredictorRegistry, wanted: str) -> str | None:
+    """A line for the start-up log when the configured default predictor is not among the loaded ones."""
+    names = registry.names()
+    if not names or wanted in names:
+        return None
+    return f"default predictor {wanted!r} is not under {registry.root}: requests naming no device get {names[0]!r}"
 
 
 def _serve_until_stopped(settings: Settings, process_index: int, cpu_model: str | None) -> int:
     keep_freed_memory()  # each serving process reuses its inference passes' memory (seernet.allocator)
     running = build_server(settings, process_index=process_index)
-    note = unmatched_machine_note(running.registry, cpu_model) if cpu_model and process_index == 0 else None
-    if note:
-        log.warning(note)
+    if process_index == 0:
+        for note in (missing_default_note(running.registry, settings.default_predictor),
+                     unmatched_machine_note(running.registry, cpu_model) if cpu_model else None):
+            if note:
+                log.warning(note)
     stopped = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:

@@ -22,6 +22,8 @@ class Settings:
     redis_url: str = field(default_factory=lambda: env("redis_url", ""))
     dataset: Path = field(default_factory=lambda: Path(env("dataset", str(REPO_ROOT / "data" / "cpu_dataset.sqlite"))))
     predictors: Path = field(default_factory=lambda: Path(env("predictors", str(REPO_ROOT / "predictors"))))
+    # what answers a request that names no device (a predictor's directory name)
+    default_predictor: str = field(default_factory=lambda: env("default_predictor", "cpu"))
     cache_ttl_s: int = field(default_factory=lambda: int(env("cache_ttl_s", str(7 * 24 * 3600))))
     # in-process caches are bounded in bytes, not entries: their keys are client data
     prediction_cache_bytes: int = field(default_factory=lambda: int(env("prediction_cache_bytes", str(64 * 2**20))))

@@ -46,19 +46,49 @@ def test_uncertain_predictions_are_turned_into_profiling_jobs(predictors_dir, re
         running.stop(0.5)
 
 
-def test_serve_notes_a_machine_no_predictor_was_measured_on():
+def _registry(keys: dict[str, str], default: str | None = None):
     from types import SimpleNamespace
 
+    predictors = [SimpleNamespace(name=n, device_key=k) for n, k in sorted(keys.items())]
+    chosen = next((p for p in predictors if p.name == default), predictors[0])
+    return SimpleNamespace(all=lambda: predictors, default=lambda: chosen, names=lambda: sorted(keys),
+                           root="predictors")
+
+
+def test_serve_notes_a_machine_no_predictor_was_measured_on():
     from server.app import unmatched_machine_note
 
-    registry = SimpleNamespace(all=lambda: [SimpleNamespace(device_key="cpu:AMD EPYC 7B13:1t"),
-                                            SimpleNamespace(device_key="gpu:Tesla T4")])
+    registry = _registry({"cpu": "cpu:AMD EPYC 7B13:1t", "gpu": "gpu:Tesla T4"})
     note = unmatched_machine_note(registry, "Intel(R) Xeon(R) Processor")
     assert note is not None and "Intel(R) Xeon(R) Processor" in note and "calibrate" in note
     assert unmatched_machine_note(registry, "AMD EPYC 7B13") is None
-    calibrated = SimpleNamespace(all=lambda: [SimpleNamespace(device_key="cpu:Intel(R) Xeon(R) Processor:0t:opt-basic")])
+    calibrated = _registry({"cpu": "cpu:Intel(R) Xeon(R) Processor:0t:opt-basic"})
     assert unmatched_machine_note(calibrated, "Intel(R) Xeon(R) Processor") is None
     # the same model name with another vector ISA is another machine (2.2× apart, measured)
-    isa_keyed = SimpleNamespace(all=lambda: [SimpleNamespace(device_key="cpu:AMD EPYC:avx2:1t")])
+    isa_keyed = _registry({"cpu": "cpu:AMD EPYC:avx2:1t"})
     assert unmatched_machine_note(isa_keyed, "AMD EPYC:avx2") is None
     assert unmatched_machine_note(isa_keyed, "AMD EPYC:avx512") is not None
+
+
+def test_serve_notes_when_this_machines_predictor_is_not_the_default():
+    from server.app import missing_default_note, unmatched_machine_note
+
+    keys = {"cpu": "cpu:AMD EPYC:1t", "cpu-xeon": "cpu:Intel(R) Xeon(R) Processor:avx512:1t"}
+    note = unmatched_machine_note(_registry(keys, "cpu"), "Intel(R) Xeon(R) Processor:avx512")
+    assert note is not None and "'cpu-xeon'" in note and "--default-predictor cpu-xeon" in note
+    assert unmatched_machine_note(_registry(keys, "cpu-xeon"), "Intel(R) Xeon(R) Processor:avx512") is None
+    assert missing_default_note(_registry(keys), "cpu") is None
+    assert "'mine' is not under" in missing_default_note(_registry(keys), "mine")
+
+
+def test_the_default_predictor_is_a_setting(predictors_dir, trained_predictor):
+    import shutil
+
+    shutil.copytree(trained_predictor, predictors_dir / "other")
+    settings = make_settings(predictors_dir)
+    settings.apply_overrides(default_predictor="other")
+    running = build_server(settings, watch_interval_s=0.2)
+    try:
+        assert running.registry.default().name == "other"
+    finally:
+        running.stop(0.2)
