@@ -120,7 +120,13 @@ def predict_command(args: argparse.Namespace, settings: Settings) -> int:
 def _chosen(args: argparse.Namespace, settings: Settings) -> Path:
     from profiler_worker.device_info import cpu_identity
 
-    return choose_predictor(Path(settings.predictors), args.device, cpu_identity())
+    cpu = cpu_identity()
+    chosen = choose_predictor(Path(settings.predictors), args.device, cpu)
+    if not args.device and chosen.name == FALLBACK_PREDICTOR and chosen.is_dir():  # none measured on this CPU
+        print(f"note: no predictor under {settings.predictors} was measured on this CPU ({cpu}); answering for "
+              f"the reference machine ({FALLBACK_PREDICTOR}). `make calibrate` writes one for this machine",
+              file=sys.stderr)
+    return chosen
 
 
 def list_predictors(args: argparse.Namespace, settings: Settings) -> int:

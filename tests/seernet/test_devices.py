@@ -69,12 +69,14 @@ def test_predict_cli_answers_for_this_machine_unless_told_another_device(tmp_pat
     run = _predict(root, model)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)[0]["predictor"] == json.loads((root / "cpu" / "manifest.json").read_text())["name"]
+    assert "no predictor" in run.stderr and "calibrate" in run.stderr  # says it answers for another machine
 
     mine = root / "this-machine"
     shutil.copytree(trained_predictor, mine)
     manifest = json.loads((mine / "manifest.json").read_text())
     write_manifest(mine, {**manifest, "name": "this-machine", "device_key": f"cpu:{cpu_identity()}:1t"})
-    assert json.loads(_predict(root, model).stdout)[0]["predictor"] == "this-machine"
+    mine_run = _predict(root, model)
+    assert json.loads(mine_run.stdout)[0]["predictor"] == "this-machine" and "note:" not in mine_run.stderr
     assert json.loads(_predict(root, model, "--device", "cpu").stdout)[0]["predictor"] != "this-machine"
 
     unknown = _predict(root, model, "--device", "cpu:Nonexistent CPU")
