@@ -129,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
                         "taken earlier, on the machine it names) instead of measuring here; several files of one CPU: "
                         "on the rows all of them measured, at the geometric mean of their times (one session's "
                         "measurements rank another's at Kendall 0.978 on the Intel Xeon, README)")
+    parser.add_argument("--metric", choices=METRICS, default="infer_time_ms",
+                        help="what is scored (infer_mem_mb: peak memory growth, measured in the same runs)")
     parser.add_argument("--out-name", default="zoo", help="results file name under bench/results/")
     args = parser.parse_args(argv)
 
@@ -144,36 +146,45 @@ def main(argv: list[str] | None = None) -> int:
         print(f"graph does not build: {model}: {why}")
     graphs = [s.graph for s in samples]
     results = {}
+    metric = args.metric
+    rows_kept = [i for i, r in enumerate(rows) if r.get(metric)]
+    rows, graphs = [rows[i] for i in rows_kept], [graphs[i] for i in rows_kept]
     for directory in args.predictor or [str(ROOT / "predictors" / "cpu")]:
         predictor = Predictor.load(directory)
-        predicted = [p.values["infer_time_ms"] for p in predictor.predict_graphs(graphs)]
+        if metric not in predictor.metrics:
+            print(f"{directory} does not predict {metric}; skipped")
+            continue
+        predicted = [p.values[metric] for p in predictor.predict_graphs(graphs)]
         by_group = {}
         for group in ["all", *args.groups]:
             keep = [i for i, r in enumerate(rows) if group == "all" or _group_of(r["model"]) == group]
             if len(keep) >= 2:
                 by_group[group] = {"n": len(keep), **score(np.array([predicted[i] for i in keep]),
-                                                           np.array([rows[i]["infer_time_ms"] for i in keep]))}
+                                                           np.array([rows[i][metric] for i in keep]))}
         results[directory] = {"version": predictor.version, "scores": by_group,
                               "predicted": {f"{r['model']}:b{r['batch_size']}": v for r, v in zip(rows, predicted)}}
         for group, sc in by_group.items():
             print(f"{Path(directory).name:>20} {group:>12} n={sc['n']:3d}  Kendall {sc['kendall']:.3f}  "
                   f"Spearman {sc['spearman']:.3f}  MAPE {sc['mape']:.1f} %")
-    results["macs_ideally_scaled"] = macs_baseline(rows, graphs, ["all", *args.groups])
+    results["size_ideally_scaled" if metric != "infer_time_ms" else "macs_ideally_scaled"] = macs_baseline(
+        rows, graphs, ["all", *args.groups], metric)
     path = save(args.out_name, {"cpu": cpu, "measured_file": ", ".join(args.measured or [str(measured_path())]),
                                 "batch_sizes": args.batch_sizes, "groups": args.groups,
                                 "measured": measured, "graph_failures": graph_failures,
                                 "gflops": {f"{r['model']}:b{r['batch_size']}": g.global_value("flops_sum") / 1e9
                                            for r, g in zip(rows, graphs)},
-                                "predictors": results, "note": "inference time, one onnxruntime thread"})
+                                "metric": metric, "predictors": results, "note": f"{metric}, one onnxruntime thread"})
     print(f"wrote {path}")
     return 0
 
 
-def macs_baseline(rows: list[dict], graphs: list, groups: list[str]) -> dict:
-    """MACs alone, times the one constant that best fits each group's measurements (the median ratio, an
-    oracle no predictor gets): the ranking any predictor has to beat, and the error left by size alone."""
-    macs = np.array([g.global_value("macs_sum") for g in graphs], dtype=float)
-    measured = np.array([r["infer_time_ms"] for r in rows], dtype=float)
+def macs_baseline(rows: list[dict], graphs: list, groups: list[str], metric: str = "infer_time_ms") -> dict:
+    """MACs alone (for memory: parameters), times the one constant that best fits each group's measurements
+    (the median ratio, an oracle no predictor gets): the ranking any predictor has to beat, and the error left
+    by size alone."""
+    size = "macs_sum" if metric == "infer_time_ms" else "params_sum"
+    macs = np.array([g.global_value(size) for g in graphs], dtype=float)
+    measured = np.array([r[metric] for r in rows], dtype=float)
     by_group = {}
     for group in groups:
         keep = [i for i, r in enumerate(rows) if group == "all" or _group_of(r["model"]) == group]
@@ -181,7 +192,7 @@ def macs_baseline(rows: list[dict], graphs: list, groups: list[str]) -> dict:
             scale = float(np.median(measured[keep] / np.maximum(macs[keep], 1.0)))
             by_group[group] = {"n": len(keep), **score(macs[keep] * scale, measured[keep])}
             sc = by_group[group]
-            print(f"{'MACs × best constant':>20} {group:>12} n={sc['n']:3d}  Kendall {sc['kendall']:.3f}  "
+            print(f"{size + ' × best constant':>20} {group:>12} n={sc['n']:3d}  Kendall {sc['kendall']:.3f}  "
                   f"Spearman {sc['spearman']:.3f}  MAPE {sc['mape']:.1f} %")
     return {"scores": by_group}
 

@@ -129,7 +129,7 @@ def cmd_fit(args: argparse.Namespace, settings: Settings) -> int:
         if args.dataset:
             if not source.is_file():
                 raise ValueError(f"{source} is not a dataset file")
-            dataset = open_dataset(source, (args.target,), progress=False)
+            dataset = open_dataset(source, (args.target, "infer_mem_mb"), progress=False)  # memory: the memory line
             samples = with_targets(dataset.samples, (args.target,))
             device_key = next(iter(dataset.device_keys), None)
         device_key = args.device_key or device_key

@@ -279,7 +279,9 @@ class Calibration:
     def measured_samples(self) -> list[Sample]:
         store = self.store()
         rows = [r for r in store.rows() if r.get(self.request.target)]
-        return samples_from_rows(rows, (self.request.target,), device_key=self.device_key, progress=False,
+        # inference memory too: an operator predictor carries a memory line where its rows measured it
+        return samples_from_rows(rows, (self.request.target, "infer_mem_mb"), device_key=self.device_key,
+                                 progress=False,
                                  kernels=store.operator_kernels({r["job_id"] for r in rows}))
 
     def fit(self, fit_minutes: float) -> dict:

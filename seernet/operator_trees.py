@@ -380,9 +380,11 @@ def fit_operator_model(samples: Sequence[Sample], metric: str = "infer_time_ms",
     return model
 
 
-def save_operator_model(model: OperatorModel, directory: Path, manifest: dict, base: Path | None = None) -> Path:
+def save_operator_model(model: OperatorModel, directory: Path, manifest: dict, base: Path | None = None,
+                        memory_line: dict | None = None) -> Path:
     """An operator predictor directory: ``operators.safetensors`` + ``manifest.json`` (``kind: operators``);
-    with ``base`` (a SeerNet predictor directory) copied into ``base/``, which serves the other metrics."""
+    with ``base`` (a SeerNet predictor directory) copied into ``base/``, which serves the other metrics;
+    ``memory_line`` (``seernet.fit.memory_line_for``) serves its metric instead of the base."""
     import shutil
 
     from .predictor import MANIFEST, manifest_version
@@ -403,8 +405,11 @@ def save_operator_model(model: OperatorModel, directory: Path, manifest: dict, b
         base_manifest = json.loads((target / MANIFEST).read_text())
         metrics += [m for m in base_manifest["metrics"] if m != model.metric]
         weights += sorted(target.glob("*.safetensors")) + [target / MANIFEST]
+    if memory_line is not None and memory_line["metric"] not in metrics:
+        metrics.insert(1, memory_line["metric"])
     manifest = {**manifest, "kind": "operators", "operators": model.spec(), "metrics": metrics, "members": 1,
-                "base": "base" if base is not None else None}
+                "base": "base" if base is not None else None,
+                **({"memory_line": memory_line} if memory_line is not None else {})}
     manifest["version"] = manifest_version(manifest, weights)
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return directory

@@ -296,15 +296,17 @@ class TabularPredictor(ServedPredictor):
 
 
 class OperatorPredictor(ServedPredictor):
-    """Inference time as the sum of predicted operator times (``seernet.operator_trees``); the other metrics,
-    where the directory carries a SeerNet ``base``, from that network.  One tree model, so the operator
-    metric's uncertainty is NaN (unknown)."""
+    """Inference time as the sum of predicted operator times (``seernet.operator_trees``); inference memory,
+    where the manifest carries a ``memory_line``, from weights and live activations (``seernet.memory_line``);
+    the other metrics, where the directory carries a SeerNet ``base``, from that network.  Its own metrics'
+    uncertainty is NaN (unknown)."""
 
     def __init__(self, manifest: dict, model: object, base: ServedPredictor | None = None,
                  directory: Path | None = None) -> None:
         super().__init__(manifest, [model], directory)
         self.model = model
         self.base = base
+        self.memory_line = manifest.get("memory_line")  # seernet.memory_line: inference memory, where fitted
 
     def warm(self) -> None:
         if self.base is not None:
@@ -316,13 +318,17 @@ class OperatorPredictor(ServedPredictor):
     def predict_encoded(self, items: Sequence[PerfGraph]) -> list[Prediction]:
         if not items:
             return []
-        others = [m for m in self.metrics if m != self.model.metric]
+        own = {self.model.metric: self.model.predict(items)}
+        if self.memory_line is not None:
+            from .memory_line import predict_memory
+
+            own[self.memory_line["metric"]] = predict_memory(items, self.memory_line["coefficients"])
+        others = [m for m in self.metrics if m not in own]
         base = self.base.predict_graphs(items) if self.base is not None and others else \
             [Prediction({}, {}) for _ in items]
-        times = self.model.predict(items)
-        return [Prediction({m: float(t) if m == self.model.metric else b.values[m] for m in self.metrics},
-                           {m: math.nan if m == self.model.metric else b.uncertainty[m] for m in self.metrics})
-                for t, b in zip(times, base)]
+        return [Prediction({m: float(own[m][i]) if m in own else b.values[m] for m in self.metrics},
+                           {m: math.nan if m in own else b.uncertainty[m] for m in self.metrics})
+                for i, b in enumerate(base)]
 
     def explain(self, graph: PerfGraph, prediction: Prediction, metric: str = "infer_time_ms",
                 top: int = 20) -> list[dict]:
