@@ -150,8 +150,10 @@ def list_predictors(args: argparse.Namespace, settings: Settings) -> int:
             continue
         answers = f"GPUs {', '.join(row['gpus'])}" if "gpus" in row else row["device_key"] or "no device key"
         metrics = ", ".join(row["metrics"])
-        if row.get("base_device_key"):  # an operator predictor: its first metric from the trees
-            metrics = f"{row['metrics'][0]}; {', '.join(row['metrics'][1:])} by a network of {row['base_device_key']}"
+        if row.get("base_device_key"):  # an operator predictor: its own metrics, then its base network's
+            own = row.get("own_metrics", row["metrics"][:1])
+            rest = [m for m in row["metrics"] if m not in own]
+            metrics = f"{', '.join(own)}; {', '.join(rest)} by a network of {row['base_device_key']}"
         mark = "  <- perfseer predict's default here" if row["default_here"] else ""
         print(f"  {row['name']:<22} {row['kind']:<11} {row['version']}  {answers}: {metrics}{mark}")
     return 0

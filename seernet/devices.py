@@ -71,6 +71,9 @@ def predictor_summaries(root: Path) -> list[dict]:
                "device_key": manifest.get("device_key", ""), "metrics": list(manifest.get("metrics", []))}
         if kind == "gpu-kernels":
             row["gpus"] = sorted(manifest.get("trained_on", []))
+        if kind == "operators":  # what it answers itself; a base network answers the rest
+            row["own_metrics"] = [manifest.get("operators", {}).get("metric", "infer_time_ms"),
+                                  *([manifest["memory_line"]["metric"]] if manifest.get("memory_line") else [])]
         base = manifest.get("base")
         if base:
             try:

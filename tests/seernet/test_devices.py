@@ -98,7 +98,7 @@ def test_summaries_say_where_an_operator_predictors_other_metrics_come_from(tmp_
     (tmp_path / "ops" / "base").mkdir(parents=True)
     (tmp_path / "ops" / "manifest.json").write_text(json.dumps(
         {"kind": "operators", "device_key": "cpu:X:avx2:1t", "metrics": ["infer_time_ms", "train_mem_mb"],
-         "base": "base", "version": "v1"}))
+         "base": "base", "version": "v1", "memory_line": {"metric": "infer_mem_mb"}}))
     (tmp_path / "ops" / "base" / "manifest.json").write_text(json.dumps({"device_key": "cpu:Y:1t"}))
     (tmp_path / "gpu").mkdir()
     (tmp_path / "gpu" / "manifest.json").write_text(json.dumps({"kind": "gpu-kernels", "trained_on": ["T4", "P4"]}))
@@ -106,6 +106,7 @@ def test_summaries_say_where_an_operator_predictors_other_metrics_come_from(tmp_
     (tmp_path / "broken" / "manifest.json").write_text("{")
     rows = {r["name"]: r for r in predictor_summaries(tmp_path)}
     assert rows["ops"]["base_device_key"] == "cpu:Y:1t" and rows["ops"]["kind"] == "operators"
+    assert rows["ops"]["own_metrics"] == ["infer_time_ms", "infer_mem_mb"]
     assert rows["gpu"]["gpus"] == ["P4", "T4"]
     assert "unreadable manifest" in rows["broken"]["error"]
 
