@@ -64,10 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     for directory in operator_predictors():
         model = Predictor.load(directory).model
         results[directory.name] = row = time_walks(model, graphs, args.pass_size, args.repeats)
-        print(f"{directory.name:<24} ms per network in passes of {args.pass_size}: numpy "
-              f"{row['numpy']['per_network_in_passes_ms']:.2f} → onnxruntime {row['onnxruntime']['per_network_in_passes_ms']:.2f}"
-              f" ({row['speedup_in_passes']:.1f}×); one network {row['numpy']['one_network_ms']:.2f} → "
-              f"{row['onnxruntime']['one_network_ms']:.2f} ({row['speedup_one_network']:.1f}×); predictions within "
+        numpy_ms, ort_ms = (row[w]["per_network_in_passes_ms"] for w in ("numpy", "onnxruntime"))
+        print(f"{directory.name:<24} ms per network in passes of {args.pass_size}: numpy {numpy_ms:.2f} → "
+              f"onnxruntime {ort_ms:.2f} ({row['speedup_in_passes']:.1f}×); one network "
+              f"{row['numpy']['one_network_ms']:.2f} → {row['onnxruntime']['one_network_ms']:.2f} "
+              f"({row['speedup_one_network']:.1f}×); predictions within "
               f"{row['max_relative_difference']:.1e}")
     path = save("trees", {"pinned_cpu": cpu, "networks": "NAS-Bench-201, graphs from configs, seed 3",
                           "mean_nodes": float(np.mean([g.num_nodes for g in graphs])), "pass_size": args.pass_size,

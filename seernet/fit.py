@@ -352,5 +352,5 @@ def run_fit(request: FitRequest, methods: Sequence[str] = FIT_METHODS, samples: 
     return selection
 
 
-__all__ = ["FIT_METHODS", "Candidate", "FitRequest", "fit_samples", "memory_line_for", "run_fit", "samples_from_csv", "save_candidate",
-           "select_and_fit", "selection_summary", "split_for_fit"]
+__all__ = ["FIT_METHODS", "Candidate", "FitRequest", "fit_samples", "memory_line_for", "run_fit", "samples_from_csv",
+           "save_candidate", "select_and_fit", "selection_summary", "split_for_fit"]
