@@ -459,8 +459,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("models", nargs="*", help="ONNX files")
     p.add_argument("--predictor", help="predictor directory (default: the one --device names)")
     p.add_argument("--device", help="predict for this device: a predictor name under predictors/, a device key "
-                                    "or its prefix, as in requests to the service (default: the predictor measured "
-                                    f"on this machine's CPU, else {DEFAULT_PREDICTOR.name})")
+                                    "or its prefix, or gpu:NAME, as in requests to the service (default: the "
+                                    f"predictor measured on this machine's CPU, else {DEFAULT_PREDICTOR.name})")
     p.add_argument("--batch-size", type=int, default=None,
                    help="default: the model's own batch when it was exported with a fixed one, else 1")
     p.add_argument("--csv", help="CSV with an 'onnx' or 'arch_str' column (and optional 'batch_size')")

@@ -26,7 +26,8 @@ def choose_predictor(root: Path, device: str | None, cpu: str) -> Path:
         name = resolve_device(keys, device)
         if name is None:
             known = ", ".join(f"{n} ({k})" for n, k in sorted(keys.items())) or "none"
-            raise ValueError(f"no predictor for device {device!r} under {root}; known: {known}")
+            raise ValueError(f"no predictor for device {device!r} under {root}; known: {known} (a GPU: gpu:NAME, "
+                             "--gpu NAME or --gpu-spec SPEC.json)")
         return root / name
     return root / (machine_predictor(keys, cpu) or FALLBACK_PREDICTOR)
 
@@ -83,6 +84,8 @@ def predict_command(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     if args.server:
         return _via_server(args)
+    if args.device and args.device.startswith("gpu:") and not (args.gpu or args.gpu_spec):
+        args.gpu = args.device[len("gpu:"):]  # as the service reads a request's device "gpu:NAME"
     if args.gpu or args.gpu_spec:
         return _on_gpu(args)
     from seernet.predictor import Predictor, PredictorLoadError

@@ -83,6 +83,9 @@ def test_predict_cli_answers_for_this_machine_unless_told_another_device(tmp_pat
     assert unknown.returncode == 2
     assert unknown.stderr.count("\n") == 1 and "no predictor for device 'cpu:Nonexistent CPU'" in unknown.stderr
     assert "this-machine (cpu:" in unknown.stderr  # what the user could have named
+    on_gpu = _predict(root, model, "--device", "gpu:Tesla T4", "--gpu-predictor", str(REPO / "predictors" / "gpu"))
+    assert on_gpu.returncode == 0, on_gpu.stderr  # a GPU named as the service takes it
+    assert json.loads(on_gpu.stdout)[0]["gpu"] == "Tesla T4"
 
 
 def test_each_shipped_predictor_is_the_answer_for_its_own_device_key():
