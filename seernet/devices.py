@@ -44,15 +44,8 @@ def predictor_keys(root: Path) -> dict[str, str]:
     """Directory name → device key of every predictor under ``root`` that answers by device key, read from
     manifests only (nothing loaded).  GPU kernel cost models are left out: they answer for a GPU named by its
     spec, as the service keeps them apart; directories without a readable manifest are skipped."""
-    keys = {}
-    for path in sorted(Path(root).glob("*/manifest.json")):
-        try:
-            manifest = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(manifest, dict) and manifest.get("kind") != "gpu-kernels":
-            keys[path.parent.name] = str(manifest.get("device_key", ""))
-    return keys
+    return {row["name"]: str(row["device_key"]) for row in predictor_summaries(root)
+            if "error" not in row and row["kind"] != "gpu-kernels"}
 
 
 def predictor_summaries(root: Path) -> list[dict]:
@@ -65,6 +58,9 @@ def predictor_summaries(root: Path) -> list[dict]:
             manifest = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             rows.append({"name": path.parent.name, "error": f"unreadable manifest: {exc}"})
+            continue
+        if not isinstance(manifest, dict):
+            rows.append({"name": path.parent.name, "error": "unreadable manifest: not a JSON object"})
             continue
         kind = manifest.get("kind") or "seernet"
         row = {"name": path.parent.name, "kind": kind, "version": manifest.get("version", ""),
