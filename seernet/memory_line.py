@@ -9,7 +9,8 @@ Xeon's own 473 rows, at 18 % and 8 % (README, "Memory from weights and live acti
 ``peak live activations``: the nodes run in the graph's (topological) order; a tensor is allocated when its
 producer runs and freed after its last consumer; a tensor no node consumes is an output and lives to the end.
 The Identity the exporter puts on a shared weight carries a weight, not an activation
-(``operator_trees.node_bytes``' ``weight_aliases``), so ALBERT's twelve uses of one layer count once.
+(``operator_trees.weight_alias_nodes``, as ``node_bytes`` reads it), so ALBERT's twelve uses of one layer
+count once.
 """
 from __future__ import annotations
 
@@ -19,14 +20,13 @@ import numpy as np
 
 from .data import Sample
 from .graph import EDGE_FEATURES, NODE_FEATURES, PerfGraph
-from .op_vocab import OP_VOCAB
+from .operator_trees import weight_alias_nodes
 
 METRIC = "infer_mem_mb"
 MEMORY_TERMS = ("constant MB", "weights MB", "peak live activations MB")
 MIN_ROWS = 20  # fewer rows than this cannot pin three coefficients down
 _BYTES = EDGE_FEATURES.index("bytes")
-_WRITTEN, _WEIGHT_READ = NODE_FEATURES.index("bytes_written"), NODE_FEATURES.index("bytes_read_weight")
-_IDENTITY = OP_VOCAB.index("Identity")
+_WRITTEN = NODE_FEATURES.index("bytes_written")
 
 
 def peak_live_bytes(graph: PerfGraph) -> float:
@@ -39,8 +39,7 @@ def peak_live_bytes(graph: PerfGraph) -> float:
     consumed = np.zeros(n, dtype=bool)
     if graph.num_edges:
         src, dst = graph.edge_index
-        weight_alias = (graph.node_op == _IDENTITY) & (graph.node_x[:, _WEIGHT_READ] > 0)
-        keep = ~weight_alias[src]
+        keep = ~weight_alias_nodes(graph)[src]
         consumed[src] = True
         size = graph.edge_x[:, _BYTES]
         # one tensor per (producer, size): a node's output read by several consumers is allocated once

@@ -167,6 +167,12 @@ def operator_table(graph: PerfGraph, this_device: bool = True, roofline: dict | 
                             channel_padding(graph), np.full(graph.num_nodes, float(this_device))])
 
 
+def weight_alias_nodes(graph: PerfGraph) -> np.ndarray:
+    """Per node, whether it is an Identity of a weight (the exporter's form of a shared weight, which the runtime
+    removes): what flows out of it is that weight, not an activation."""
+    return (graph.node_op == _IDENTITY) & (graph.node_x[:, _BYTES[1]] > 0)
+
+
 def node_bytes(graph: PerfGraph, roofline: dict | None = None) -> np.ndarray:
     """``[nodes, 3]``: bytes read from activations, read from weights, written, under the reading rules of
     ``roofline`` (default :data:`ROOFLINE`; a model saved before a rule lacks its key).  ``bounded_reads``: what
@@ -179,7 +185,7 @@ def node_bytes(graph: PerfGraph, roofline: dict | None = None) -> np.ndarray:
         traffic[subset, :2] = np.minimum(traffic[subset, :2], traffic[subset, 2:3])
         traffic[METADATA_READERS[graph.node_op], :2] = 0.0
     if roofline.get("weight_aliases") and graph.num_edges:
-        alias = (graph.node_op == _IDENTITY) & (traffic[:, 1] > 0)
+        alias = weight_alias_nodes(graph)  # the reading rules above never touch an Identity's bytes
         src, dst = graph.edge_index
         moved = alias[src]
         if moved.any():
@@ -416,5 +422,5 @@ def save_operator_model(model: OperatorModel, directory: Path, manifest: dict, b
 
 
 __all__ = ["AUXILIARY_WEIGHT", "OPERATOR_FEATURES", "OperatorModel", "enough_profiles", "first_producer", "fit_operator_model",
-           "node_bytes", "node_times", "operator_table",
+           "node_bytes", "node_times", "operator_table", "weight_alias_nodes",
            "roofline_ms", "save_operator_model"]
