@@ -190,7 +190,8 @@ def missing_default_note(registry: PredictorRegistry, wanted: str) -> str | None
     names = registry.names()
     if not names or wanted in names:
         return None
-    return f"default predictor {wanted!r} is not under {registry.root}: requests naming no device get {names[0]!r}"
+    return (f"default predictor {wanted!r} is not under {registry.root}: requests naming no device get "
+            f"{registry.default().name!r}")
 
 
 def _serve_until_stopped(settings: Settings, process_index: int, cpu_model: str | None) -> int:
