@@ -108,6 +108,7 @@ def cmd_fit(args: argparse.Namespace, settings: Settings) -> int:
     from profiler_worker.auxiliary import check_auxiliary_use, other_device_samples
     from seernet.data import with_targets
     from seernet.fit import FIT_METHODS, FitRequest, run_fit
+    from seernet.memory_line import METRIC as MEMORY_METRIC
 
     if args.gpu_spec:
         return _fit_gpu(args)
@@ -129,7 +130,7 @@ def cmd_fit(args: argparse.Namespace, settings: Settings) -> int:
         if args.dataset:
             if not source.is_file():
                 raise ValueError(f"{source} is not a dataset file")
-            dataset = open_dataset(source, (args.target, "infer_mem_mb"), progress=False)  # memory: the memory line
+            dataset = open_dataset(source, (args.target, MEMORY_METRIC), progress=False)  # for the memory line
             samples = with_targets(dataset.samples, (args.target,))
             device_key = next(iter(dataset.device_keys), None)
         device_key = args.device_key or device_key

@@ -138,15 +138,15 @@ def list_predictors(args: argparse.Namespace, settings: Settings) -> int:
     from profiler_worker.device_info import cpu_identity
     from seernet.devices import predictor_summaries
 
-    root = Path(settings.predictors)
+    root, cpu = Path(settings.predictors), cpu_identity()
     rows = predictor_summaries(root)
-    default = choose_predictor(root, None, cpu_identity()).name
+    default = choose_predictor(root, None, cpu).name
     for row in rows:
         row["default_here"] = row["name"] == default
     if args.json:
-        print(json.dumps({"this_machine": cpu_identity(), "predictors": rows}, indent=2))
+        print(json.dumps({"this_machine": cpu, "predictors": rows}, indent=2))
         return 0
-    print(f"this machine: {cpu_identity()}; predictors under {root}:")
+    print(f"this machine: {cpu}; predictors under {root}:")
     for row in rows:
         if "error" in row:
             print(f"  {row['name']}: {row['error']}")

@@ -37,6 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 from seernet.data import Sample, samples_from_rows
+from seernet.memory_line import METRIC as MEMORY_METRIC
 from seernet.fit import FIT_METHODS, FitRequest, save_candidate, select_and_fit, selection_summary, split_for_fit
 from seernet.graph_cache import graph_for, store_stripped
 from seernet.predictor import Predictor, PredictorLoadError, ServedPredictor, network_of
@@ -280,7 +281,7 @@ class Calibration:
         store = self.store()
         rows = [r for r in store.rows() if r.get(self.request.target)]
         # inference memory too: an operator predictor carries a memory line where its rows measured it
-        return samples_from_rows(rows, (self.request.target, "infer_mem_mb"), device_key=self.device_key,
+        return samples_from_rows(rows, (self.request.target, MEMORY_METRIC), device_key=self.device_key,
                                  progress=False,
                                  kernels=store.operator_kernels({r["job_id"] for r in rows}))
 

@@ -23,6 +23,7 @@ from .data import Sample
 from .features import FeatureNormalizer
 from .graph import FEATURE_SCHEMA_VERSION, PerfGraph, build_graph
 from .loader import ModelSource
+from .memory_line import predict_memory
 from .nn import SeerNet, SeerNetConfig
 from .nn.onnx_ensemble import OnnxEnsemble, exportable
 from .nn.plan import Plan, compressed_plan
@@ -320,8 +321,6 @@ class OperatorPredictor(ServedPredictor):
             return []
         own = {self.model.metric: self.model.predict(items)}
         if self.memory_line is not None:
-            from .memory_line import predict_memory
-
             own[self.memory_line["metric"]] = predict_memory(items, self.memory_line["coefficients"])
         others = [m for m in self.metrics if m not in own]
         base = self.base.predict_graphs(items) if self.base is not None and others else \
