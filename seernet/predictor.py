@@ -26,7 +26,7 @@ from .loader import ModelSource
 from .memory_line import predict_memory
 from .nn import SeerNet, SeerNetConfig
 from .nn.onnx_ensemble import OnnxEnsemble, exportable
-from .nn.plan import Plan, compressed_plan
+from .nn.plan import Plan, compressed_plan, identity_plan
 from .op_vocab import OP_VOCAB
 from .normalize import TargetNormalizer
 from .inference_batch import InferenceBatch
@@ -362,8 +362,19 @@ def network_of(predictor: ServedPredictor) -> "Predictor | None":
     return predictor if isinstance(predictor, Predictor) else None
 
 
+# A pass of at most this many operators computes every row: finding the classes costs a fixed ~0.4 ms that a
+# lone small network does not earn back (one Intel Xeon thread, session 21, plan + onnxruntime forward, one graph
+# alone: ResNet-18's 65 operators 1.66 -> 1.14 ms, VGG-11's 28 1.39 -> 0.84, MobileNet-V2's 139 2.14 -> 1.78,
+# ResNet-50's 169 level at 2.03, BERT-mini's 191 1.70 -> 2.25, ViT-tiny's 574 2.15 -> 5.51; NAS-Bench-201
+# networks of 25-280 operators, 200 of them one by one, 2.09 ms median either way)
+COMPRESS_ABOVE_NODES = 150
+
+
 def inference_plan(batch: InferenceBatch, layers: int) -> Plan:
-    """The rows inference computes for ``batch``: one per class of identical nodes (``seernet.nn.plan``)."""
+    """The rows inference computes for ``batch``: one per class of identical nodes (``seernet.nn.plan``), or every
+    row for a pass too small to pay for finding the classes (:data:`COMPRESS_ABOVE_NODES`)."""
+    if batch.x.size(0) <= COMPRESS_ABOVE_NODES:
+        return identity_plan(batch.x.size(0), batch.edge_index, batch.batch, int(batch.u.size(0)), layers)
     node_features = np.concatenate([batch.x.numpy(), batch.op.numpy()[:, None], batch.category.numpy()[:, None],
                                     batch.work.numpy()], axis=1)
     return compressed_plan(node_features, batch.edge_attr.numpy(), batch.edge_index.numpy(), batch.batch.numpy(),

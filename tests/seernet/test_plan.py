@@ -83,3 +83,21 @@ def test_grouping_matches_numpy_unique():
         values, expected_inverse, expected_counts = np.unique(keys, return_inverse=True, return_counts=True)
         assert np.array_equal(inverse, expected_inverse.reshape(-1)) and np.array_equal(counts, expected_counts)
         assert np.array_equal(keys[first], values)  # a representative of each group, groups in key order
+
+
+def test_a_small_pass_computes_every_row_and_predicts_the_same(shipped, graphs):
+    """One small network alone: finding its classes would cost more than the rows it saves, so the pass computes
+    every row; the answer is the compressed pass's (here forced by a larger pass holding the same graph)."""
+    from seernet.predictor import COMPRESS_ABOVE_NODES
+
+    small = min(graphs, key=lambda g: g.num_nodes)
+    assert small.num_nodes <= COMPRESS_ABOVE_NODES
+    layers = shipped.members[0].config.layers
+    alone = InferenceBatch.from_graphs([small], shipped.features)
+    assert inference_plan(alone, layers).node_rows is None  # every row
+    together = InferenceBatch.from_graphs([small, *graphs], shipped.features)
+    assert inference_plan(together, layers).node_rows is not None  # classes
+    first = shipped.predict_graphs([small])[0]
+    compressed = shipped.predict_graphs([small, *graphs])[0]
+    for metric in shipped.metrics:
+        assert first.values[metric] == pytest.approx(compressed.values[metric], rel=1e-5)
