@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         zoo_path = measured_path()
         print(f"measuring the real architectures on {here} (kept in {zoo_path})…", flush=True)
         names = [n for group in args.groups for n in zoo_names(group)]
-        measured_rows = measure(names, args.batch_sizes, args.cpu, args.zoo_time_cap, False, zoo_path)
+        measured_rows = measure(names, args.batch_sizes, (args.cpu,), args.zoo_time_cap, False, zoo_path)
     rows, samples, failures = build_samples([r for r in measured_rows if r["status"] == "ok"])
     for name, why in failures.items():
         print(f"  {name}: no graph ({why})", flush=True)

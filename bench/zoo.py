@@ -6,10 +6,12 @@ training data, and their timm twins are kept out of the timm family); ``timm``, 
 out of the timm family by name (``seernet.spaces.timm_space.held_out_archs``); ``hf``, published Hugging Face
 text models at their own sizes (BERT-base, RoBERTa-base, GPT-2, Pythia, SmolLM …: ``seernet.zoo.HF_MODELS``),
 none a configuration the ``hf`` family draws.  Inference only: the
-profiler measures ONNX with onnxruntime, one pinned thread, the dataset's repeat policy.  A model whose graph
+profiler measures ONNX with onnxruntime, one pinned thread (``--threads N``: N threads on the last N allowed
+cores), the dataset's repeat policy.  A model whose graph
 does not build is reported as such and left out of the scores.
 
-Measurements are kept per CPU model in ``bench/results/zoo_measured_<cpu>.json`` (taken once, reused when
+Measurements are kept per CPU model in ``bench/results/zoo_measured_<cpu>.json`` (``…_<N>t.json`` at N threads;
+taken once, reused when
 only the predictor changed; ``--remeasure`` takes them again; exports all run before the first measurement,
 so nothing else runs while one does).  Several ``--predictor``s are scored on the same rows in one run.
 ``--measured FILE`` scores predictors on a file measured earlier on another machine (the machine a dataset
@@ -43,14 +45,15 @@ ROOT = Path(__file__).resolve().parent.parent
 METRICS = ("infer_time_ms", "infer_mem_mb")
 
 
-def measured_path() -> Path:
-    return RESULTS / f"zoo_measured_{slug(cpu_identity())}.json"
+def measured_path(threads: int = 1) -> Path:
+    return RESULTS / f"zoo_measured_{slug(cpu_identity())}{'' if threads == 1 else f'_{threads}t'}.json"
 
 
-def measure(names: list[str], batch_sizes: list[int], cpu: int, time_cap: float, remeasure: bool,
-            path: Path) -> list[dict]:
-    """Each model at each batch size, measured like the dataset (one pinned thread, same time cap), kept in
-    ``path`` (resumed from it unless ``remeasure``).  Models that fail to export are recorded as failed."""
+def measure(names: list[str], batch_sizes: list[int], cpus: tuple[int, ...], time_cap: float, remeasure: bool,
+            path: Path, threads: int = 1) -> list[dict]:
+    """Each model at each batch size, measured like the dataset (``threads`` threads pinned to ``cpus``, same
+    time cap), kept in ``path`` (resumed from it unless ``remeasure``).  Models that fail to export are recorded
+    as failed."""
     known = json.loads(path.read_text())["rows"] if path.exists() and not remeasure else []
     done = {(r["model"], r["batch_size"]) for r in known}
     todo = [(n, b) for n in names for b in batch_sizes if (n, b) not in done]
@@ -60,7 +63,8 @@ def measure(names: list[str], batch_sizes: list[int], cpu: int, time_cap: float,
             exported[name] = zoo_onnx(name)
         except Exception as exc:  # noqa: BLE001 - an architecture the exporter cannot take is a finding
             exported[name] = f"export failed: {type(exc).__name__}: {str(exc)[:160]}"
-    settings = ProfileSettings(cpu_affinity=(cpu,), time_cap_s=time_cap, modes=("infer",), op_profile=False)
+    settings = ProfileSettings(threads=threads, cpu_affinity=cpus, time_cap_s=time_cap, modes=("infer",),
+                               op_profile=False)
     for name, batch in todo:
         onnx_bytes = exported[name]
         if isinstance(onnx_bytes, str):
@@ -123,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--cpu", type=int, default=sorted(os.sched_getaffinity(0))[-1],
                         help="core the measurements are pinned to (default: the last allowed)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="onnxruntime threads per measurement, pinned to the last N allowed cores (default 1, "
+                             "on --cpu); kept apart in zoo_measured_<cpu>_<N>t.json")
     parser.add_argument("--time-cap", type=float, default=0.5, help="seconds per timed loop (the dataset's: 0.5)")
     parser.add_argument("--remeasure", action="store_true")
     parser.add_argument("--measured", nargs="+", help="score on the rows of this file (a zoo_measured_<cpu>.json "
@@ -133,13 +140,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="what is scored (infer_mem_mb: peak memory growth, measured in the same runs)")
     parser.add_argument("--out-name", default="zoo", help="results file name under bench/results/")
     args = parser.parse_args(argv)
+    allowed = sorted(os.sched_getaffinity(0))
+    if not 1 <= args.threads <= len(allowed):
+        parser.error(f"--threads must be 1..{len(allowed)} (the cores this process may use), got {args.threads}")
+    cpus = (args.cpu,) if args.threads == 1 else tuple(allowed[-args.threads:])
 
     names = [n for g in args.groups for n in zoo_names(g)]
     if args.measured:  # another machine's measurements: nothing is timed here, and the results name that machine
         measured, cpu = combine_measured([Path(f) for f in args.measured])
         measured = [r for r in measured if r["model"] in set(names) and r["batch_size"] in set(args.batch_sizes)]
     else:
-        measured = measure(names, args.batch_sizes, args.cpu, args.time_cap, args.remeasure, measured_path())
+        measured = measure(names, args.batch_sizes, cpus, args.time_cap, args.remeasure,
+                           measured_path(args.threads), args.threads)
         cpu = cpu_model()
     rows, samples, graph_failures = build_samples([r for r in measured if r["status"] == "ok"])
     for model, why in sorted(graph_failures.items()):
@@ -168,12 +180,17 @@ def main(argv: list[str] | None = None) -> int:
                   f"Spearman {sc['spearman']:.3f}  MAPE {sc['mape']:.1f} %")
     results["size_ideally_scaled" if metric != "infer_time_ms" else "macs_ideally_scaled"] = macs_baseline(
         rows, graphs, ["all", *args.groups], metric)
-    path = save(args.out_name, {"cpu": cpu, "measured_file": ", ".join(args.measured or [str(measured_path())]),
+    threads = "one onnxruntime thread" if args.measured or args.threads == 1 else f"{args.threads} threads"
+    if args.measured:  # the file says how it was measured
+        threads = json.loads(Path(args.measured[0]).read_text()).get("settings", {}).get("threads", 1)
+        threads = "one onnxruntime thread" if threads == 1 else f"{threads} onnxruntime threads"
+    path = save(args.out_name, {"cpu": cpu, "measured_file": ", ".join(args.measured or
+                                                                       [str(measured_path(args.threads))]),
                                 "batch_sizes": args.batch_sizes, "groups": args.groups,
                                 "measured": measured, "graph_failures": graph_failures,
                                 "gflops": {f"{r['model']}:b{r['batch_size']}": g.global_value("flops_sum") / 1e9
                                            for r, g in zip(rows, graphs)},
-                                "metric": metric, "predictors": results, "note": f"{metric}, one onnxruntime thread"})
+                                "metric": metric, "predictors": results, "note": f"{metric}, {threads}"})
     print(f"wrote {path}")
     return 0
 

@@ -292,7 +292,8 @@ def open_dataset(path: str | Path, metrics: tuple[str, ...], progress: bool = Tr
 
 BENCHMARKS = {"graph": "bench.graph_build", "serve": "bench.serve", "latbench": "bench.latbench", "zoo": "bench.zoo",
               "calibrate": "bench.calibrate",
-              "fit": "bench.fit_tables", "gpu": "bench.gpu_eval", "trees": "bench.trees"}
+              "fit": "bench.fit_tables", "gpu": "bench.gpu_eval", "trees": "bench.trees",
+              "threads": "bench.threads"}
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -462,6 +463,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="predict for this device: a predictor name under predictors/, a device key "
                                     "or its prefix, or gpu:NAME, as in requests to the service (default: the "
                                     f"predictor measured on this machine's CPU, else {DEFAULT_PREDICTOR.name})")
+    p.add_argument("--threads", type=int, default=None,
+                   help="onnxruntime threads the model will run with: the predictor measured on this machine's CPU "
+                        "at that count (default 1; `perfseer predictors` lists the counts measured)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="default: the model's own batch when it was exported with a fixed one, else 1")
     p.add_argument("--csv", help="CSV with an 'onnx' or 'arch_str' column (and optional 'batch_size')")

@@ -14,11 +14,12 @@ from .config import REPO_ROOT, Settings
 FALLBACK_PREDICTOR = "cpu"  # the reference machine's SeerNet: what answers on a CPU no predictor was measured on
 
 
-def choose_predictor(root: Path, device: str | None, cpu: str) -> Path:
+def choose_predictor(root: Path, device: str | None, cpu: str, threads: int = 1) -> Path:
     """The predictor directory under ``root`` for ``device`` (name, device key or key prefix, as the service
     resolves a request's ``device``); without one, the predictor measured on this machine's CPU (``cpu``: model
-    and ISA) when there is one — absolute CPU timings do not transfer between CPUs — else
-    :data:`FALLBACK_PREDICTOR`.  ValueError naming the known devices when ``device`` matches none."""
+    and ISA; at ``threads`` threads where one was) when there is one — absolute CPU timings do not transfer
+    between CPUs — else :data:`FALLBACK_PREDICTOR`.  ValueError naming the known devices when ``device`` matches
+    none."""
     from seernet.devices import machine_predictor, predictor_keys, resolve_device
 
     keys = predictor_keys(root)
@@ -29,7 +30,7 @@ def choose_predictor(root: Path, device: str | None, cpu: str) -> Path:
             raise ValueError(f"no predictor for device {device!r} under {root}; known: {known} (a GPU: gpu:NAME, "
                              "--gpu NAME or --gpu-spec SPEC.json)")
         return root / name
-    return root / (machine_predictor(keys, cpu) or FALLBACK_PREDICTOR)
+    return root / (machine_predictor(keys, cpu, threads) or FALLBACK_PREDICTOR)
 
 
 def _graph_for_row(row: dict, base: Path):
@@ -90,6 +91,10 @@ def predict_command(args: argparse.Namespace, settings: Settings) -> int:
         return _on_gpu(args)
     from seernet.predictor import Predictor, PredictorLoadError
 
+    if args.threads is not None and (args.device or args.predictor or args.threads < 1):
+        print("error: --threads picks among the predictors measured on this CPU, and is 1 or more; with --device "
+              "or --predictor, name one measured at that count (its device key ends in :<N>t)", file=sys.stderr)
+        return 2
     try:
         predictor = Predictor.load(args.predictor or _chosen(args, settings))
     except (PredictorLoadError, ValueError) as exc:
@@ -122,12 +127,20 @@ def predict_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def _chosen(args: argparse.Namespace, settings: Settings) -> Path:
     from profiler_worker.device_info import cpu_identity
+    from seernet.devices import cpu_of_key, predictor_keys
 
-    cpu = cpu_identity()
-    chosen = choose_predictor(Path(settings.predictors), args.device, cpu)
-    if not args.device and chosen.name == FALLBACK_PREDICTOR and chosen.is_dir():  # none measured on this CPU
+    cpu, threads = cpu_identity(), args.threads or 1
+    chosen = choose_predictor(Path(settings.predictors), args.device, cpu, threads)
+    if args.device or not chosen.is_dir():  # what the user named; a missing directory is load's error
+        return chosen
+    key = predictor_keys(Path(settings.predictors)).get(chosen.name, "")
+    if cpu_of_key(key) != cpu:  # none measured on this CPU: the reference machine's
         print(f"note: no predictor under {settings.predictors} was measured on this CPU ({cpu}); answering for "
               f"the reference machine ({FALLBACK_PREDICTOR}). `make calibrate` writes one for this machine",
+              file=sys.stderr)
+    elif not key.endswith(f":{threads}t"):
+        print(f"note: no predictor under {settings.predictors} was measured on this CPU at {threads} thread(s); "
+              f"answering with {chosen.name} ({key}). `perfseer calibrate --threads {threads}` writes one",
               file=sys.stderr)
     return chosen
 

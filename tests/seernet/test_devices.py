@@ -88,6 +88,27 @@ def test_predict_cli_answers_for_this_machine_unless_told_another_device(tmp_pat
     assert json.loads(on_gpu.stdout)[0]["gpu"] == "Tesla T4"
 
 
+def test_predict_threads_picks_the_predictor_measured_at_that_count(tmp_path, trained_predictor):
+    from profiler_worker.device_info import cpu_identity
+    from seernet.predictor import write_manifest
+    from tests.seernet.test_static_batch import Net, export
+
+    model = tmp_path / "net.onnx"
+    model.write_bytes(export(Net(), 2))
+    root = tmp_path / "predictors"
+    for name, threads in (("one-thread", 1), ("two-threads", 2)):
+        shutil.copytree(trained_predictor, root / name)
+        manifest = json.loads((root / name / "manifest.json").read_text())
+        write_manifest(root / name, {**manifest, "name": name, "device_key": f"cpu:{cpu_identity()}:{threads}t"})
+    chosen = {flags: _predict(root, model, *flags) for flags in ((), ("--threads", "2"), ("--threads", "4"))}
+    assert [json.loads(run.stdout)[0]["predictor"] for run in chosen.values()] == \
+        ["one-thread", "two-threads", "one-thread"]
+    assert "note:" not in chosen[()].stderr + chosen[("--threads", "2")].stderr
+    assert "at 4 thread(s)" in chosen[("--threads", "4")].stderr  # says it answers for another count
+    both = _predict(root, model, "--threads", "2", "--device", "one-thread")
+    assert both.returncode == 2 and both.stderr.count("\n") == 1 and "--threads" in both.stderr
+
+
 def test_each_shipped_predictor_is_the_answer_for_its_own_device_key():
     """Two shipped predictors under one key would make a request for that device (and this machine's default)
     answer from whichever sorts first: a refit that forgot ``--device-key`` once did exactly that."""
