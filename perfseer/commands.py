@@ -465,7 +465,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     f"predictor measured on this machine's CPU, else {DEFAULT_PREDICTOR.name})")
     p.add_argument("--threads", type=int, default=None,
                    help="onnxruntime threads the model will run with: the predictor measured on this machine's CPU "
-                        "at that count (default 1; `perfseer predictors` lists the counts measured)")
+                        "at that count (default 1; 0: the runtime's default, as `calibrate --threads 0` measures; "
+                        "`perfseer predictors` lists the counts measured)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="default: the model's own batch when it was exported with a fixed one, else 1")
     p.add_argument("--csv", help="CSV with an 'onnx' or 'arch_str' column (and optional 'batch_size')")

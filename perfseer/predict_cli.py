@@ -91,9 +91,10 @@ def predict_command(args: argparse.Namespace, settings: Settings) -> int:
         return _on_gpu(args)
     from seernet.predictor import Predictor, PredictorLoadError
 
-    if args.threads is not None and (args.device or args.predictor or args.threads < 1):
-        print("error: --threads picks among the predictors measured on this CPU, and is 1 or more; with --device "
-              "or --predictor, name one measured at that count (its device key ends in :<N>t)", file=sys.stderr)
+    if args.threads is not None and (args.device or args.predictor or args.threads < 0):
+        print("error: --threads picks among the predictors measured on this CPU, and is 0 (the runtime's default) "
+              "or more; with --device or --predictor, name one measured at that count (its key ends in :<N>t)",
+              file=sys.stderr)
         return 2
     try:
         predictor = Predictor.load(args.predictor or _chosen(args, settings))
@@ -129,7 +130,7 @@ def _chosen(args: argparse.Namespace, settings: Settings) -> Path:
     from profiler_worker.device_info import cpu_identity
     from seernet.devices import cpu_of_key, predictor_keys
 
-    cpu, threads = cpu_identity(), args.threads or 1
+    cpu, threads = cpu_identity(), 1 if args.threads is None else args.threads
     chosen = choose_predictor(Path(settings.predictors), args.device, cpu, threads)
     if args.device or not chosen.is_dir():  # what the user named; a missing directory is load's error
         return chosen
@@ -139,7 +140,8 @@ def _chosen(args: argparse.Namespace, settings: Settings) -> Path:
               f"the reference machine ({FALLBACK_PREDICTOR}). `make calibrate` writes one for this machine",
               file=sys.stderr)
     elif not key.endswith(f":{threads}t"):
-        print(f"note: no predictor under {settings.predictors} was measured on this CPU at {threads} thread(s); "
+        print(f"note: no predictor under {settings.predictors} was measured on this CPU at {threads} thread(s) "
+              "(0: the runtime's default); "
               f"answering with {chosen.name} ({key}). `perfseer calibrate --threads {threads}` writes one",
               file=sys.stderr)
     return chosen
