@@ -180,17 +180,18 @@ def main(argv: list[str] | None = None) -> int:
                   f"Spearman {sc['spearman']:.3f}  MAPE {sc['mape']:.1f} %")
     results["size_ideally_scaled" if metric != "infer_time_ms" else "macs_ideally_scaled"] = macs_baseline(
         rows, graphs, ["all", *args.groups], metric)
-    threads = "one onnxruntime thread" if args.measured or args.threads == 1 else f"{args.threads} threads"
-    if args.measured:  # the file says how it was measured
+    threads = args.threads  # as measured here, or as the file says it was measured
+    if args.measured:
         threads = json.loads(Path(args.measured[0]).read_text()).get("settings", {}).get("threads", 1)
-        threads = "one onnxruntime thread" if threads == 1 else f"{threads} onnxruntime threads"
+    how = "one onnxruntime thread" if threads == 1 else f"{threads} onnxruntime threads"
     path = save(args.out_name, {"cpu": cpu, "measured_file": ", ".join(args.measured or
                                                                        [str(measured_path(args.threads))]),
                                 "batch_sizes": args.batch_sizes, "groups": args.groups,
                                 "measured": measured, "graph_failures": graph_failures,
                                 "gflops": {f"{r['model']}:b{r['batch_size']}": g.global_value("flops_sum") / 1e9
                                            for r, g in zip(rows, graphs)},
-                                "metric": metric, "predictors": results, "note": f"{metric}, {threads}"})
+                                "metric": metric, "predictors": results,
+                                "note": f"{metric}, {how}"})
     print(f"wrote {path}")
     return 0
 
