@@ -207,6 +207,11 @@ def cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
     if args.threads < 0:
         print(f"error: --threads must be ≥ 0 (0: the runtime's default), got {args.threads}", file=sys.stderr)
         return 2
+    if args.threads != 1 and not args.auxiliary_dataset:
+        count = f"{args.threads} threads" if args.threads else "the runtime's default thread count"
+        print(f"note: calibrating at {count}; where this CPU's one-thread "
+              "rows exist (an earlier calibrate's or `perfseer dataset build`'s), --auxiliary-dataset FILE lets 40-80 "
+              "rows rank as 475 do (README, 'Thread count as a condition')", file=sys.stderr)
     request = CalibrationRequest(device=resolve_device(args.device), threads=args.threads,
                                  budget_minutes=args.budget_minutes, out=Path(args.out or settings.predictors),
                                  name=args.name or "", pretrained=Path(args.pretrained) if args.pretrained else None,
