@@ -7,6 +7,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Mapping
 
 from .config import REPO_ROOT, Settings
 
@@ -14,23 +15,22 @@ from .config import REPO_ROOT, Settings
 FALLBACK_PREDICTOR = "cpu"  # the reference machine's SeerNet: what answers on a CPU no predictor was measured on
 
 
-def choose_predictor(root: Path, device: str | None, cpu: str, threads: int = 1) -> Path:
-    """The predictor directory under ``root`` for ``device`` (name, device key or key prefix, as the service
-    resolves a request's ``device``); without one, the predictor measured on this machine's CPU (``cpu``: model
-    and ISA; at ``threads`` threads where one was) when there is one — absolute CPU timings do not transfer
-    between CPUs — else :data:`FALLBACK_PREDICTOR`.  ValueError naming the known devices when ``device`` matches
-    none."""
-    from seernet.devices import machine_predictor, predictor_keys, resolve_device
+def choose_predictor(keys: Mapping[str, str], root: Path, device: str | None, cpu: str, threads: int = 1) -> str:
+    """The name of the predictor, among ``keys`` (``seernet.devices.predictor_keys(root)``), for ``device``
+    (name, device key or key prefix, as the service resolves a request's ``device``); without one, the predictor
+    measured on this machine's CPU (``cpu``: model and ISA; at ``threads`` threads where one was) when there is
+    one — absolute CPU timings do not transfer between CPUs — else :data:`FALLBACK_PREDICTOR`.  ValueError
+    naming the known devices when ``device`` matches none."""
+    from seernet.devices import machine_predictor, resolve_device
 
-    keys = predictor_keys(root)
     if device:
         name = resolve_device(keys, device)
         if name is None:
             known = ", ".join(f"{n} ({k})" for n, k in sorted(keys.items())) or "none"
             raise ValueError(f"no predictor for device {device!r} under {root}; known: {known} (a GPU: gpu:NAME, "
                              "--gpu NAME or --gpu-spec SPEC.json)")
-        return root / name
-    return root / (machine_predictor(keys, cpu, threads) or FALLBACK_PREDICTOR)
+        return name
+    return machine_predictor(keys, cpu, threads) or FALLBACK_PREDICTOR
 
 
 def _graph_for_row(row: dict, base: Path):
@@ -128,18 +128,19 @@ def predict_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def _chosen(args: argparse.Namespace, settings: Settings) -> Path:
     from profiler_worker.device_info import cpu_identity
-    from seernet.devices import cpu_of_key, predictor_keys
+    from seernet.devices import cpu_of_key, measured_at, predictor_keys
 
-    cpu, threads = cpu_identity(), 1 if args.threads is None else args.threads
-    chosen = choose_predictor(Path(settings.predictors), args.device, cpu, threads)
+    root, cpu, threads = Path(settings.predictors), cpu_identity(), 1 if args.threads is None else args.threads
+    keys = predictor_keys(root)
+    chosen = root / choose_predictor(keys, root, args.device, cpu, threads)
     if args.device or not chosen.is_dir():  # what the user named; a missing directory is load's error
         return chosen
-    key = predictor_keys(Path(settings.predictors)).get(chosen.name, "")
+    key = keys.get(chosen.name, "")
     if cpu_of_key(key) != cpu:  # none measured on this CPU: the reference machine's
         print(f"note: no predictor under {settings.predictors} was measured on this CPU ({cpu}); answering for "
               f"the reference machine ({FALLBACK_PREDICTOR}). `make calibrate` writes one for this machine",
               file=sys.stderr)
-    elif not key.endswith(f":{threads}t"):
+    elif not measured_at(key, threads):
         print(f"note: no predictor under {settings.predictors} was measured on this CPU at {threads} thread(s) "
               "(0: the runtime's default); "
               f"answering with {chosen.name} ({key}). `perfseer calibrate --threads {threads}` writes one",
@@ -151,11 +152,11 @@ def list_predictors(args: argparse.Namespace, settings: Settings) -> int:
     """``perfseer predictors``: what is under the predictors directory, which device each answers for, and
     which one ``perfseer predict`` uses on this machine by default."""
     from profiler_worker.device_info import cpu_identity
-    from seernet.devices import predictor_summaries
+    from seernet.devices import keys_of, predictor_summaries
 
     root, cpu = Path(settings.predictors), cpu_identity()
     rows = predictor_summaries(root)
-    default = choose_predictor(root, None, cpu).name
+    default = choose_predictor(keys_of(rows), root, None, cpu)
     for row in rows:
         row["default_here"] = row["name"] == default
     if args.json:

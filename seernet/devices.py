@@ -32,11 +32,16 @@ def resolve_device(keys: Mapping[str, str], device: str) -> str | None:
     return (exact or prefixed or [None])[0]
 
 
+def measured_at(device_key: str, threads: int) -> bool:
+    """Whether ``device_key`` was measured with ``threads`` threads and the default graph optimisation."""
+    return device_key.endswith(f":{threads}t")
+
+
 def machine_predictor(keys: Mapping[str, str], cpu: str, threads: int = 1) -> str | None:
     """The predictor measured on this machine's CPU (``cpu``: model and ISA), preferring one measured with
     ``threads`` threads and the default graph optimisation; None when none was measured on it."""
     mine = sorted(n for n, key in keys.items() if cpu_of_key(key) == cpu)
-    preferred = [n for n in mine if keys[n].endswith(f":{threads}t")]
+    preferred = [n for n in mine if measured_at(keys[n], threads)]
     return (preferred or mine or [None])[0]
 
 
@@ -44,7 +49,12 @@ def predictor_keys(root: Path) -> dict[str, str]:
     """Directory name → device key of every predictor under ``root`` that answers by device key, read from
     manifests only (nothing loaded).  GPU kernel cost models are left out: they answer for a GPU named by its
     spec, as the service keeps them apart; directories without a readable manifest are skipped."""
-    return {row["name"]: str(row["device_key"]) for row in predictor_summaries(root)
+    return keys_of(predictor_summaries(root))
+
+
+def keys_of(summaries: list[dict]) -> dict[str, str]:
+    """:func:`predictor_keys` from rows :func:`predictor_summaries` already read."""
+    return {row["name"]: str(row["device_key"]) for row in summaries
             if "error" not in row and row["kind"] != "gpu-kernels"}
 
 
@@ -81,4 +91,5 @@ def predictor_summaries(root: Path) -> list[dict]:
     return rows
 
 
-__all__ = ["cpu_of_key", "machine_predictor", "predictor_keys", "predictor_summaries", "resolve_device"]
+__all__ = ["cpu_of_key", "keys_of", "machine_predictor", "measured_at", "predictor_keys", "predictor_summaries",
+           "resolve_device"]
