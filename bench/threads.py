@@ -29,12 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from bench.common import save  # noqa: E402
-from bench.zoo import _group_of, build_samples  # noqa: E402
+from bench.zoo import _group_of, build_samples, scores_by_group  # noqa: E402
 from profiler_worker.store import DatasetStore  # noqa: E402
 from seernet.data import samples_from_rows  # noqa: E402
 from seernet.operator_trees import fit_operator_model  # noqa: E402
 from seernet.predictor import Predictor  # noqa: E402
-from seernet.scores import score  # noqa: E402
 
 TARGET = "infer_time_ms"
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,12 +62,8 @@ def speedups(rows: list[dict], reference: list[dict]) -> dict:
 
 def scored(predicted: np.ndarray, truth: np.ndarray, rows: list[dict]) -> dict:
     """Scores on all rows and per zoo group, and the median predicted / measured ratio."""
-    out = {"all": score(predicted, truth), "median_ratio": float(np.median(predicted / truth))}
-    for group in sorted({_group_of(r["model"]) for r in rows}):
-        keep = [i for i, r in enumerate(rows) if _group_of(r["model"]) == group]
-        if len(keep) >= 2:
-            out[group] = score(predicted[keep], truth[keep])
-    return out
+    groups = ["all", *sorted({_group_of(r["model"]) for r in rows})]
+    return {**scores_by_group(predicted, truth, rows, groups), "median_ratio": float(np.median(predicted / truth))}
 
 
 def ratio_to(predictor: Predictor, samples: list) -> float:

@@ -119,6 +119,16 @@ def _group_of(name: str) -> str:
     return name.split(":", 1)[0] if ":" in name else "zoo"
 
 
+def scores_by_group(predicted: np.ndarray, truth: np.ndarray, rows: list[dict], groups: list[str]) -> dict:
+    """``seernet.scores.score`` (with ``n``) on each group's rows ("all": every row), where it has two or more."""
+    by_group = {}
+    for group in groups:
+        keep = [i for i, r in enumerate(rows) if group == "all" or _group_of(r["model"]) == group]
+        if len(keep) >= 2:
+            by_group[group] = {"n": len(keep), **score(predicted[keep], truth[keep])}
+    return by_group
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--predictor", action="append", help="predictor directory (repeatable; default "
@@ -167,12 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{directory} does not predict {metric}; skipped")
             continue
         predicted = [p.values[metric] for p in predictor.predict_graphs(graphs)]
-        by_group = {}
-        for group in ["all", *args.groups]:
-            keep = [i for i, r in enumerate(rows) if group == "all" or _group_of(r["model"]) == group]
-            if len(keep) >= 2:
-                by_group[group] = {"n": len(keep), **score(np.array([predicted[i] for i in keep]),
-                                                           np.array([rows[i][metric] for i in keep]))}
+        by_group = scores_by_group(np.array(predicted), np.array([r[metric] for r in rows]), rows,
+                                   ["all", *args.groups])
         results[directory] = {"version": predictor.version, "scores": by_group,
                               "predicted": {f"{r['model']}:b{r['batch_size']}": v for r, v in zip(rows, predicted)}}
         for group, sc in by_group.items():
