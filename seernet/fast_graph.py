@@ -27,10 +27,12 @@ from onnx import numpy_helper, shape_inference
 
 from .budget import CpuBudget
 from .costs import Op, attributes, node_cost, param_inputs
+from .folding import Sources, count_new, folded_sources, folds
 from .graph import NODE_FEATURES, EDGE_FEATURES, PerfGraph, edge_features, graph_from_rows, node_row
 from .settings import Limits
 from .shape_rules import output_shapes
 from .shapes import TensorInfo, constant_value, fold_value, initializer_value, shape_value
+from .strip import FLOAT_TYPES
 
 _STANDARD = ("", "ai.onnx")
 _SUBGRAPH_ATTRIBUTES = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
@@ -177,6 +179,7 @@ def fast_graph(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | N
     decoded_nodes, rows, fixes, producer = [], [], [], {}
     src, dst, edge_rows = [], [], []
     counted: set[str] = set()
+    sources: dict[str, Sources] = {}  # weights computed at load (seernet.folding): their parameters
     edges = 0
     operators, decoded = memo.operators, memo.decoded
     for index, node in enumerate(graph.node):
@@ -212,6 +215,10 @@ def fast_graph(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | N
                 return None
             memo.remember(key, entry)
         out_tokens, row, row_params, candidates = entry
+        if not training and folds(d.op_type, d.domain, names, lambda name: tok_of[name].weight):
+            if not _fold(d, names, out_tokens, tok_of, sources, memo):
+                return None
+            continue
         j = len(decoded_nodes)
         for name, token in zip(d.outputs, out_tokens):
             if name:
@@ -229,7 +236,10 @@ def fast_graph(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | N
             params = 0.0
             for position, numel in candidates:
                 name = names[position]
-                if name not in counted:
+                carried = sources.get(name)
+                if carried is not None:
+                    params += count_new(carried, counted)
+                elif name not in counted:
                     counted.add(name)
                     params += numel
             if params != row_params:
@@ -253,6 +263,31 @@ def fast_graph(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | N
 
 
 _PARAMS = NODE_FEATURES.index("params")
+
+
+def _fold(d: Decoded, names: Sequence[str], out_tokens: tuple, tok_of: dict[str, Token], sources: dict[str, Sources],
+          memo: OperatorMemo) -> bool:
+    """Record an operator the runtime computes at load: its outputs become weights carrying its parameters
+    (as ``seernet.folding.fold_at_load`` does on the whole-model path).  False where a name repeats."""
+
+    def sources_of(name: str) -> Sources:
+        found = sources.get(name)
+        if found is not None:
+            return found
+        info = tok_of[name].info
+        return ((name, info.numel),) if info.numel > 1 and info.elem_type in FLOAT_TYPES else ()
+
+    carried = folded_sources(d.op_type, names, sources_of)
+    for name, token in zip(d.outputs, out_tokens):
+        if name:
+            if name in tok_of:
+                return False
+            weight = memo.token(token.info.shape, token.info.elem_type, True, token.value)
+            if weight is None:
+                return False
+            tok_of[name] = weight
+            sources[name] = carried
+    return True
 
 
 def _edge_row(token: Token) -> bytes:

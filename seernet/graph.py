@@ -17,12 +17,17 @@ import onnx
 from .budget import CpuBudget
 from .costs import NodeCost, Operator, node_cost, param_inputs, signature
 from .errors import GraphBuildError, ImplausibleModelError, InvalidBatchSizeError, clip
+from .folding import Sources, count_new, fold_at_load
 from .loader import ModelSource, check_model, parse_model
 from .op_vocab import CATEGORIES, category_index, op_index
 from .settings import DEFAULT_LIMITS, Limits
 from .shapes import TensorInfo, check_dims, infer_shapes, static_batch
+from .strip import FLOAT_TYPES
 
 FEATURE_SCHEMA_VERSION = 2
+# Which operators a graph holds, its columns unchanged (caches key on both): 1 = an inference graph leaves out
+# the operators the runtime computes once at load (seernet.folding)
+GRAPH_CONTENT_VERSION = 1
 
 NODE_FEATURES: tuple[str, ...] = (
     "flops", "macs", "params", "bytes_read_act", "bytes_read_weight", "bytes_written", "arithmetic_intensity",
@@ -129,11 +134,12 @@ _ROWS = RowMemo()
 
 
 def node_features(node: Operator, shapes: dict[str, TensorInfo], weights: set[str], counted: set[str],
-                  memo: dict | RowMemo) -> list[float]:
+                  memo: dict | RowMemo, sources: dict[str, Sources] | None = None) -> list[float]:
     """One operator's row of :data:`NODE_FEATURES`.  ``memo``: rows already computed by the operator's
     signature (type, attributes, input shapes and which are weights, output shapes): a NAS network repeats
     the same operators dozens of times, and networks repeat each other's (:class:`RowMemo`).  Parameters
-    depend on which weights were counted before, so they are added per call."""
+    depend on which weights were counted before, so they are added per call; a weight computed at load
+    (``seernet.folding``) counts the parameters it was computed from (``sources``)."""
     key = signature(node, shapes, weights)
     hit = memo.get(key)
     if hit is None:
@@ -143,7 +149,10 @@ def node_features(node: Operator, shapes: dict[str, TensorInfo], weights: set[st
     params = 0.0
     for index, numel in candidates:
         name = node.input[index]
-        if name not in counted:
+        carried = sources.get(name) if sources else None
+        if carried is not None:
+            params += count_new(carried, counted)
+        elif name not in counted:
             counted.add(name)
             params += numel
     if params != row[2]:
@@ -254,15 +263,25 @@ def _whole_model_graph(model: onnx.ModelProto, batch_size: int, training: bool, 
     nodes = [n for n in graph.node if n.op_type != "Constant"]
     inputs = [shapes[v.name] for v in graph.input if v.name not in weights and v.name in shapes]
     outputs = [shapes[o.name] for o in graph.output if o.name in shapes]
-    return assemble_graph(nodes, shapes, weights, inputs, outputs, batch_size, training, started, budget)
+    sources: dict[str, Sources] = {}
+    if not training:  # what the runtime computes once at load is not part of an inference (seernet.folding)
+        nodes, weights, sources = fold_at_load(nodes, weights, lambda name: _param_numel(shapes.get(name)))
+    return assemble_graph(nodes, shapes, weights, inputs, outputs, batch_size, training, started, budget, sources)
+
+
+def _param_numel(info: TensorInfo | None) -> int:
+    """A weight's elements if it is a parameter (float, not a scalar: ``seernet.costs.param_inputs``), else 0."""
+    return info.numel if info is not None and info.numel > 1 and info.elem_type in FLOAT_TYPES else 0
 
 
 def assemble_graph(nodes: Sequence[Operator], shapes: dict[str, TensorInfo], weights: set[str],
                    inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo], batch_size: int, training: bool,
-                   started: float | None = None, budget: CpuBudget | None = None) -> PerfGraph:
+                   started: float | None = None, budget: CpuBudget | None = None,
+                   sources: dict[str, Sources] | None = None) -> PerfGraph:
     """The graph of ``nodes`` (in topological order) given every tensor's shape: the one place features are
     computed, whether the operators come from an ONNX file or from a space that describes its own graph
-    (``seernet.spaces.nasbench201_graph``).  ``inputs``/``outputs``: the model's data inputs and outputs."""
+    (``seernet.spaces.nasbench201_graph``).  ``inputs``/``outputs``: the model's data inputs and outputs;
+    ``sources``: the parameters of weights computed at load (``seernet.folding``)."""
     started = time.perf_counter() if started is None else started
     budget = budget or CpuBudget(DEFAULT_LIMITS.max_build_cpu_s)
     producer: dict[str, int] = {}
@@ -275,7 +294,7 @@ def assemble_graph(nodes: Sequence[Operator], shapes: dict[str, TensorInfo], wei
     for k, node in enumerate(nodes):
         if k % 512 == 0:
             budget.check("operator costs")
-        node_rows.append(node_features(node, shapes, weights, counted, _ROWS))
+        node_rows.append(node_features(node, shapes, weights, counted, _ROWS, sources))
     node_x = np.array(node_rows, dtype=np.float64).reshape(len(nodes), len(NODE_FEATURES))
     src, dst, edge_rows = [], [], []
     edge_memo: dict[int, list[float]] = {}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .graph import FEATURE_SCHEMA_VERSION, PerfGraph, build_graph
+from .graph import FEATURE_SCHEMA_VERSION, GRAPH_CONTENT_VERSION, PerfGraph, build_graph
 from .settings import cache_dir
 from .spaces import ModelConfig
 
@@ -58,10 +58,11 @@ _NAMES = ("op_types", "node_names")  # kept too: operator labels and explanation
 
 
 def graph_for(config: ModelConfig, training: bool = False, root: Path | None = None) -> PerfGraph:
-    """The performance graph of ``config`` at its batch size, cached as ``.npz`` per feature schema (a file
-    written before names were cached is rebuilt once)."""
+    """The performance graph of ``config`` at its batch size, cached as ``.npz`` per feature schema and graph
+    content version (a file written before names were cached is rebuilt once)."""
     root = root or cache_dir()
-    path = root / f"graphs-v{FEATURE_SCHEMA_VERSION}" / config.arch_id[:2] / f"{config.config_id}-{int(training)}.npz"
+    version = f"{FEATURE_SCHEMA_VERSION}.{GRAPH_CONTENT_VERSION}"
+    path = root / f"graphs-v{version}" / config.arch_id[:2] / f"{config.config_id}-{int(training)}.npz"
     if path.exists():
         with np.load(path) as data:
             if all(k in data for k in _NAMES):

@@ -11,7 +11,8 @@ in eval mode, and ``tests/seernet/test_nasbench201_graph.py`` checks it against 
   conv's for 32, the last BatchNorm's own bias for 64) and feeds every other conv an ``Identity``
   of it, listed first, last conv first; the last BatchNorm's running variance and mean are
   ``Identity`` nodes of its scale and bias (ones and zeros) — unless the network ends on a conv, into
-  which that BatchNorm is folded too;
+  which that BatchNorm is folded too; an inference graph reads the weights themselves, as onnxruntime
+  computes each ``Identity`` of a weight once at load (``seernet.folding``);
 * ``skip_connect`` is no operator; ``none`` edges are left out; an operation whose result no later
   node reads is removed; identical operations on the same tensor (two ReLUs, two pools, the same
   sum) are computed once.
@@ -128,8 +129,9 @@ class _Net:
     """The network's operators as they are emitted (an eager run's order): plain lists, each operator's
     features a row index into the bank."""
 
-    def __init__(self, image: Shape) -> None:
+    def __init__(self, image: Shape, fold: bool) -> None:
         self.image = image
+        self.fold = fold  # an inference graph: an Identity of a weight is computed at load (seernet.folding)
         self.node_rows, self.edge_rows = _NODE_ROWS.generation(), _EDGE_ROWS.generation()
         self.types: list[str] = []
         self.names: list[str] = []
@@ -202,6 +204,8 @@ class _Net:
         return len(self.shapes), len(self.reads), len(self.weight_shapes)
 
     def identity_of(self, weight: int) -> int:
+        if self.fold:  # its readers read the weight itself, counted where it is first read
+            return weight
         self.identities.append(len(self.shapes))
         return self.op("Identity", (weight,), self.shape(weight), "")
 
@@ -353,7 +357,7 @@ def nasbench201_graph(arch_str: str, batch_size: int, input_size: int = 32, trai
         return None
     # a network that ends on a conv has the last BatchNorm folded into it: no BatchNorm, no kept 64-wide bias
     fold_last_norm = isinstance(cell[0], tuple) and cell[0][0] == "conv"
-    net = _Net((batch_size, 3, input_size, input_size))
+    net = _Net((batch_size, 3, input_size, input_size), fold=not training)
     x = net.conv(INPUT, 16, 3, 1, "/stem/stem.0/Conv", net.bias(16, first_reads_directly=True))
     width, index = 16, 0
     for stage in range(3):
