@@ -236,7 +236,8 @@ def test_a_model_saved_before_the_device_column_loads_and_predicts_as_before(tra
 
 def _embedding_graph(vocab: int):
     """ids [1, 16] → Gather from a vocab × 64 table → Shape → Slice of the table's first 4 rows: what an
-    embedding lookup, a shape query and a slice read is a small part of their inputs."""
+    embedding lookup, a shape query and a slice read is a small part of their inputs.  A training graph: an
+    inference computes the slice of a weight once at load (``seernet.folding``)."""
     from onnx import TensorProto, helper, numpy_helper
 
     from seernet.graph import build_graph
@@ -251,7 +252,7 @@ def _embedding_graph(vocab: int):
                               [helper.make_tensor_value_info("shape", TensorProto.INT64, [3]),
                                helper.make_tensor_value_info("rows", TensorProto.FLOAT, [4, 64])],
                               [table, *consts])
-    return build_graph(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    return build_graph(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), training=True)
 
 
 def test_gathers_slices_and_shapes_read_what_they_use_not_their_whole_inputs():
@@ -291,7 +292,8 @@ def test_a_model_saved_before_bounded_reads_predicts_with_whole_tensor_reads(tra
 
 def test_an_identity_of_a_shared_weight_is_the_weight():
     """ALBERT's export: one weight, an Identity of it per use; the runtime drops the Identities, so they move
-    nothing and their MatMuls read a weight, as the MatMul reading the initializer directly does."""
+    nothing and their MatMuls read a weight, as the MatMul reading the initializer directly does.  An inference
+    graph leaves them out (``seernet.folding``); a training graph keeps them and the roofline reads through."""
     from onnx import TensorProto, helper, numpy_helper
 
     from seernet.graph import build_graph
@@ -303,7 +305,11 @@ def test_an_identity_of_a_shared_weight_is_the_weight():
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 64])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 64])],
                               [numpy_helper.from_array(np.ones((64, 64), np.float32), "w")])
-    perf = build_graph(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    inference = build_graph(model)
+    assert inference.op_types == ["MatMul"] * 3
+    assert (node_bytes(inference) == node_bytes(inference)[2]).all()
+    perf = build_graph(model, training=True)
     ops = perf.op_types
     first, second, direct = (i for i, op in enumerate(ops) if op == "MatMul")
     traffic = node_bytes(perf)
