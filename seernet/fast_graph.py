@@ -180,6 +180,14 @@ def fast_graph(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | N
     src, dst, edge_rows = [], [], []
     counted: set[str] = set()
     sources: dict[str, Sources] = {}  # weights computed at load (seernet.folding): their parameters
+
+    def sources_of(name: str) -> Sources:
+        found = sources.get(name)
+        if found is not None:
+            return found
+        info = tok_of[name].info
+        return ((name, info.numel),) if info.numel > 1 and info.elem_type in FLOAT_TYPES else ()
+
     edges = 0
     operators, decoded = memo.operators, memo.decoded
     for index, node in enumerate(graph.node):
@@ -214,10 +222,15 @@ def fast_graph(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | N
             if entry is None:
                 return None
             memo.remember(key, entry)
-        out_tokens, row, row_params, candidates = entry
-        if not training and folds(d.op_type, d.domain, names, lambda name: tok_of[name].weight):
-            if not _fold(d, names, out_tokens, tok_of, sources, memo):
-                return None
+        out_tokens, row, row_params, candidates, at_load = entry
+        if at_load is not None and not training:  # computed at load: its outputs are weights (seernet.folding)
+            carried = folded_sources(d.op_type, names, sources_of)
+            for name, token in zip(d.outputs, at_load):
+                if name:
+                    if name in tok_of:
+                        return None
+                    tok_of[name] = token
+                    sources[name] = carried
             continue
         j = len(decoded_nodes)
         for name, token in zip(d.outputs, out_tokens):
@@ -264,30 +277,6 @@ def fast_graph(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | N
 
 _PARAMS = NODE_FEATURES.index("params")
 
-
-def _fold(d: Decoded, names: Sequence[str], out_tokens: tuple, tok_of: dict[str, Token], sources: dict[str, Sources],
-          memo: OperatorMemo) -> bool:
-    """Record an operator the runtime computes at load: its outputs become weights carrying its parameters
-    (as ``seernet.folding.fold_at_load`` does on the whole-model path).  False where a name repeats."""
-
-    def sources_of(name: str) -> Sources:
-        found = sources.get(name)
-        if found is not None:
-            return found
-        info = tok_of[name].info
-        return ((name, info.numel),) if info.numel > 1 and info.elem_type in FLOAT_TYPES else ()
-
-    carried = folded_sources(d.op_type, names, sources_of)
-    for name, token in zip(d.outputs, out_tokens):
-        if name:
-            if name in tok_of:
-                return False
-            weight = memo.token(token.info.shape, token.info.elem_type, True, token.value)
-            if weight is None:
-                return False
-            tok_of[name] = weight
-            sources[name] = carried
-    return True
 
 
 def _edge_row(token: Token) -> bytes:
@@ -408,8 +397,9 @@ def _outputs(graph: onnx.GraphProto, tok_of: dict[str, Token], bound: dict[str, 
 
 def _operator_entry(node: onnx.NodeProto, d: Decoded, in_tokens: tuple, opsets: tuple, memo: OperatorMemo,
                     limits: Limits) -> tuple | None:
-    """(output tokens, feature row, parameter inputs) of an operator seen for the first time; None where
-    the whole-model path must decide."""
+    """(output tokens, feature row, its parameters, parameter inputs, and for an operator an inference
+    computes at load its outputs' tokens as weights, else None) of an operator seen for the first time; None
+    where the whole-model path must decide."""
     attrs = memo.attributes_of(node, d.kind[2]) if d.domain in _STANDARD else None
     if attrs is None:
         return None
@@ -430,8 +420,13 @@ def _operator_entry(node: onnx.NodeProto, d: Decoded, in_tokens: tuple, opsets: 
     except Exception:  # a cost the whole-model path would refuse (or compute) its own way
         return None
     row = node_row(cost, operator)
+    at_load = None
+    if folds(d.op_type, d.domain, names, weights.__contains__):
+        at_load = tuple(memo.token(t.info.shape, t.info.elem_type, True, t.value) for t in out_tokens)
+        if any(t is None for t in at_load):
+            return None
     return tuple(out_tokens), np.array(row, dtype=np.float64).tobytes(), row[_PARAMS], \
-        param_inputs(operator, shapes, weights)
+        param_inputs(operator, shapes, weights), at_load
 
 
 def _folded(node: onnx.NodeProto, names: Sequence[str], in_tokens: tuple, opsets: tuple, memo: OperatorMemo,
