@@ -188,7 +188,7 @@ def fast_graph(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | N
         info = tok_of[name].info
         return ((name, info.numel),) if info.numel > 1 and info.elem_type in FLOAT_TYPES else ()
 
-    edges = 0
+    edges = folded = 0
     operators, decoded = memo.operators, memo.decoded
     for index, node in enumerate(graph.node):
         if index % 512 == 0:
@@ -231,6 +231,7 @@ def fast_graph(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | N
                         return None
                     tok_of[name] = token
                     sources[name] = carried
+            folded += 1
             continue
         j = len(decoded_nodes)
         for name, token in zip(d.outputs, out_tokens):
@@ -272,6 +273,7 @@ def fast_graph(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | N
                            np.array([src, dst], dtype=np.int64).reshape(2, len(src)), edge_x, inputs, outputs,
                            batch_size, training, started, budget, [d.domain for d in decoded_nodes])
     built.fast_lane = True
+    built.folded_at_load = folded
     return built
 
 

@@ -65,6 +65,7 @@ class PerfGraph:
     build_ms: float = 0.0
     arch_str: str = ""  # the NAS-Bench-201 cell, when the graph was built from such a config (tabular features)
     fast_lane: bool = False  # built operator by operator from remembered shapes and rows (seernet.fast_graph)
+    folded_at_load: int = 0  # operators left out: the runtime computes them once at load (seernet.folding)
 
     @property
     def num_nodes(self) -> int:
@@ -98,6 +99,7 @@ class PerfGraph:
             "op_counts": dict(Counter(self.op_types)),
             "build_ms": self.build_ms,
             "fast_lane": self.fast_lane,
+            "folded_at_load": self.folded_at_load,
         }
 
 
@@ -264,9 +266,12 @@ def _whole_model_graph(model: onnx.ModelProto, batch_size: int, training: bool, 
     inputs = [shapes[v.name] for v in graph.input if v.name not in weights and v.name in shapes]
     outputs = [shapes[o.name] for o in graph.output if o.name in shapes]
     sources: dict[str, Sources] = {}
+    operators = len(nodes)
     if not training:  # what the runtime computes once at load is not part of an inference (seernet.folding)
         nodes, weights, sources = fold_at_load(nodes, weights, lambda name: _param_numel(shapes.get(name)))
-    return assemble_graph(nodes, shapes, weights, inputs, outputs, batch_size, training, started, budget, sources)
+    built = assemble_graph(nodes, shapes, weights, inputs, outputs, batch_size, training, started, budget, sources)
+    built.folded_at_load = operators - len(nodes)
+    return built
 
 
 def _param_numel(info: TensorInfo | None) -> int:

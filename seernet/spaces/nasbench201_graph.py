@@ -132,6 +132,7 @@ class _Net:
     def __init__(self, image: Shape, fold: bool) -> None:
         self.image = image
         self.fold = fold  # an inference graph: an Identity of a weight is computed at load (seernet.folding)
+        self.folded = 0
         self.node_rows, self.edge_rows = _NODE_ROWS.generation(), _EDGE_ROWS.generation()
         self.types: list[str] = []
         self.names: list[str] = []
@@ -169,13 +170,14 @@ class _Net:
         self.shapes.append(shape)
         return k
 
-    def repeat(self, start: tuple[int, int, int], end: tuple[int, int, int], source: int, output: int, into: int,
+    def repeat(self, start: tuple[int, ...], end: tuple[int, ...], source: int, output: int, into: int,
                prefix: str, new_prefix: str) -> int:
         """Emit again the operators emitted between ``start`` and ``end`` (each a :meth:`mark`), reading
         ``into`` where they read ``source``: a cell repeated, its weights new, the tensors it read from
         before (the kept zero biases) shared, names under ``new_prefix``.  Returns the copy of ``output``."""
-        first, first_read, first_weight = start
-        last, last_read, last_weight = end
+        first, first_read, first_weight, first_folded = start
+        last, last_read, last_weight, last_folded = end
+        self.folded += last_folded - first_folded
         offset, weight_offset = len(self.shapes) - first, len(self.weight_shapes) - first_weight
         for w in range(first_weight, last_weight):
             self.weight(self.weight_shapes[w])
@@ -200,11 +202,12 @@ class _Net:
             reads += (reads[r] + offset, reads[r + 1], ref)
         return into if output == source else output + offset if output >= first else output
 
-    def mark(self) -> tuple[int, int, int]:
-        return len(self.shapes), len(self.reads), len(self.weight_shapes)
+    def mark(self) -> tuple[int, int, int, int]:
+        return len(self.shapes), len(self.reads), len(self.weight_shapes), self.folded
 
     def identity_of(self, weight: int) -> int:
         if self.fold:  # its readers read the weight itself, counted where it is first read
+            self.folded += 1
             return weight
         self.identities.append(len(self.shapes))
         return self.op("Identity", (weight,), self.shape(weight), "")
@@ -398,6 +401,7 @@ def nasbench201_graph(arch_str: str, batch_size: int, input_size: int = 32, trai
     out = net.op("Gemm", (x, weight, bias), (batch_size, NUM_CLASSES), "/classifier/Gemm", ("gemm",))
     graph = net.graph(out, batch_size, training, started, conv_identities)
     graph.arch_str = arch_str
+    graph.folded_at_load = net.folded
     return graph
 
 

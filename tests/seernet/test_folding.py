@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -18,7 +21,7 @@ def _both_lanes(model, training: bool = False):
     data = model.SerializeToString()
     fast, whole = build_graph(data, batch_size=2, training=training), reference_graph(data, 2, training)
     assert fast.fast_lane
-    assert fast.op_types == whole.op_types
+    assert fast.op_types == whole.op_types and fast.folded_at_load == whole.folded_at_load
     np.testing.assert_allclose(fast.node_x, whole.node_x)
     np.testing.assert_allclose(fast.global_x, whole.global_x)
     np.testing.assert_array_equal(fast.edge_index, whole.edge_index)
@@ -35,7 +38,7 @@ def _transposed_weight_model():
 
 def test_an_inference_graph_leaves_out_what_the_runtime_computes_at_load():
     graph = _both_lanes(_transposed_weight_model())
-    assert graph.op_types == ["MatMul", "Relu"]
+    assert graph.op_types == ["MatMul", "Relu"] and graph.summary()["folded_at_load"] == 1
     matmul = graph.node_x[0]
     assert matmul[_PARAMS] == 32 * 16  # the transposed weight is a weight, counted as the parameters it came from
     assert matmul[_WEIGHT_BYTES] == 4 * 32 * 16
@@ -44,7 +47,7 @@ def test_an_inference_graph_leaves_out_what_the_runtime_computes_at_load():
 
 def test_a_training_graph_keeps_them_because_every_step_recomputes_them():
     graph = _both_lanes(_transposed_weight_model(), training=True)
-    assert graph.op_types == ["Transpose", "MatMul", "Relu"]
+    assert graph.op_types == ["Transpose", "MatMul", "Relu"] and graph.folded_at_load == 0
     assert graph.global_value("params_sum") == 32 * 16
 
 
@@ -110,3 +113,14 @@ def test_a_torch_model_gives_one_inference_graph_however_it_was_exported():
     assert unfolded.op_types == folded.op_types
     np.testing.assert_allclose(unfolded.global_x, folded.global_x)
     assert folded.global_value("params_sum") == sum(p.numel() for p in module.parameters())
+
+
+def test_the_cli_says_how_many_operators_the_runtime_computes_at_load(tmp_path):
+    path = tmp_path / "linear.onnx"
+    path.write_bytes(_transposed_weight_model().SerializeToString())
+    run = [sys.executable, "-m", "perfseer.cli", "graph", str(path)]
+    shown = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert "2 operators" in shown.stdout and "1 more operators read only weights" in shown.stdout
+    summary = json.loads(subprocess.run([*run, "--json"], capture_output=True, text=True, timeout=120).stdout)
+    assert summary["nodes"] == 2 and summary["folded_at_load"] == 1
