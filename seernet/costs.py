@@ -117,6 +117,11 @@ def _shape_key(shapes: dict[str, TensorInfo], name: str, node: Operator) -> tupl
     return info.shape, info.elem_type
 
 
+def parameter_elements(info: TensorInfo | None) -> int:
+    """A weight's elements if it is a parameter (a float tensor, not a scalar), else 0."""
+    return info.numel if info is not None and info.numel > 1 and info.elem_type in FLOAT_TYPES else 0
+
+
 def param_inputs(node: Operator, shapes: dict[str, TensorInfo], weights: set[str]) -> list[tuple[int, int]]:
     """(input index, elements) of the inputs that are parameters unless counted already: float initializers,
     not scalars, not BatchNorm's running statistics (see the module docstring)."""
@@ -125,10 +130,9 @@ def param_inputs(node: Operator, shapes: dict[str, TensorInfo], weights: set[str
     for index, name in enumerate(node.input):
         if not name or name not in weights or index in skip:
             continue
-        info = shapes.get(name)
-        if info is None or info.numel <= 1 or info.elem_type not in FLOAT_TYPES:
-            continue
-        out.append((index, info.numel))
+        numel = parameter_elements(shapes.get(name))
+        if numel:
+            out.append((index, numel))
     return out
 
 

@@ -26,13 +26,12 @@ import onnx
 from onnx import numpy_helper, shape_inference
 
 from .budget import CpuBudget
-from .costs import Op, attributes, node_cost, param_inputs
-from .folding import Sources, count_new, folded_sources, folds
+from .costs import Op, attributes, node_cost, param_inputs, parameter_elements
+from .folding import Sources, count_new, folded_sources, folds, sources_lookup
 from .graph import NODE_FEATURES, EDGE_FEATURES, PerfGraph, edge_features, graph_from_rows, node_row
 from .settings import Limits
 from .shape_rules import output_shapes
 from .shapes import TensorInfo, constant_value, fold_value, initializer_value, shape_value
-from .strip import FLOAT_TYPES
 
 _STANDARD = ("", "ai.onnx")
 _SUBGRAPH_ATTRIBUTES = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
@@ -180,14 +179,7 @@ def fast_graph(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | N
     src, dst, edge_rows = [], [], []
     counted: set[str] = set()
     sources: dict[str, Sources] = {}  # weights computed at load (seernet.folding): their parameters
-
-    def sources_of(name: str) -> Sources:
-        found = sources.get(name)
-        if found is not None:
-            return found
-        info = tok_of[name].info
-        return ((name, info.numel),) if info.numel > 1 and info.elem_type in FLOAT_TYPES else ()
-
+    sources_of = sources_lookup(sources, lambda name: parameter_elements(tok_of[name].info))
     edges = folded = 0
     operators, decoded = memo.operators, memo.decoded
     for index, node in enumerate(graph.node):
@@ -278,7 +270,6 @@ def fast_graph(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | N
 
 
 _PARAMS = NODE_FEATURES.index("params")
-
 
 
 def _edge_row(token: Token) -> bytes:

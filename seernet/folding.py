@@ -55,13 +55,9 @@ def count_new(sources: Sources, counted: set[str]) -> float:
     return total
 
 
-def fold_at_load(nodes: Sequence, weights: set[str], param_numel: Callable[[str], int]) -> tuple[list, set[str],
-                                                                                                  dict[str, Sources]]:
-    """(the operators an inference runs, the weights it reads, each folded tensor's parameters) for ``nodes``
-    in topological order.  ``param_numel``: a weight's elements if it is a parameter, else 0.  A graph whose
-    every operator folds is left as it is: it computes nothing from its inputs, and the builder says so."""
-    folded_weights = set(weights)
-    sources: dict[str, Sources] = {}
+def sources_lookup(sources: dict[str, Sources], param_numel: Callable[[str], int]) -> Callable[[str], Sources]:
+    """What a tensor carries: a folded tensor its recorded parameters, a weight itself if it is a parameter
+    (``param_numel``: its elements, else 0), anything else nothing."""
 
     def sources_of(name: str) -> Sources:
         found = sources.get(name)
@@ -70,6 +66,17 @@ def fold_at_load(nodes: Sequence, weights: set[str], param_numel: Callable[[str]
         numel = param_numel(name)
         return ((name, numel),) if numel else ()
 
+    return sources_of
+
+
+def fold_at_load(nodes: Sequence, weights: set[str], param_numel: Callable[[str], int]) -> tuple[list, set[str],
+                                                                                                  dict[str, Sources]]:
+    """(the operators an inference runs, the weights it reads, each folded tensor's parameters) for ``nodes``
+    in topological order.  ``param_numel``: a weight's elements if it is a parameter, else 0.  A graph whose
+    every operator folds is left as it is: it computes nothing from its inputs, and the builder says so."""
+    folded_weights = set(weights)
+    sources: dict[str, Sources] = {}
+    sources_of = sources_lookup(sources, param_numel)
     kept = []
     for node in nodes:
         if folds(node.op_type, node.domain, node.input, folded_weights.__contains__):

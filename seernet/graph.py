@@ -15,14 +15,13 @@ import numpy as np
 import onnx
 
 from .budget import CpuBudget
-from .costs import NodeCost, Operator, node_cost, param_inputs, signature
+from .costs import NodeCost, Operator, node_cost, param_inputs, parameter_elements, signature
 from .errors import GraphBuildError, ImplausibleModelError, InvalidBatchSizeError, clip
 from .folding import Sources, count_new, fold_at_load
 from .loader import ModelSource, check_model, parse_model
 from .op_vocab import CATEGORIES, category_index, op_index
 from .settings import DEFAULT_LIMITS, Limits
 from .shapes import TensorInfo, check_dims, infer_shapes, static_batch
-from .strip import FLOAT_TYPES
 
 FEATURE_SCHEMA_VERSION = 2
 # Which operators a graph holds, its columns unchanged (caches key on both): 1 = an inference graph leaves out
@@ -268,15 +267,11 @@ def _whole_model_graph(model: onnx.ModelProto, batch_size: int, training: bool, 
     sources: dict[str, Sources] = {}
     operators = len(nodes)
     if not training:  # what the runtime computes once at load is not part of an inference (seernet.folding)
-        nodes, weights, sources = fold_at_load(nodes, weights, lambda name: _param_numel(shapes.get(name)))
+        nodes, weights, sources = fold_at_load(nodes, weights, lambda name: parameter_elements(shapes.get(name)))
     built = assemble_graph(nodes, shapes, weights, inputs, outputs, batch_size, training, started, budget, sources)
     built.folded_at_load = operators - len(nodes)
     return built
 
-
-def _param_numel(info: TensorInfo | None) -> int:
-    """A weight's elements if it is a parameter (float, not a scalar: ``seernet.costs.param_inputs``), else 0."""
-    return info.numel if info is not None and info.numel > 1 and info.elem_type in FLOAT_TYPES else 0
 
 
 def assemble_graph(nodes: Sequence[Operator], shapes: dict[str, TensorInfo], weights: set[str],
