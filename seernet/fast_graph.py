@@ -215,23 +215,21 @@ def fast_graph(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | N
                 return None
             memo.remember(key, entry)
         out_tokens, row, row_params, candidates, at_load = entry
-        if at_load is not None and not training:  # computed at load: its outputs are weights (seernet.folding)
-            carried = folded_sources(d.op_type, names, sources_of)
-            for name, token in zip(d.outputs, at_load):
-                if name:
-                    if name in tok_of:
-                        return None
-                    tok_of[name] = token
-                    sources[name] = carried
-            folded += 1
-            continue
+        loaded = at_load is not None and not training  # computed at load: its outputs are weights (seernet.folding)
+        carried = folded_sources(d.op_type, names, sources_of) if loaded else ()
         j = len(decoded_nodes)
-        for name, token in zip(d.outputs, out_tokens):
+        for name, token in zip(d.outputs, at_load if loaded else out_tokens):
             if name:
                 if name in tok_of:
                     return None
                 tok_of[name] = token
-                producer[name] = j
+                if loaded:
+                    sources[name] = carried
+                else:
+                    producer[name] = j
+        if loaded:
+            folded += 1
+            continue
         for name in names:
             i = producer.get(name)
             if i is not None:
