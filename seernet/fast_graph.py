@@ -27,7 +27,7 @@ from onnx import numpy_helper, shape_inference
 
 from .budget import CpuBudget
 from .costs import Op, attributes, node_cost, param_inputs, parameter_elements
-from .folding import Sources, count_new, folded_sources, folds, sources_lookup
+from .folding import Sources, folded_sources, folds, new_parameters, sources_lookup
 from .graph import NODE_FEATURES, EDGE_FEATURES, PerfGraph, edge_features, graph_from_rows, node_row
 from .settings import Limits
 from .shape_rules import output_shapes
@@ -239,13 +239,7 @@ def fast_graph(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | N
         if candidates:
             params = 0.0
             for position, numel in candidates:
-                name = names[position]
-                carried = sources.get(name)
-                if carried is not None:
-                    params += count_new(carried, counted)
-                elif name not in counted:
-                    counted.add(name)
-                    params += numel
+                params += new_parameters(names[position], numel, sources, counted)
             if params != row_params:
                 fixes.append((j, params))
         rows.append(row)

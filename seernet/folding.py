@@ -45,13 +45,16 @@ def folded_sources(op_type: str, inputs: Sequence[str], sources_of: Callable[[st
     return tuple(seen.items())
 
 
-def count_new(sources: Sources, counted: set[str]) -> float:
-    """Elements of ``sources`` not counted yet (marking them counted): a folded tensor's parameters."""
+def new_parameters(name: str, numel: int, sources: dict[str, Sources] | None, counted: set[str]) -> float:
+    """The parameters an operator's input ``name`` (a parameter of ``numel`` elements) adds to the model's
+    count, marking them counted: a weight's elements the first time it is read; for a tensor computed at load
+    (in ``sources``), those of the parameters it was computed from that no operator counted yet."""
+    carried = sources.get(name) if sources else None
     total = 0.0
-    for name, numel in sources:
-        if name not in counted:
-            counted.add(name)
-            total += numel
+    for source, elements in carried if carried is not None else ((name, numel),):
+        if source not in counted:
+            counted.add(source)
+            total += elements
     return total
 
 

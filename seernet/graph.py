@@ -17,7 +17,7 @@ import onnx
 from .budget import CpuBudget
 from .costs import NodeCost, Operator, node_cost, param_inputs, parameter_elements, signature
 from .errors import GraphBuildError, ImplausibleModelError, InvalidBatchSizeError, clip
-from .folding import Sources, count_new, fold_at_load
+from .folding import Sources, fold_at_load, new_parameters
 from .loader import ModelSource, check_model, parse_model
 from .op_vocab import CATEGORIES, category_index, op_index
 from .settings import DEFAULT_LIMITS, Limits
@@ -149,13 +149,7 @@ def node_features(node: Operator, shapes: dict[str, TensorInfo], weights: set[st
     row, candidates = hit
     params = 0.0
     for index, numel in candidates:
-        name = node.input[index]
-        carried = sources.get(name) if sources else None
-        if carried is not None:
-            params += count_new(carried, counted)
-        elif name not in counted:
-            counted.add(name)
-            params += numel
+        params += new_parameters(node.input[index], numel, sources, counted)
     if params != row[2]:
         row = list(row)
         row[2] = params
