@@ -45,15 +45,28 @@ TIMM_ARCHS_HELP = ("comma-separated globs: the timm space draws only training ar
                    "e.g. 'regnet*,*resnext*' (a build aimed at the families you search over)")
 
 
+BATCH_SIZES_HELP = ("comma-separated batch sizes to draw from instead of each space's own, e.g. 4,8 (a build aimed "
+                    "at the batches you run)")
+
+
 def _build_plan(args: argparse.Namespace):
-    """The plan ``--space``, ``--n``, ``--seed``, ``--max-gflops`` and ``--timm-archs`` describe; None (after
-    saying why on stderr) when ``--space`` names no known space or a bad share, or a glob matches nothing."""
-    from profiler_worker.dataset_build import BuildPlan
+    """The plan ``--space``, ``--n``, ``--seed``, ``--max-gflops``, ``--timm-archs`` and ``--batch-sizes``
+    describe; None (after saying why on stderr) when ``--space`` names no known space or a bad share, a glob
+    matches nothing, or a batch size is one the spaces never draw."""
+    from profiler_worker.dataset_build import BatchSizeError, BuildPlan
     from seernet.spaces.timm_space import ArchPatternError
 
     archs = tuple(p.strip() for p in (args.timm_archs or "").split(",") if p.strip())
     try:
-        return BuildPlan.for_space(args.space, args.n, args.seed, args.max_gflops or None, archs)
+        batches = tuple(int(b) for b in (args.batch_sizes or "").split(",") if b.strip())
+    except ValueError:
+        print(f"error: --batch-sizes: expected comma-separated integers such as 4,8, got {args.batch_sizes!r}",
+              file=sys.stderr)
+        return None
+    try:
+        return BuildPlan.for_space(args.space, args.n, args.seed, args.max_gflops or None, archs, batches)
+    except BatchSizeError as exc:
+        print(f"error: --batch-sizes: {exc}", file=sys.stderr)
     except ArchPatternError as exc:
         print(f"error: --timm-archs: {exc}", file=sys.stderr)
     except ValueError as exc:
@@ -247,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-gflops", type=float, default=2.0, help="redraw configs whose forward pass costs more (0: no cap)")
     p.add_argument("--timm-archs", help=TIMM_ARCHS_HELP)
+    p.add_argument("--batch-sizes", help=BATCH_SIZES_HELP)
     p.add_argument("--prefetch-cpus", help="CPU ids for sampling/export ahead of measurement, e.g. 0 (default: --cpus; on a measuring core, export waits while a measurement runs)")
     p.add_argument("--shard", default="0/1", help="k/K: measure every K-th config from k (parallel builds)")
     p.add_argument("--remeasure", type=int, default=0, help="instead, re-measure this many random stored configs")
@@ -260,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-gflops", type=float, default=2.0)
     p.add_argument("--timm-archs", help=TIMM_ARCHS_HELP)
+    p.add_argument("--batch-sizes", help=BATCH_SIZES_HELP)
     p.add_argument("--device", default="cpu")
     p.add_argument("--redis")
     p.set_defaults(handler=cmd_dataset_submit)

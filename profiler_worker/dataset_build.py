@@ -26,6 +26,10 @@ from .measure import export_isolated, measure_job
 from .settings import ProfileSettings
 from .store import DatasetStore
 
+class BatchSizeError(ValueError):
+    """A batch size the plan's spaces never draw."""
+
+
 # timm, hf: real architectures (seernet.spaces.timm_space, hf_space); the shipped 5,048 rows predate them
 # (their plan file is cached, so `make dataset` resumes with the plan it measured)
 DEFAULT_SHARES = {"cnn": 0.20, "nasbench201": 0.15, "vit": 0.10, "bert": 0.05, "mlp": 0.10, "timm": 0.28, "hf": 0.12}
@@ -55,29 +59,39 @@ class BuildPlan:
     seed: int = 0
     max_gflops: float | None = 2.0
     timm_archs: tuple[str, ...] = ()  # globs: the timm space draws only training architectures matching them
+    batch_sizes: tuple[int, ...] = ()  # drawn from these instead of each space's own batch sizes
 
     @classmethod
     def for_space(cls, space: str, n: int, seed: int = 0, max_gflops: float | None = 2.0,
-                  timm_archs: tuple[str, ...] = ()) -> "BuildPlan":
+                  timm_archs: tuple[str, ...] = (), batch_sizes: tuple[int, ...] = ()) -> "BuildPlan":
         """``space``: ``all`` (:data:`DEFAULT_SHARES`), one space, or weighted shares ``timm=0.6,hf=0.2,cnn=0.2``
         (a build aimed where the predictor is weakest); ``timm_archs`` narrows the timm space to the families
-        matching those globs (``regnet*,*resnext*``).  Bad names or shares raise ValueError, bad globs its
-        subclass ArchPatternError."""
+        matching those globs (``regnet*,*resnext*``); ``batch_sizes`` to the batches a search runs at (the
+        spaces' own ranges still bound them: a batch a space never draws is refused, not silently replaced).
+        Bad names or shares raise ValueError, bad globs its subclass ArchPatternError, bad batch sizes its
+        subclass BatchSizeError."""
         shares = parse_shares(space)
         if timm_archs:
             if "timm" not in shares:
                 raise ArchPatternError("timm architectures were named but the plan draws no timm models "
                                  "(add timm to --space)")
             matching_archs(timm_archs)
-        return cls(shares, n, seed, max_gflops, tuple(timm_archs))
+        for name in shares:
+            allowed = get_space(name).batch_sizes
+            wrong = [b for b in batch_sizes if b not in allowed]
+            if wrong:
+                raise BatchSizeError(f"the {name} space draws batch sizes {', '.join(map(str, allowed))}, "
+                                     f"not {', '.join(map(str, wrong))}")
+        return cls(shares, n, seed, max_gflops, tuple(timm_archs), tuple(batch_sizes))
 
     def config_at(self, index: int) -> ModelConfig:
         rng = random.Random(f"build:{self.seed}:{index}")
         names = sorted(self.spaces)
         space = get_space(rng.choices(names, weights=[self.spaces[s] for s in names])[0])
         while True:
-            config = space.sample(rng, archs=self.timm_archs) if self.timm_archs and space.name == "timm" \
-                else space.sample(rng)
+            batches = {"batch_sizes": self.batch_sizes} if self.batch_sizes else {}
+            config = space.sample(rng, archs=self.timm_archs, **batches) if self.timm_archs and space.name == "timm" \
+                else space.sample(rng, **batches)
             if self.max_gflops is None or space.forward_flops(config) <= self.max_gflops * 1e9:
                 return config
 

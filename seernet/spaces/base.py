@@ -20,6 +20,7 @@ class ModelSpace(ABC):
     family: str = ""
     arch_schema: Schema | None = None  # what a config request's arch may contain (checked before building)
     input_size_range: tuple[int, int] = (1, 4096)
+    batch_sizes: tuple[int, ...] = BATCH_SIZES  # what sample draws from (and the most it accepts)
 
     @abstractmethod
     def sample_arch(self, rng: random.Random) -> dict:

@@ -77,6 +77,7 @@ class HFClassifier(nn.Module):
 class HFSpace(ModelSpace):
     name = "hf"
     family = "hf"
+    batch_sizes = BATCH_SIZES
     arch_schema = Obj({"model_type": OneOf(MODEL_TYPES), "hidden": Int(32, 2048), "layers": Int(1, 24),
                        "heads": Int(1, 32), "kv_heads": Int(1, 32), "intermediate": Int(32, 8192),
                        "vocab_size": Int(100, 65536)},

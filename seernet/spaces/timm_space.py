@@ -100,6 +100,7 @@ def _check_arch_name(name: str) -> None:
 class TimmSpace(ModelSpace):
     name = "timm"
     family = "timm"
+    batch_sizes = BATCH_SIZES
     arch_schema = Obj({"model": Text(100, _check_arch_name)}, frozenset({"model"}))
     input_size_range = (32, 512)
 

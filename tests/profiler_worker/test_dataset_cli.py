@@ -74,6 +74,21 @@ def test_a_plan_can_aim_the_timm_space_at_named_families(tmp_path):
     assert not (tmp_path / "bad.sqlite").exists()
 
 
+def test_a_plan_can_aim_at_named_batch_sizes(tmp_path):
+    plan = BuildPlan.for_space("timm=1,cnn=1,hf=1", 60, seed=0, batch_sizes=(4, 8))
+    drawn = [plan.config_at(i) for i in range(60)]
+    assert {c.batch_size for c in drawn} == {4, 8} and {c.space for c in drawn} == {"timm", "cnn", "hf"}
+    assert {c.batch_size for c in (BuildPlan.for_space("timm", 40, seed=0).config_at(i) for i in range(40))} \
+        == {1, 2, 4, 8}  # without it, the space's own
+    for args, why in ((("--space", "hf", "--batch-sizes", "8,16"), "the hf space draws batch sizes 1, 2, 4, 8, not 16"),
+                      (("--space", "cnn", "--batch-sizes", "0"), "not 0"),
+                      (("--space", "cnn", "--batch-sizes", "4,x"), "expected comma-separated integers")):
+        bad = cli("dataset", "build", *args, "--n", "1", "--out", str(tmp_path / "bad.sqlite"))
+        assert bad.returncode == 2 and "--batch-sizes" in bad.stderr and why in bad.stderr, bad.stderr
+        assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "bad.sqlite").exists()
+
+
 def test_plan_is_index_addressable_and_cached(tmp_path):
     plan = BuildPlan.for_space("all", 6, seed=1, max_gflops=0.5)
     plan_file = tmp_path / "plan.jsonl"

@@ -7,13 +7,15 @@ module's own parameters), built into our graph, and checked against the torch mo
 within 1 % of those the forward reads (and float buffers, which the ONNX holds as weights), and the MACs of our Conv,
 Gemm and MatMul nodes within 15 % of torch's own FLOP counter (``torch.utils.flop_counter``), an independent
 count made on the module, not on the ONNX; built on the fast lane, equal to the whole-model path's graph; and
-predicted by the served network (onnxruntime) as each member's own forward predicts it.  Exports are cached under ``.cache/corpus`` (``PERFSEER_CACHE``).
+predicted by the served network (onnxruntime) as each member's own forward predicts it.  Exports are cached, weight-stripped, under
+``.cache/corpus-stripped`` (``PERFSEER_CACHE``).
 """
 from __future__ import annotations
 
 import functools
 import hashlib
 import json
+import os
 import re
 
 import pytest
@@ -23,6 +25,7 @@ from seernet.export import export_module
 from seernet.graph import NODE_FEATURES, build_graph, reference_graph
 from seernet.settings import cache_dir
 from seernet.spaces.timm_space import arch_table
+from seernet.strip import strip_bytes
 from seernet.torchvision_compat import ensure_torchvision_importable
 from tests.seernet.test_fast_graph import assert_same
 
@@ -94,12 +97,16 @@ def _randomise(module: torch.nn.Module, seed: int) -> torch.nn.Module:
 
 
 def _export(key: str, module: torch.nn.Module, example: torch.Tensor, axes: dict) -> bytes:
-    path = cache_dir() / "corpus" / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx"
+    """The weight-stripped export (what a client sends; the same graph as the full file): the corpus's full
+    exports came to 5.7 GB, enough to fill a CI machine's disk, its stripped ones to a few MB."""
+    path = cache_dir() / "corpus-stripped" / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx"
     if path.exists():
         return path.read_bytes()
-    data = export_module(module, example, dynamic_axes=axes, constant_folding=False)
+    data = strip_bytes(export_module(module, example, dynamic_axes=axes, constant_folding=False))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
     return data
 
 
