@@ -209,7 +209,8 @@ def cmd_graph(args: argparse.Namespace, settings: Settings) -> int:
     print(f"  memory traffic {summary['memory_bytes'] / 2**20:.1f} MiB  built in {summary['build_ms']:.2f} ms")
     if summary["folded_at_load"]:
         print(f"  {summary['folded_at_load']} more operators read only weights: the runtime computes them once at "
-              "load, so an inference leaves them out (--training keeps them)")
+              f"load ({summary['folded_at_load_mb']:.1f} MB held while it does), so an inference leaves them out "
+              "(--training keeps them)")
     for op, count in sorted(summary["op_counts"].items(), key=lambda kv: -kv[1])[:12]:
         print(f"    {op:<24} {count}")
     return 0

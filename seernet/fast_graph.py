@@ -27,7 +27,7 @@ from onnx import numpy_helper, shape_inference
 
 from .budget import CpuBudget
 from .costs import Op, attributes, node_cost, param_inputs, parameter_elements
-from .folding import Sources, folded_sources, folds, new_parameters, sources_lookup
+from .folding import Sources, bytes_written_at_load, folded_sources, folds, new_parameters, sources_lookup
 from .graph import NODE_FEATURES, EDGE_FEATURES, PerfGraph, edge_features, graph_from_rows, node_row
 from .settings import Limits
 from .shape_rules import output_shapes
@@ -181,6 +181,7 @@ def fast_graph(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | N
     sources: dict[str, Sources] = {}  # weights computed at load (seernet.folding): their parameters
     sources_of = sources_lookup(sources, lambda name: parameter_elements(tok_of[name].info))
     edges = folded = 0
+    folded_bytes = 0.0
     operators, decoded = memo.operators, memo.decoded
     for index, node in enumerate(graph.node):
         if index % 512 == 0:
@@ -229,6 +230,7 @@ def fast_graph(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | N
                     producer[name] = j
         if loaded:
             folded += 1
+            folded_bytes += bytes_written_at_load(d.op_type, [t.info.nbytes for name, t in zip(d.outputs, at_load) if name])
             continue
         for name in names:
             i = producer.get(name)
@@ -257,7 +259,7 @@ def fast_graph(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | N
                            np.array([src, dst], dtype=np.int64).reshape(2, len(src)), edge_x, inputs, outputs,
                            batch_size, training, started, budget, [d.domain for d in decoded_nodes])
     built.fast_lane = True
-    built.folded_at_load = folded
+    built.folded_at_load, built.folded_bytes = folded, folded_bytes
     return built
 
 

@@ -17,7 +17,7 @@ import onnx
 from .budget import CpuBudget
 from .costs import NodeCost, Operator, node_cost, param_inputs, parameter_elements, signature
 from .errors import GraphBuildError, ImplausibleModelError, InvalidBatchSizeError, clip
-from .folding import Sources, fold_at_load, new_parameters
+from .folding import Sources, bytes_written_at_load, fold_at_load, new_parameters
 from .loader import ModelSource, check_model, parse_model
 from .op_vocab import CATEGORIES, category_index, op_index
 from .settings import DEFAULT_LIMITS, Limits
@@ -25,8 +25,8 @@ from .shapes import TensorInfo, check_dims, infer_shapes, static_batch
 
 FEATURE_SCHEMA_VERSION = 2
 # Which operators a graph holds, its columns unchanged (caches key on both): 1 = an inference graph leaves out
-# the operators the runtime computes once at load (seernet.folding)
-GRAPH_CONTENT_VERSION = 1
+# the operators the runtime computes once at load (seernet.folding); 2 = and counts the bytes they write
+GRAPH_CONTENT_VERSION = 2
 
 NODE_FEATURES: tuple[str, ...] = (
     "flops", "macs", "params", "bytes_read_act", "bytes_read_weight", "bytes_written", "arithmetic_intensity",
@@ -65,6 +65,7 @@ class PerfGraph:
     arch_str: str = ""  # the NAS-Bench-201 cell, when the graph was built from such a config (tabular features)
     fast_lane: bool = False  # built operator by operator from remembered shapes and rows (seernet.fast_graph)
     folded_at_load: int = 0  # operators left out: the runtime computes them once at load (seernet.folding)
+    folded_bytes: float = 0.0  # what those operators write, all held at once while the runtime folds them
 
     @property
     def num_nodes(self) -> int:
@@ -99,6 +100,7 @@ class PerfGraph:
             "build_ms": self.build_ms,
             "fast_lane": self.fast_lane,
             "folded_at_load": self.folded_at_load,
+            "folded_at_load_mb": self.folded_bytes / 1e6,
         }
 
 
@@ -259,11 +261,15 @@ def _whole_model_graph(model: onnx.ModelProto, batch_size: int, training: bool, 
     inputs = [shapes[v.name] for v in graph.input if v.name not in weights and v.name in shapes]
     outputs = [shapes[o.name] for o in graph.output if o.name in shapes]
     sources: dict[str, Sources] = {}
-    operators = len(nodes)
+    every = nodes
     if not training:  # what the runtime computes once at load is not part of an inference (seernet.folding)
         nodes, weights, sources = fold_at_load(nodes, weights, lambda name: parameter_elements(shapes.get(name)))
     built = assemble_graph(nodes, shapes, weights, inputs, outputs, batch_size, training, started, budget, sources)
-    built.folded_at_load = operators - len(nodes)
+    kept = set(map(id, nodes))
+    folded = [n for n in every if id(n) not in kept]
+    built.folded_at_load = len(folded)
+    built.folded_bytes = sum(bytes_written_at_load(n.op_type, [shapes[o].nbytes if o in shapes else -1
+                                                               for o in n.output if o]) for n in folded)
     return built
 
 

@@ -55,7 +55,7 @@ def arch_str_of(config: ModelConfig) -> str:
 
 _ARRAYS = ("node_op", "node_category", "node_x", "edge_index", "edge_x", "global_x")
 _NAMES = ("op_types", "node_names")  # kept too: operator labels and explanations address nodes by name
-_COUNTS = ("folded_at_load",)
+_COUNTS = ("folded_at_load", "folded_bytes")
 
 
 def graph_for(config: ModelConfig, training: bool = False, root: Path | None = None) -> PerfGraph:
@@ -69,7 +69,7 @@ def graph_for(config: ModelConfig, training: bool = False, root: Path | None = N
             if all(k in data for k in _NAMES):
                 return PerfGraph(**{k: data[k] for k in _ARRAYS}, batch_size=config.batch_size, training=training,
                                  arch_str=arch_str_of(config), **{k: data[k].tolist() for k in _NAMES},
-                                 **{k: int(data[k]) for k in _COUNTS if k in data})
+                                 **{k: data[k].item() for k in _COUNTS if k in data})
     from .spaces import get_space
 
     graph = get_space(config.space).direct_graph(config, training)  # no export where the space knows its graph

@@ -30,6 +30,7 @@ def assert_same(fast: PerfGraph, reference: PerfGraph) -> None:
         assert a.shape == b.shape and np.array_equal(a, b), name
     assert fast.op_types == reference.op_types and fast.node_names == reference.node_names
     assert (fast.batch_size, fast.training) == (reference.batch_size, reference.training)
+    assert (fast.folded_at_load, fast.folded_bytes) == (reference.folded_at_load, reference.folded_bytes)
 
 
 @pytest.fixture(scope="module")

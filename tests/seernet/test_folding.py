@@ -22,6 +22,7 @@ def _both_lanes(model, training: bool = False):
     fast, whole = build_graph(data, batch_size=2, training=training), reference_graph(data, 2, training)
     assert fast.fast_lane
     assert fast.op_types == whole.op_types and fast.folded_at_load == whole.folded_at_load
+    assert fast.folded_bytes == whole.folded_bytes
     np.testing.assert_allclose(fast.node_x, whole.node_x)
     np.testing.assert_allclose(fast.global_x, whole.global_x)
     np.testing.assert_array_equal(fast.edge_index, whole.edge_index)
@@ -39,6 +40,7 @@ def _transposed_weight_model():
 def test_an_inference_graph_leaves_out_what_the_runtime_computes_at_load():
     graph = _both_lanes(_transposed_weight_model())
     assert graph.op_types == ["MatMul", "Relu"] and graph.summary()["folded_at_load"] == 1
+    assert graph.folded_bytes == 4 * 32 * 16  # the transposed copy onnxruntime makes while it loads
     matmul = graph.node_x[0]
     assert matmul[_PARAMS] == 32 * 16  # the transposed weight is a weight, counted as the parameters it came from
     assert matmul[_WEIGHT_BYTES] == 4 * 32 * 16
@@ -47,7 +49,7 @@ def test_an_inference_graph_leaves_out_what_the_runtime_computes_at_load():
 
 def test_a_training_graph_keeps_them_because_every_step_recomputes_them():
     graph = _both_lanes(_transposed_weight_model(), training=True)
-    assert graph.op_types == ["Transpose", "MatMul", "Relu"] and graph.folded_at_load == 0
+    assert graph.op_types == ["Transpose", "MatMul", "Relu"] and graph.folded_at_load == graph.folded_bytes == 0
     assert graph.global_value("params_sum") == 32 * 16
 
 
@@ -75,6 +77,7 @@ def test_weight_standardisation_folds_and_its_parameters_stay():
     graph = _both_lanes(chain(nodes, {"x": (2, 4, 10, 10)}, ["y"], inits))
     assert graph.op_types == ["Conv"]
     assert graph.global_value("params_sum") == 8 * 4 * 3 * 3 + 8 + 8  # weight and the affine pair, not the stats
+    assert graph.folded_bytes == 3 * 4 * 8 * 4 * 3 * 3  # three weight-sized tensors computed while loading
 
 
 def test_random_operators_and_graphs_of_nothing_but_weights_are_not_folded():
@@ -124,3 +127,4 @@ def test_the_cli_says_how_many_operators_the_runtime_computes_at_load(tmp_path):
     assert "2 operators" in shown.stdout and "1 more operators read only weights" in shown.stdout
     summary = json.loads(subprocess.run([*run, "--json"], capture_output=True, text=True, timeout=120).stdout)
     assert summary["nodes"] == 2 and summary["folded_at_load"] == 1
+    assert summary["folded_at_load_mb"] == pytest.approx(4 * 32 * 16 / 1e6)

@@ -35,6 +35,7 @@ def test_a_shared_weights_identities_are_weights_not_activations():
     graph = build_graph(chain(nodes, {"x": (1, TOKENS, WIDTH)}, ["b"], [weight("w", (WIDTH, WIDTH))]), batch_size=1)
     assert peak_live_bytes(graph) == 2 * ACTIVATION  # a and b, never the 256 KB weight copies
     assert memory_terms(graph)[1] == pytest.approx(WIDTH * WIDTH * 4 / 1e6)
+    assert graph.folded_at_load == 2 and memory_terms(graph)[3] == 0  # the runtime drops them at load, copying nothing
 
 
 def test_the_line_is_recovered_and_predicts_from_terms():
@@ -44,11 +45,35 @@ def test_the_line_is_recovered_and_predicts_from_terms():
             nodes = [helper.make_node("MatMul", ["x", "w"], ["a"]), helper.make_node("Relu", ["a"], ["b"])]
             graphs.append(build_graph(chain(nodes, {"x": (1, tokens, width)}, ["b"], [weight("w", (width, width))]),
                                       batch_size=1))
-    truth = [10.0, 2.0, 1.5]
+    truth = [10.0, 2.0, 1.5, 0.0]  # nothing here is computed at load: that term's coefficient is 0, not left free
     samples = [Sample(f"m{i}", "mlp", g, {"infer_mem_mb": float(memory_terms(g) @ truth)}) for i, g in enumerate(graphs)]
     assert fit_memory_line(samples) == pytest.approx(truth, rel=1e-6)
     assert predict_memory(graphs[:3], truth) == pytest.approx([s.targets["infer_mem_mb"] for s in samples[:3]])
-    assert fit_memory_line(samples[:5]) is None  # too few rows to pin three coefficients
+    assert fit_memory_line(samples[:5]) is None  # too few rows to pin the coefficients
+
+
+def test_what_the_runtime_computes_at_load_is_a_term_of_its_own():
+    """Weight standardisation (Transpose → Mul of a weight, folded at load) writes weight-sized tensors that a
+    loading runtime holds at once; a line fitted on models with and without it recovers its coefficient, and a
+    predictor fitted before the term existed (three coefficients) predicts as it was fitted."""
+    graphs = []
+    for width in (64, 128, 256, 512):
+        for tokens, standardised in ((1, False), (8, True), (32, False), (128, True), (256, True)):
+            nodes = [helper.make_node("MatMul", ["x", "ws" if standardised else "w"], ["a"]),
+                     helper.make_node("Relu", ["a"], ["b"])]
+            if standardised:
+                nodes[:0] = [helper.make_node("Transpose", ["w"], ["wt"], perm=[1, 0]),
+                             helper.make_node("Mul", ["wt", "g"], ["ws"])]
+            graphs.append(build_graph(chain(nodes, {"x": (1, tokens, width)}, ["b"],
+                                            [weight("w", (width, width)), weight("g", (1,), 1)]), batch_size=1))
+    standardised = [g for g in graphs if g.folded_at_load]
+    assert len(standardised) == 12 and all(memory_terms(g)[3] == pytest.approx(2 * g.global_value("params_sum") * 4 / 1e6,
+                                                                               rel=1e-3) for g in standardised)
+    truth = [10.0, 2.0, 1.5, 0.8]
+    samples = [Sample(f"m{i}", "mlp", g, {"infer_mem_mb": float(memory_terms(g) @ truth)}) for i, g in enumerate(graphs)]
+    assert fit_memory_line(samples) == pytest.approx(truth, rel=1e-6)
+    assert predict_memory(standardised[:2], truth[:3]) == pytest.approx([memory_terms(g)[:3] @ truth[:3]
+                                                                        for g in standardised[:2]])
 
 
 def test_an_operator_predictor_serves_memory_from_its_line(tmp_path):
@@ -76,10 +101,10 @@ def test_fit_gives_an_operator_predictor_a_memory_line_only_where_rows_measured_
     base = trained_predictor  # a SeerNet predicting infer_mem_mb among its metrics
 
     graphs = [mlp_graph([w, w // 2, w // 4], b) for w in (32, 64, 128, 256, 512, 1024) for b in (1, 2, 4, 8, 16)]
-    samples = [Sample(f"m{i}", "mlp", g, {"infer_time_ms": 1.0, "infer_mem_mb": float(memory_terms(g) @ [9.0, 2.0, 1.2])})
+    samples = [Sample(f"m{i}", "mlp", g, {"infer_time_ms": 1.0, "infer_mem_mb": float(memory_terms(g) @ [9.0, 2.0, 1.2, 0.0])})
                for i, g in enumerate(graphs)]
     line = memory_line_for(samples[:24], samples[24:])
-    assert line is not None and line["coefficients"] == pytest.approx([9.0, 2.0, 1.2], rel=1e-6)
+    assert line is not None and line["coefficients"] == pytest.approx([9.0, 2.0, 1.2, 0.0], rel=1e-6)
     assert line["validation"]["line"]["mape"] < 1e-6 and line["validation"]["base"] is None
     beside = memory_line_for(samples[:24], samples[24:], base)  # the base network's score is kept beside it
     assert beside["validation"]["base"]["n"] == 6 and beside["coefficients"] == line["coefficients"]

@@ -51,6 +51,7 @@ def test_the_direct_graph_is_the_exported_graph(arch_str, batch, size):
     assert direct.op_types == exported.op_types
     assert direct.node_names == exported.node_names  # operator profiles map onto nodes by these names
     assert direct.folded_at_load == exported.folded_at_load  # the Identity copies of weights (seernet.folding)
+    assert direct.folded_bytes == exported.folded_bytes == 0  # Identities hand their input on: no copies
 
 
 @pytest.mark.parametrize("arch_str,batch,size", CASES[:3])
@@ -61,7 +62,7 @@ def test_the_direct_training_graph_keeps_what_an_inference_computes_at_load(arch
     for name in ARRAYS:
         assert np.array_equal(getattr(direct, name), getattr(exported, name)), name
     assert direct.op_types == exported.op_types and "Identity" in direct.op_types
-    assert direct.folded_at_load == exported.folded_at_load == 0
+    assert direct.folded_at_load == exported.folded_at_load == 0 and exported.folded_bytes == 0
 
 
 def test_cells_it_does_not_describe_are_left_to_the_export():
