@@ -230,7 +230,8 @@ def fast_graph(model: onnx.ModelProto, batch_size: int, dims: dict[str, int] | N
                     producer[name] = j
         if loaded:
             folded += 1
-            folded_bytes += bytes_written_at_load(d.op_type, [t.info.nbytes for name, t in zip(d.outputs, at_load) if name])
+            written = [token.info.nbytes for name, token in zip(d.outputs, at_load) if name]
+            folded_bytes += bytes_written_at_load(d.op_type, written)
             continue
         for name in names:
             i = producer.get(name)

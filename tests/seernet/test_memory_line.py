@@ -67,10 +67,12 @@ def test_what_the_runtime_computes_at_load_is_a_term_of_its_own():
             graphs.append(build_graph(chain(nodes, {"x": (1, tokens, width)}, ["b"],
                                             [weight("w", (width, width)), weight("g", (1,), 1)]), batch_size=1))
     standardised = [g for g in graphs if g.folded_at_load]
-    assert len(standardised) == 12 and all(memory_terms(g)[3] == pytest.approx(2 * g.global_value("params_sum") * 4 / 1e6,
-                                                                               rel=1e-3) for g in standardised)
+    assert len(standardised) == 12
+    for g in standardised:  # the transposed copy and the scaled one: two weights' worth
+        assert memory_terms(g)[3] == pytest.approx(2 * g.global_value("params_sum") * 4 / 1e6, rel=1e-3)
     truth = [10.0, 2.0, 1.5, 0.8]
-    samples = [Sample(f"m{i}", "mlp", g, {"infer_mem_mb": float(memory_terms(g) @ truth)}) for i, g in enumerate(graphs)]
+    samples = [Sample(f"m{i}", "mlp", g, {"infer_mem_mb": float(memory_terms(g) @ truth)})
+               for i, g in enumerate(graphs)]
     assert fit_memory_line(samples) == pytest.approx(truth, rel=1e-6)
     assert predict_memory(standardised[:2], truth[:3]) == pytest.approx([memory_terms(g)[:3] @ truth[:3]
                                                                         for g in standardised[:2]])
@@ -101,7 +103,8 @@ def test_fit_gives_an_operator_predictor_a_memory_line_only_where_rows_measured_
     base = trained_predictor  # a SeerNet predicting infer_mem_mb among its metrics
 
     graphs = [mlp_graph([w, w // 2, w // 4], b) for w in (32, 64, 128, 256, 512, 1024) for b in (1, 2, 4, 8, 16)]
-    samples = [Sample(f"m{i}", "mlp", g, {"infer_time_ms": 1.0, "infer_mem_mb": float(memory_terms(g) @ [9.0, 2.0, 1.2, 0.0])})
+    samples = [Sample(f"m{i}", "mlp", g, {"infer_time_ms": 1.0,
+                                          "infer_mem_mb": float(memory_terms(g) @ [9.0, 2.0, 1.2, 0.0])})
                for i, g in enumerate(graphs)]
     line = memory_line_for(samples[:24], samples[24:])
     assert line is not None and line["coefficients"] == pytest.approx([9.0, 2.0, 1.2, 0.0], rel=1e-6)

@@ -7,8 +7,8 @@ module's own parameters), built into our graph, and checked against the torch mo
 within 1 % of those the forward reads (and float buffers, which the ONNX holds as weights), and the MACs of our Conv,
 Gemm and MatMul nodes within 15 % of torch's own FLOP counter (``torch.utils.flop_counter``), an independent
 count made on the module, not on the ONNX; built on the fast lane, equal to the whole-model path's graph; and
-predicted by the served network (onnxruntime) as each member's own forward predicts it.  Exports are cached, weight-stripped, under
-``.cache/corpus-stripped`` (``PERFSEER_CACHE``).
+predicted by the served network (onnxruntime) as each member's own forward predicts it.  Exports are cached,
+weight-stripped, under ``.cache/corpus-stripped`` (``PERFSEER_CACHE``).
 """
 from __future__ import annotations
 
