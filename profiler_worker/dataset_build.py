@@ -88,8 +88,8 @@ class BuildPlan:
         rng = random.Random(f"build:{self.seed}:{index}")
         names = sorted(self.spaces)
         space = get_space(rng.choices(names, weights=[self.spaces[s] for s in names])[0])
+        batches = {"batch_sizes": self.batch_sizes} if self.batch_sizes else {}
         while True:
-            batches = {"batch_sizes": self.batch_sizes} if self.batch_sizes else {}
             config = space.sample(rng, archs=self.timm_archs, **batches) if self.timm_archs and space.name == "timm" \
                 else space.sample(rng, **batches)
             if self.max_gflops is None or space.forward_flops(config) <= self.max_gflops * 1e9:

@@ -81,15 +81,16 @@ def bytes_written_at_load(op_type: str, output_nbytes: Iterable[int]) -> float:
     return 0.0 if op_type == "Identity" else float(sum(max(n, 0) for n in output_nbytes))
 
 
-def fold_at_load(nodes: Sequence, weights: set[str], param_numel: Callable[[str], int]) -> tuple[list, set[str],
-                                                                                                  dict[str, Sources]]:
-    """(the operators an inference runs, the weights it reads, each folded tensor's parameters) for ``nodes``
-    in topological order.  ``param_numel``: a weight's elements if it is a parameter, else 0.  A graph whose
-    every operator folds is left as it is: it computes nothing from its inputs, and the builder says so."""
+def fold_at_load(nodes: Sequence, weights: set[str], param_numel: Callable[[str], int]
+                 ) -> tuple[list, set[str], dict[str, Sources], list]:
+    """(the operators an inference runs, the weights it reads, each folded tensor's parameters, the operators
+    computed at load) for ``nodes`` in topological order.  ``param_numel``: a weight's elements if it is a
+    parameter, else 0.  A graph whose every operator folds is left as it is: it computes nothing from its
+    inputs, and the builder says so."""
     folded_weights = set(weights)
     sources: dict[str, Sources] = {}
     sources_of = sources_lookup(sources, param_numel)
-    kept = []
+    kept, folded = [], []
     for node in nodes:
         if folds(node.op_type, node.domain, node.input, folded_weights.__contains__):
             carried = folded_sources(node.op_type, node.input, sources_of)
@@ -97,8 +98,9 @@ def fold_at_load(nodes: Sequence, weights: set[str], param_numel: Callable[[str]
                 if out:
                     folded_weights.add(out)
                     sources[out] = carried
+            folded.append(node)
         else:
             kept.append(node)
     if not kept:
-        return list(nodes), weights, {}
-    return kept, folded_weights, sources
+        return list(nodes), weights, {}, []
+    return kept, folded_weights, sources, folded

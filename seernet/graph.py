@@ -261,12 +261,11 @@ def _whole_model_graph(model: onnx.ModelProto, batch_size: int, training: bool, 
     inputs = [shapes[v.name] for v in graph.input if v.name not in weights and v.name in shapes]
     outputs = [shapes[o.name] for o in graph.output if o.name in shapes]
     sources: dict[str, Sources] = {}
-    every = nodes
+    folded: list[Operator] = []
     if not training:  # what the runtime computes once at load is not part of an inference (seernet.folding)
-        nodes, weights, sources = fold_at_load(nodes, weights, lambda name: parameter_elements(shapes.get(name)))
+        nodes, weights, sources, folded = fold_at_load(nodes, weights,
+                                                       lambda name: parameter_elements(shapes.get(name)))
     built = assemble_graph(nodes, shapes, weights, inputs, outputs, batch_size, training, started, budget, sources)
-    kept = set(map(id, nodes))
-    folded = [n for n in every if id(n) not in kept]
     built.folded_at_load = len(folded)
     built.folded_bytes = sum(bytes_written_at_load(n.op_type, [shapes[o].nbytes if o in shapes else -1
                                                                for o in n.output if o]) for n in folded)
