@@ -17,14 +17,15 @@ def mlp_graph(widths: list[int], batch: int):
     return build_graph(stripped_onnx(config), batch_size=batch)
 
 
-def profiled(graph, key: str, efficiency: dict[str, float] = EFFICIENCY) -> Sample:
+def profiled(graph, key: str, efficiency: dict[str, float] = EFFICIENCY, fuse: bool = True) -> Sample:
     """A sample measured on the synthetic device (``efficiency``: another device): Gemm+Relu run as one kernel
-    (as onnxruntime fuses them), the model's time is its kernels' times × 1.1 + 0.01 ms."""
+    (as onnxruntime fuses them; ``fuse`` False: each node its own kernel), the model's time is its kernels'
+    times × 1.1 + 0.01 ms."""
     roof = roofline_ms(graph)
     names, ops = graph.node_names, graph.op_types
     kernels, i = [], 0
     while i < len(names):
-        span = 2 if ops[i] == "Gemm" and i + 1 < len(names) and ops[i + 1] == "Relu" else 1
+        span = 2 if fuse and ops[i] == "Gemm" and i + 1 < len(names) and ops[i + 1] == "Relu" else 1
         kernels.append((names[i:i + span], float(sum(roof[j] * efficiency.get(ops[j], 1.5)
                                                       for j in range(i, i + span)))))
         i += span

@@ -1,13 +1,14 @@
-"""The per-operator cost model: labels split by roofline, extrapolation past the trained sizes, the whole-model
-composition, the fusion pairs learned from profiles, saving and serving it, and the breakdown it gives."""
+"""The per-operator cost model: labels split by roofline and re-split by the trees' own predictions,
+extrapolation past the trained sizes, the whole-model composition, the fusion pairs learned from profiles,
+saving and serving it, and the breakdown it gives."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from seernet.data import Sample
-from seernet.operator_trees import (COMPOSITION_TERMS, OPERATOR_FEATURES, OperatorModel, fit_operator_model,
-                                    node_times, operator_table, roofline_ms, save_operator_model)
+from seernet.operator_trees import (COMPOSITION_TERMS, LABEL_SPLIT_ROUNDS, OPERATOR_FEATURES, OperatorModel,
+                                    fit_operator_model, node_times, operator_table, roofline_ms, save_operator_model)
 from seernet.predictor import OperatorPredictor, Predictor
 from tests.operator_fixtures import EFFICIENCY, mlp_graph, profiled, profiled_mlps
 from tests.server.fixtures import train_tiny_predictor
@@ -319,3 +320,34 @@ def test_an_identity_of_a_shared_weight_is_the_weight():
     assert (traffic[[i for i, op in enumerate(ops) if op == "Identity"]] == 0).all()
     before = node_bytes(perf, {k: v for k, v in ROOFLINE.items() if k != "weight_aliases"})
     assert before[first, 1] == 0 and before[first, 0] == 8 * 64 * 4 + 64 * 64 * 4  # x and the "activation" w1
+
+
+def test_kernels_measured_alone_teach_how_a_fused_kernels_time_divides():
+    """A device whose Relu costs 0.2× its roofline time and whose Gemm 3×, profiled once with Gemm+Relu fused
+    and once unfused.  Split by roofline, a fused kernel gives its Relu a fifth of the Gemm's time, and the trees
+    learn a Relu near 2× (the fused labels outvote the unfused ones).  Re-split by each round's predictions,
+    the labels move to what the unfused kernels say."""
+    efficiency = {"Gemm": 3.0, "Relu": 0.2}
+    graphs = [mlp_graph([w, w // 2, w // 4], b) for w in (32, 64, 128) for b in (1, 2, 4, 8)]
+    samples = [profiled(g, f"fused{i}", efficiency) for i, g in enumerate(graphs)]
+    samples += [profiled(g, f"alone{i}", efficiency, fuse=False) for i, g in enumerate(graphs)]
+
+    def learned(model: OperatorModel) -> dict[str, float]:
+        ratios: dict[str, list[float]] = {"Gemm": [], "Relu": []}
+        for g in graphs:
+            efficiencies = model.node_ms(g) / roofline_ms(g)
+            for op, values in ratios.items():
+                values.extend(efficiencies[[i for i, o in enumerate(g.op_types) if o == op]])
+        return {op: float(np.median(values)) for op, values in ratios.items()}
+
+    by_roofline = learned(fit_operator_model(samples, split_rounds=0))
+    resplit_model = fit_operator_model(samples)
+    resplit = learned(resplit_model)
+    assert resplit_model.params["label_split_rounds"] == LABEL_SPLIT_ROUNDS >= 1
+    assert by_roofline["Relu"] > 1.5
+    assert abs(resplit["Relu"] - 0.2) < 0.5 * abs(by_roofline["Relu"] - 0.2)
+    assert abs(resplit["Gemm"] - 3.0) < 0.5 * abs(by_roofline["Gemm"] - 3.0)
+    sample = samples[0]  # whatever the split, a kernel's labels sum to its time
+    split = np.random.default_rng(0).uniform(0.1, 1.0, sample.graph.num_nodes)
+    times, group = node_times(sample, split), sample.operators.node_group
+    assert np.bincount(group[group >= 0], weights=times[group >= 0]) == pytest.approx(sample.operators.group_ms)
