@@ -459,6 +459,6 @@ def save_operator_model(model: OperatorModel, directory: Path, manifest: dict, b
     return directory
 
 
-__all__ = ["AUXILIARY_WEIGHT", "LABEL_SPLIT_ROUNDS", "OPERATOR_FEATURES", "OperatorModel", "enough_profiles", "first_producer", "fit_operator_model",
-           "node_bytes", "node_times", "operator_table", "weight_alias_nodes",
-           "roofline_ms", "save_operator_model"]
+__all__ = ["AUXILIARY_WEIGHT", "LABEL_SPLIT_ROUNDS", "OPERATOR_FEATURES", "OperatorModel", "enough_profiles",
+           "first_producer", "fit_operator_model", "node_bytes", "node_times", "operator_table", "roofline_ms",
+           "save_operator_model", "weight_alias_nodes"]
