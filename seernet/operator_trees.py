@@ -266,21 +266,23 @@ class OperatorModel:
         """Predicted time of each operator of ``graph``."""
         return self.nodes_ms([graph])[0]
 
-    def nodes_ms(self, graphs: Sequence[PerfGraph], this_device: bool = True) -> list[np.ndarray]:
+    def nodes_ms(self, graphs: Sequence[PerfGraph]) -> list[np.ndarray]:
         """Predicted operator times of each graph.  All graphs' operators go through the trees in one walk, and
-        repeated operators (a NAS network's cells, a batch of similar candidates) are walked once.
-        ``this_device`` False: as the fit's auxiliary rows from other devices read."""
+        repeated operators (a NAS network's cells, a batch of similar candidates) are walked once."""
         if not graphs:
             return []
         roofline = self.params["roofline"]
         traffic = [node_bytes(g, roofline) for g in graphs]  # read once, by both
-        table = np.concatenate([operator_table(g, this_device, roofline, t) for g, t in zip(graphs, traffic)])
+        table = np.concatenate([operator_table(g, True, roofline, t) for g, t in zip(graphs, traffic)])
         roof = np.concatenate([roofline_ms(g, roofline, t) for g, t in zip(graphs, traffic)])
-        times = np.zeros(0)
-        if len(table):
-            unique, inverse = unique_rows(table)
-            times = np.exp(predict_trees(unique, self.arrays, self.params))[inverse] * roof
-        return np.split(times, np.cumsum([g.num_nodes for g in graphs])[:-1])
+        return np.split(self.efficiency(table) * roof, np.cumsum([g.num_nodes for g in graphs])[:-1])
+
+    def efficiency(self, table: np.ndarray) -> np.ndarray:
+        """Each operator row's time over its roofline time; repeated rows are walked once."""
+        if not len(table):
+            return np.zeros(0)
+        unique, inverse = unique_rows(table)
+        return np.exp(predict_trees(unique, self.arrays, self.params))[inverse]
 
     def predict(self, graphs: Sequence[PerfGraph]) -> np.ndarray:
         return np.array([self.compose(g, float(t.sum())) for g, t in zip(graphs, self.nodes_ms(graphs))])
@@ -342,43 +344,35 @@ def _fused_pairs(samples: Sequence[Sample]) -> list[list[int]]:
     return sorted([list(pair) for pair, (hit, seen) in together.items() if hit >= FUSED_SHARE * seen])
 
 
-def _labelled_operators(samples: Sequence[Sample], this_device: bool, weight: float, roofline: dict,
-                        previous: OperatorModel | None) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
-    """The trees' rows of ``samples``' labelled nodes: table, target (log time over roofline time), weight.
-    Kernel times are split by ``previous``'s predicted node times where given, else by roofline time."""
-    profiled = [s for s in samples if s.operators is not None]
-    splits = previous.nodes_ms([s.graph for s in profiled], this_device) if previous is not None else None
-    tables, targets, weights = [], [], []
-    for i, s in enumerate(profiled):
+@dataclass
+class _LabelledRows:
+    """The labelled operators of one profiled sample, as the trees see them: built once, re-labelled each round."""
+
+    sample: Sample
+    labelled: np.ndarray  # node indices a kernel labels
+    table: np.ndarray  # their operator_table rows
+    roof: np.ndarray  # their roofline times
+    weight: float  # the sample's total weight (1, or AUXILIARY_WEIGHT for another device's)
+
+    def labels(self, split: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(target, weight) of each row, kernel times split in proportion to ``split`` (one per row)."""
+        full = np.zeros(self.sample.graph.num_nodes)
+        full[self.labelled] = split
+        times = node_times(self.sample, full)[self.labelled]
+        return (np.log(np.maximum(times, 1e-6) / self.roof),
+                self.weight * (times / times.sum() + 1e-3 / max(1, len(times))))
+
+
+def _labelled_rows(samples: Sequence[Sample], this_device: bool, weight: float, roofline: dict) -> list[_LabelledRows]:
+    rows = []
+    for s in samples:
+        if s.operators is None:
+            continue
         traffic = node_bytes(s.graph, roofline)
-        roof = roofline_ms(s.graph, roofline, traffic)
-        times = node_times(s, roof if splits is None else splits[i])
-        known = ~np.isnan(times)
-        tables.append(operator_table(s.graph, this_device, roofline, traffic)[known])
-        targets.append(np.log(np.maximum(times[known], 1e-6) / roof[known]))
-        weights.append(weight * (times[known] / times[known].sum() + 1e-3 / max(1, int(known.sum()))))
-    return tables, targets, weights
-
-
-def _fit_trees(samples: Sequence[Sample], auxiliary: Sequence[Sample], roofline: dict, seed: int,
-               prior: OperatorModel | None, previous: OperatorModel | None, metric: str,
-               tree_params: dict = TREE_PARAMS) -> OperatorModel:
-    """One round of the trees (composition left at the identity: :func:`fit_operator_model` fits it last)."""
-    from sklearn.ensemble import HistGradientBoostingRegressor
-
-    tables, targets, weights = _labelled_operators(samples, True, 1.0, roofline, previous)
-    for part, rows in enumerate(_labelled_operators(auxiliary, False, AUXILIARY_WEIGHT, roofline, previous)):
-        (tables, targets, weights)[part].extend(rows)
-    table, target = np.concatenate(tables), np.concatenate(targets)
-    if prior is not None:
-        target = target - predict_trees(table, prior.arrays, prior.params)
-    per_leaf = int(np.clip(len(table) // 200, *MIN_SAMPLES_LEAF))
-    trees = HistGradientBoostingRegressor(**tree_params, min_samples_leaf=per_leaf, random_state=seed).fit(
-        table, target, sample_weight=np.concatenate(weights))
-    arrays, params = export_trees(trees)
-    if prior is not None:
-        arrays, params = merge_trees((prior.arrays, {"init": prior.params["init"]}), (arrays, params))
-    return OperatorModel(arrays, {**params, "roofline": roofline, "composition": [1.0, 0.0, 0.0, 0.0, 0.0]}, metric)
+        labelled = np.flatnonzero(s.operators.node_group >= 0)
+        rows.append(_LabelledRows(s, labelled, operator_table(s.graph, this_device, roofline, traffic)[labelled],
+                                  roofline_ms(s.graph, roofline, traffic)[labelled], weight))
+    return rows
 
 
 def fit_operator_model(samples: Sequence[Sample], metric: str = "infer_time_ms", seed: int = 0,
@@ -388,13 +382,14 @@ def fit_operator_model(samples: Sequence[Sample], metric: str = "infer_time_ms",
 
     Each model's labelled nodes weigh 1 together (by their share of its time), as its whole-model label does.
     The trees are fitted ``1 + split_rounds`` times, each round's fused kernels split by the round before's
-    predicted node times (:data:`LABEL_SPLIT_ROUNDS`).
+    predicted node times (:data:`LABEL_SPLIT_ROUNDS`; the first round splits by roofline time).
     With ``prior`` (another device's operator model) the trees learn what differs from the prior's
     efficiencies and the result is both ensembles as one: a few calibration rows then correct a model that
     has seen tens of thousands of operators, instead of replacing it.  ``auxiliary``: profiled samples of
     other devices, in the trees' fit only (``this_device`` 0, weight :data:`AUXILIARY_WEIGHT` per model); the
     composition and the count of profiled models come from ``samples``."""
     from scipy.optimize import lsq_linear
+    from sklearn.ensemble import HistGradientBoostingRegressor
 
     if metric != "infer_time_ms":
         raise ValueError(f"operator profiles measure inference only; cannot learn {metric} per operator")
@@ -403,14 +398,27 @@ def fit_operator_model(samples: Sequence[Sample], metric: str = "infer_time_ms",
                          f"got {sum(s.operators is not None for s in samples)} "
                          "(measure with profiles: PERFSEER_PROFILE_OPERATORS=1)")
     roofline = dict(prior.params["roofline"]) if prior is not None else dict(ROOFLINE)
-    model = None
+    rows = _labelled_rows(samples, True, 1.0, roofline) + _labelled_rows(auxiliary, False, AUXILIARY_WEIGHT, roofline)
+    table, roof = np.concatenate([r.table for r in rows]), np.concatenate([r.roof for r in rows])
+    offsets = np.cumsum([len(r.table) for r in rows])[:-1]
+    prior_target = predict_trees(table, prior.arrays, prior.params) if prior is not None else 0.0
+    per_leaf = int(np.clip(len(table) // 200, *MIN_SAMPLES_LEAF))
     rounds = 1 + max(split_rounds, 0)
+    fixed = {"roofline": roofline, "composition": [1.0, 0.0, 0.0, 0.0, 0.0], "fused_pairs": _fused_pairs(samples),
+             "label_split_rounds": rounds - 1}
+    split = roof
     for k in range(rounds):
-        model = _fit_trees(samples, auxiliary, roofline, seed, prior, model, metric,
-                           TREE_PARAMS if k == rounds - 1 else SPLIT_ROUND_PARAMS)
-    assert model is not None
-    model = OperatorModel(model.arrays, {**model.params, "fused_pairs": _fused_pairs(samples),
-                                         "label_split_rounds": max(split_rounds, 0)}, metric)
+        if k:  # kernels split by the previous round's predicted node times
+            split = model.efficiency(table) * roof
+        labels = [r.labels(part) for r, part in zip(rows, np.split(split, offsets))]
+        trees = HistGradientBoostingRegressor(**(TREE_PARAMS if k == rounds - 1 else SPLIT_ROUND_PARAMS),
+                                              min_samples_leaf=per_leaf, random_state=seed).fit(
+            table, np.concatenate([t for t, _ in labels]) - prior_target,
+            sample_weight=np.concatenate([w for _, w in labels]))
+        arrays, params = export_trees(trees)
+        if prior is not None:
+            arrays, params = merge_trees((prior.arrays, {"init": prior.params["init"]}), (arrays, params))
+        model = OperatorModel(arrays, {**params, **fixed}, metric)
     measured = [s for s in samples if s.targets.get(metric, 0) > 0]
     if measured:
         sums = [float(t.sum()) for t in model.nodes_ms([s.graph for s in measured])]
